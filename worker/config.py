@@ -1,0 +1,138 @@
+"""Settings, read from the environment (prefix ``VREC_``, nested delimiter ``__``) or ``.env``.
+
+Everything configurable lives here and is read through one cached :func:`get_settings`.
+Tests set environment variables and call ``get_settings.cache_clear()``.
+
+Per-provider settings follow one pattern, ``VREC_<PROVIDER>__<FIELD>``::
+
+    VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID=AKID...
+    VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY=...
+    VREC_TENCENT_VEHICLE_LICENSE__RATE=10
+    VREC_JUHE_CAR__KEY=...
+
+Credentials are ``SecretStr``: they print as ``**********`` and reach the wire only
+inside an adapter's signing code. The simulator reads the very same settings, so one
+environment configures both sides of a loopback test.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProviderSettings(BaseModel):
+    """What every provider has: where it lives, how fast and how long we may call it."""
+
+    base_url: str
+    rate: float | None = Field(
+        default=None, gt=0, description="requests/s shared by every worker; None: the provider's default"
+    )
+    timeout: float = Field(default=30.0, gt=0, description="seconds for one vendor call")
+    max_in_flight: int | None = Field(
+        default=None, gt=0, description="optional cap on calls in flight per process"
+    )
+
+
+class TencentVehicleLicenseSettings(ProviderSettings):
+    base_url: str = "https://ocr.tencentcloudapi.com/"
+    secret_id: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    region: Literal["ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai"] = "ap-guangzhou"
+
+
+class JuheCarSettings(ProviderSettings):
+    base_url: str = "http://apis.juhe.cn/carDetect/index"
+    key: SecretStr | None = None
+
+
+class JuhePlateSettings(ProviderSettings):
+    base_url: str = "http://apis.juhe.cn/verify_carlicense"
+    key: SecretStr | None = None
+    mode: Literal["base64", "multipart"] = "base64"
+
+
+class TianapiPlateSettings(ProviderSettings):
+    base_url: str = "https://apis.tianapi.com/licenseplate/index"
+    key: SecretStr | None = None
+
+
+class AliyunPlateSettings(ProviderSettings):
+    base_url: str = "https://car6.market.alicloudapi.com/ocrCars"
+    appcode: SecretStr | None = None
+    app_key: SecretStr | None = None
+    app_secret: SecretStr | None = None
+
+
+class SimulatorSettings(BaseModel):
+    """The vendor simulator's knobs (``VREC_SIMULATOR__*``)."""
+
+    latency_ms: tuple[float, float] = (0.0, 0.0)  # uniform [low, high] per call
+    throttle: bool = True  # enforce each vendor's per-second limit
+    fault_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered by a fault
+    faults: list[Literal["5xx", "timeout", "reset", "malformed", "error200"]] = Field(
+        default_factory=lambda: ["5xx"]
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VREC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite:///vrec.db"
+    broker_url: str | None = None  # unset: embedded in-process Celery worker
+    redis_url: str | None = None  # shared rate limiter; defaults to a redis broker_url
+
+    # Job lifecycle.
+    max_attempts: int = Field(default=5, ge=1)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    queued_timeout_seconds: float = Field(default=900.0, gt=0)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    circuit_cooldown_seconds: float = Field(default=300.0, gt=0)
+    window_seconds: float = Field(default=60.0, gt=0)  # dispatch window: rate x this
+    limiter_max_wait_seconds: float = Field(default=30.0, gt=0)
+    limiter_margin: float = Field(default=0.03, ge=0, le=0.5)
+
+    # Untrusted input.
+    fetch_max_bytes: int = Field(default=20_000_000, gt=0)
+    fetch_timeout_seconds: float = Field(default=15.0, gt=0)
+    fetch_max_redirects: int = Field(default=3, ge=0)
+    fetch_allow_networks: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.0/8"]
+
+    tencent_vehicle_license: TencentVehicleLicenseSettings = Field(
+        default_factory=TencentVehicleLicenseSettings
+    )
+    juhe_car: JuheCarSettings = Field(default_factory=JuheCarSettings)
+    juhe_plate: JuhePlateSettings = Field(default_factory=JuhePlateSettings)
+    tianapi_plate: TianapiPlateSettings = Field(default_factory=TianapiPlateSettings)
+    aliyun_plate: AliyunPlateSettings = Field(default_factory=AliyunPlateSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    def provider(self, name: str) -> ProviderSettings:
+        """The settings block of provider ``name`` (a registry name)."""
+        value = getattr(self, name, None)
+        if not isinstance(value, ProviderSettings):
+            raise KeyError(name)
+        return value
+
+    @property
+    def limiter_redis_url(self) -> str | None:
+        """Where the shared limiter lives: VREC_REDIS_URL, else a Redis broker."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

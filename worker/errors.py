@@ -1,0 +1,135 @@
+"""The whole error tree of vrec. Retry policy reads attributes, never lists of types.
+
+::
+
+    VrecError                       base; never raised itself
+    ├── ConfigError                 settings missing or wrong (no credentials, unknown provider)
+    ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
+    └── JobError                    one job failed; carries outcome/retryable/context
+        ├── InvalidImage            outcome invalid_image: input can't be made acceptable (terminal)
+        │   └── UnsafeSource        a URL refused (scheme, private address, size, redirects)
+        ├── VendorRejectedImage     outcome invalid_image, said by the vendor (decode failure, size)
+        ├── RateLimited             outcome rate_limited: the vendor throttled us (retry, slow down)
+        ├── Transient               outcome transient: retry with capped backoff
+        │   ├── VendorTimeout       no answer within the provider's timeout
+        │   ├── ConnectionFailed    refused, reset, DNS failure, TLS failure
+        │   ├── ServerError         HTTP 5xx or a vendor "internal error" / maintenance code
+        │   └── BadResponse         an answer we can't parse (not JSON, wrong shape)
+        └── ProviderUnavailable     outcome provider_unavailable: credentials/account wrong;
+                                    open the provider's circuit, keep its jobs pending
+
+Every :class:`JobError` carries ``provider``, ``job_id``, ``vendor_code``, ``http_status``,
+``request_id``, ``retry_after`` and ``billed`` so the task that records it, and the
+retry policy, read facts instead of matching types. aiohttp and asyncio exceptions are
+translated into this tree at one place only (:mod:`worker.http`), ``raise ... from exc``.
+
+Messages never contain secrets: adapters build them from vendor codes and messages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class Outcome(StrEnum):
+    """What one vendor call (or one prepared image) came to. See design.md."""
+
+    SUCCEEDED = "succeeded"
+    NO_RESULT = "no_result"
+    INVALID_IMAGE = "invalid_image"
+    RATE_LIMITED = "rate_limited"
+    TRANSIENT = "transient"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+
+
+class VrecError(Exception):
+    """Base of every error vrec raises on purpose."""
+
+
+class ConfigError(VrecError):
+    """Settings are missing or inconsistent (no credentials, unknown provider, bad option)."""
+
+
+class LimiterBusy(VrecError):
+    """The shared limiter's next slot is further away than the caller may wait."""
+
+    def __init__(self, key: str, wait: float) -> None:
+        super().__init__(f"rate limiter for {key} busy: next slot in {wait:.1f}s")
+        self.key = key
+        self.wait = wait
+
+
+class JobError(VrecError):
+    """A job-level failure with its context. Subclasses fix ``outcome`` and ``retryable``."""
+
+    outcome: ClassVar[Outcome] = Outcome.TRANSIENT
+    retryable: ClassVar[bool] = True
+    category: ClassVar[str] = "transient"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        job_id: int | None = None,
+        vendor_code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        billed: bool = False,
+        raw: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.job_id = job_id
+        self.vendor_code = vendor_code
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.billed = billed
+        self.raw = raw  # the vendor's decoded answer, secrets stripped, if there was one
+
+    def __str__(self) -> str:
+        where = f"{self.provider}: " if self.provider else ""
+        code = f" [{self.vendor_code}]" if self.vendor_code else ""
+        return f"{where}{self.message}{code}"
+
+
+class InvalidImage(JobError):
+    outcome = Outcome.INVALID_IMAGE
+    retryable = False
+    category = "invalid_image"
+
+
+class UnsafeSource(InvalidImage): ...
+
+
+class VendorRejectedImage(InvalidImage): ...
+
+
+class RateLimited(JobError):
+    outcome = Outcome.RATE_LIMITED
+    category = "rate_limited"
+
+
+class Transient(JobError): ...
+
+
+class VendorTimeout(Transient): ...
+
+
+class ConnectionFailed(Transient): ...
+
+
+class ServerError(Transient): ...
+
+
+class BadResponse(Transient): ...
+
+
+class ProviderUnavailable(JobError):
+    outcome = Outcome.PROVIDER_UNAVAILABLE
+    retryable = False
+    category = "provider_unavailable"

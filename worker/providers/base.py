@@ -1,0 +1,189 @@
+"""The provider contract: what an adapter declares and the two pure functions it implements.
+
+An adapter is one module with one class satisfying :class:`Provider`. It never does I/O:
+``build_request`` turns a prepared image into a :class:`VendorRequest` (signing included),
+``parse_response`` turns the vendor's bytes into a :class:`VendorAnswer` or raises one
+:class:`worker.errors.JobError` subclass. :mod:`worker.http` sends the request, so aiohttp
+errors are translated in one place, and the simulator can test both halves.
+
+Readings are plain dataclasses whose fields are the columns of the typed tables in
+:mod:`models.readings`, so storing one is ``Table(**asdict(reading))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from worker.config import ProviderSettings
+from worker.errors import ConfigError, Outcome
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What a vendor accepts, from its doc. imaging.py does the mechanics.
+
+    ``formats`` are Pillow format names sent as they are; anything else allowed in is
+    converted to JPEG (or PNG where alpha matters). Byte budgets count base64 text.
+    """
+
+    formats: frozenset[str]
+    max_b64_bytes: int
+    min_side: int = 1
+    max_side: int | None = None
+    max_pixels: int | None = None
+    recommended_min: tuple[int, int] | None = None  # (short, long) side; below it: a warning
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready for one provider: original bytes if they fit, else re-encoded."""
+
+    data: bytes  # the encoded file (JPEG/PNG/BMP)
+    b64: bytes  # base64 of ``data``, no ``data:`` header
+    format: str  # Pillow format name of ``data``
+    width: int
+    height: int
+    transformed: bool  # False when ``data`` is the submitted file, untouched
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def mime(self) -> str:
+        return {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp"}.get(
+            self.format, "application/octet-stream"
+        )
+
+
+@dataclass(frozen=True)
+class VendorRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    # multipart parts as (field name, value, filename or None, content type or None)
+    multipart: tuple[tuple[str, bytes | str, str | None, str | None], ...] | None = None
+
+
+@dataclass(frozen=True)
+class VendorResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class VehicleLicenseReading:
+    side: str  # FRONT or BACK
+    plate_no: str | None = None
+    vehicle_type: str | None = None
+    owner: str | None = None
+    address: str | None = None
+    use_character: str | None = None
+    model: str | None = None
+    vin: str | None = None
+    engine_no: str | None = None
+    register_date: date | None = None
+    issue_date: date | None = None
+    seal: str | None = None
+    file_no: str | None = None
+    allow_num: str | None = None
+    total_mass: str | None = None
+    curb_weight: str | None = None
+    load_quality: str | None = None
+    external_size: str | None = None
+    total_quasi_mass: str | None = None
+    marks: str | None = None
+    record: str | None = None
+    fuel_type: str | None = None
+    sub_page_code: str | None = None
+    warn_codes: list[int] = field(default_factory=list)
+    warn_msgs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlateReading:
+    position: int  # 0-based order in the vendor's answer
+    plate_no: str | None = None
+    color: str | None = None  # vendor's colour name (蓝, blue, ...)
+    color_code: int | None = None
+    plate_type: int | None = None
+    confidence: float | None = None  # 0..1
+    box: list[int] | None = None  # [left, top, right, bottom]
+    quad: list[dict[str, int]] | None = None  # four {x, y} corners
+    brightness: int | None = None
+    direction: int | None = None  # 0 unknown, 1 left, 2 right, 3 up, 4 down
+
+
+@dataclass
+class CarModelCandidate:
+    rank: int  # 1 = the vendor's best guess
+    name: str | None = None
+    year: str | None = None
+    score: float | None = None
+    baike_url: str | None = None
+    image_url: str | None = None
+    description: str | None = None
+    color: str | None = None  # body colour, same for every candidate of one image
+
+
+Reading = VehicleLicenseReading | PlateReading | CarModelCandidate
+
+
+@dataclass
+class VendorAnswer:
+    """A vendor call that did not fail: ``succeeded`` with readings, or ``no_result``."""
+
+    outcome: Outcome
+    raw: Any  # decoded JSON, secrets stripped
+    readings: list[Reading] = field(default_factory=list)
+    vendor_code: str | None = None
+    request_id: str | None = None
+    billed: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One vendor API. Class-level facts, instance-level settings, no I/O."""
+
+    name: ClassVar[str]
+    limits: ClassVar[ImageLimits]
+    default_rate: ClassVar[float]  # requests/s when VREC_<P>__RATE is unset
+    option_choices: ClassVar[Mapping[str, tuple[str, ...]]]  # job options and allowed values
+
+    settings: ProviderSettings
+
+    def credential_id(self) -> str:
+        """A non-secret id of the credential in use (rate limits are per credential)."""
+        ...
+
+    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
+        """The exact HTTP request of the vendor's doc, signed. Raises ConfigError."""
+        ...
+
+    def parse_response(self, response: VendorResponse) -> VendorAnswer:
+        """Map the vendor's answer to one outcome; raise a JobError for failures."""
+        ...
+
+
+def check_options(provider: type[Provider] | Provider, options: Mapping[str, str]) -> dict[str, str]:
+    """Validate job options against ``option_choices``; values are normalised to upper case."""
+    checked: dict[str, str] = {}
+    for key, value in options.items():
+        choices = provider.option_choices.get(key)
+        if choices is None:
+            known = ", ".join(sorted(provider.option_choices)) or "none"
+            raise ConfigError(f"{provider.name}: unknown option {key!r} (known: {known})")
+        if value.upper() not in choices:
+            raise ConfigError(
+                f"{provider.name}: option {key}={value!r} not one of {', '.join(choices)}"
+            )
+        checked[key] = value.upper()
+    return checked
+
+
+def rate_of(provider: Provider) -> float:
+    """The provider's effective rate: its setting, else its documented default."""
+    return provider.settings.rate or provider.default_rate
