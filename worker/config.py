@@ -29,7 +29,7 @@ class ProviderSettings(BaseModel):
 
     base_url: str
     rate: float | None = Field(
-        default=None, gt=0, description="requests/s shared by every worker; None: the provider's default"
+        default=None, gt=0, description="requests/s for all workers; None: the provider default"
     )
     timeout: float = Field(default=30.0, gt=0, description="seconds for one vendor call")
     max_in_flight: int | None = Field(

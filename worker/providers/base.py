@@ -168,7 +168,9 @@ class Provider(Protocol):
         ...
 
 
-def check_options(provider: type[Provider] | Provider, options: Mapping[str, str]) -> dict[str, str]:
+def check_options(
+    provider: type[Provider] | Provider, options: Mapping[str, str]
+) -> dict[str, str]:
     """Validate job options against ``option_choices``; values are normalised to upper case."""
     checked: dict[str, str] = {}
     for key, value in options.items():
