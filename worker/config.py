@@ -67,15 +67,19 @@ class AliyunPlateSettings(ProviderSettings):
     app_secret: SecretStr | None = None
 
 
+Fault = Literal["5xx", "timeout", "reset", "malformed", "error200"]
+
+
 class SimulatorSettings(BaseModel):
     """The vendor simulator's knobs (``VREC_SIMULATOR__*``)."""
 
     latency_ms: tuple[float, float] = (0.0, 0.0)  # uniform [low, high] per call
     throttle: bool = True  # enforce each vendor's per-second limit
     fault_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered by a fault
-    faults: list[Literal["5xx", "timeout", "reset", "malformed", "error200"]] = Field(
-        default_factory=lambda: ["5xx"]
-    )
+    # Which faults fault_rate draws from (pydantic copies this default per instance).
+    faults: list[Fault] = ["5xx"]  # noqa: RUF012
+    # Per-vendor calls allowed in any trailing second; unset: the vendor's documented limit.
+    limits: dict[str, int] = {}  # noqa: RUF012
 
 
 class Settings(BaseSettings):
