@@ -77,9 +77,9 @@ class SimulatorSettings(BaseModel):
     throttle: bool = True  # enforce each vendor's per-second limit
     fault_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered by a fault
     # Which faults fault_rate draws from (pydantic copies this default per instance).
-    faults: list[Fault] = ["5xx"]  # noqa: RUF012
+    faults: list[Fault] = ["5xx"]
     # Per-vendor calls allowed in any trailing second; unset: the vendor's documented limit.
-    limits: dict[str, int] = {}  # noqa: RUF012
+    limits: dict[str, int] = {}
 
 
 class Settings(BaseSettings):
