@@ -1,0 +1,19 @@
+"""vrec's tables. Importing this package registers every table on ``Base.metadata``."""
+
+from models.base import Base
+from models.core import Attempt, Batch, Image, Job, JobStatus, ProviderState, Result
+from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
+
+__all__ = [
+    "Attempt",
+    "Base",
+    "Batch",
+    "CarModelCandidateRow",
+    "Image",
+    "Job",
+    "JobStatus",
+    "PlateReadingRow",
+    "ProviderState",
+    "Result",
+    "VehicleLicense",
+]
