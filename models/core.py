@@ -90,6 +90,7 @@ class Job(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # vendor calls made
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # retryable failures so far
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -17,9 +17,7 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     """An Alembic config for ``url`` (default: the settings' database) or an open connection."""
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
-    config.set_main_option(
-        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
-    )
+    config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     if url is not None:
         config.attributes["url"] = url
     if connection is not None:

@@ -57,6 +57,7 @@ def upgrade() -> None:
     sa.Column('options', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('retries', sa.Integer(), nullable=False),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.Column('lease_expires_at', models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('not_before', models.base.UTCDateTime(timezone=True), nullable=True),

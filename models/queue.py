@@ -1,0 +1,98 @@
+"""The database side of dispatching and reconciling: which jobs go onto the broker, and
+which come back to ``pending`` because their message or worker was lost."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models.core import Job, JobStatus, ProviderState
+
+
+def providers_due(session: Session, now: datetime) -> list[str]:
+    """Providers with pending jobs that are due and whose circuit is closed."""
+    open_ = select(ProviderState.provider).where(ProviderState.circuit_open_until > now)
+    return list(
+        session.scalars(
+            select(Job.provider)
+            .where(
+                Job.status == JobStatus.PENDING,
+                or_(Job.not_before.is_(None), Job.not_before <= now),
+                Job.provider.not_in(open_),
+            )
+            .distinct()
+        )
+    )
+
+
+def in_flight(session: Session, provider: str) -> int:
+    """Jobs of ``provider`` on the broker or in a worker's hands."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.provider == provider, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        )
+        or 0
+    )
+
+
+def mark_queued(session: Session, provider: str, limit: int, now: datetime) -> list[int]:
+    """Move up to ``limit`` due pending jobs of ``provider`` to ``queued``; their ids.
+
+    SKIP LOCKED lets several dispatchers (``vrec run`` and beat) work at once on
+    PostgreSQL; SQLite serialises writers anyway.
+    """
+    if limit <= 0:
+        return []
+    ids = list(
+        session.scalars(
+            select(Job.id)
+            .where(
+                Job.provider == provider,
+                Job.status == JobStatus.PENDING,
+                or_(Job.not_before.is_(None), Job.not_before <= now),
+            )
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.status == JobStatus.PENDING)
+            .values(status=JobStatus.QUEUED, queued_at=now, updated_at=now)
+        )
+    return ids
+
+
+def reconcile(session: Session, now: datetime, *, queued_timeout: float) -> int:
+    """Return lost work to ``pending``: expired leases, and queued jobs whose message
+    never arrived. A late duplicate message then finds the job claimed or done."""
+    expired = session.execute(
+        update(Job)
+        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+        .values(status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
+        .returning(Job.id)
+    ).all()
+    stale = session.execute(
+        update(Job)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            Job.queued_at < now - timedelta(seconds=queued_timeout),
+        )
+        .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
+        .returning(Job.id)
+    ).all()
+    return len(expired) + len(stale)
+
+
+def reset_circuit(session: Session, provider: str) -> bool:
+    state = session.get(ProviderState, provider)
+    if state is None or state.circuit_open_until is None:
+        return False
+    state.circuit_open_until = None
+    return True

@@ -1,0 +1,209 @@
+"""A job's life in the database, on SQLite and PostgreSQL: batch, claim, finish, retry,
+circuit, dispatch window, reconciliation. The pipeline's output is built by hand here;
+the end-to-end tests run the real one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Attempt, Image, Job, JobStatus, Result, VehicleLicense, jobs, queue, reports
+from models.batches import SourceEntry, create_batch
+from models.db import make_engine, make_sessions, transaction
+from worker.config import Settings
+from worker.errors import InvalidImage, Outcome, ProviderUnavailable, RateLimited, ServerError
+from worker.outcome import CallFacts, JobRun, SourceFacts
+from worker.providers.base import VehicleLicenseReading, VendorAnswer
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+P = "tencent_vehicle_license"
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(db_url)
+    yield make_sessions(engine)
+    engine.dispose()
+
+
+def _entries(n: int) -> list[SourceEntry]:
+    return [
+        SourceEntry(uri=f"/img/{i}.jpg", sha256=f"{i:064x}", size=100 + i, width=800, height=500)
+        for i in range(n)
+    ]
+
+
+def _batch(sessions: sessionmaker[Session], n: int = 3) -> list[int]:
+    with transaction(sessions) as s:
+        batch = create_batch(s, _entries(n), {P: {"card_side": "FRONT"}}, label="t")
+        return list(s.scalars(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id)))
+
+
+def _call(billed: bool = True) -> CallFacts:
+    return CallFacts(NOW, 12.5, 200, None, "req-1", billed)
+
+
+def _claim(sessions: sessionmaker[Session], job_id: int, now: datetime = NOW) -> jobs.ClaimedJob:
+    with transaction(sessions) as s:
+        claimed = jobs.claim(s, job_id, owner=f"w{job_id}", now=now, lease_seconds=60)
+    assert claimed is not None
+    return claimed
+
+
+def _finish(sessions: sessionmaker[Session], claimed: jobs.ClaimedJob, run: JobRun) -> str | None:
+    with transaction(sessions) as s:
+        return jobs.finish(s, claimed, run, settings=Settings(), now=NOW, worker="w")
+
+
+def test_batch_dedupes_content_and_records_unreadable_files(
+    sessions: sessionmaker[Session],
+) -> None:
+    entries = [*_entries(2), SourceEntry(uri="/img/copy.jpg", sha256=f"{0:064x}", size=100)]
+    entries.append(SourceEntry(uri="/img/locked.jpg", error="cannot read file: Permission denied"))
+    with transaction(sessions) as s:
+        batch = create_batch(s, entries, {P: {}, "juhe_car": {}})
+        batch_id = batch.id
+    with transaction(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Image)) == 3
+        counts = reports.status_counts(s, batch_id)
+        assert counts["pending"] == 4  # 2 distinct images x 2 providers
+        assert counts["invalid_image"] == 2  # the unreadable file, for each provider
+        assert reports.invalid_files(s, batch_id)[0] == (
+            "/img/locked.jpg",
+            "cannot read file: Permission denied",
+        )
+
+
+def test_success_writes_result_readings_attempt_and_status_in_one_go(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    reading = VehicleLicenseReading(
+        side="FRONT", plate_no="沪AA1234", vin="ABCDEFGH123456789", register_date=date(2011, 10, 10)
+    )
+    reading.warn_codes = [-9102]
+    answer = VendorAnswer(
+        Outcome.SUCCEEDED, {"Response": {"RequestId": "r"}}, [reading], request_id="r", billed=True
+    )
+    assert _finish(sessions, claimed, JobRun(answer=answer, call=_call())) == "succeeded"
+
+    with transaction(sessions) as s:
+        job = s.get_one(Job, job_id)
+        assert (job.status, job.attempts, job.lease_owner, job.finished_at) == (
+            "succeeded",
+            1,
+            None,
+            NOW,
+        )
+        row = s.scalars(select(VehicleLicense)).one()
+        assert (row.plate_no, row.vin, row.register_date, row.warn_codes) == (
+            "沪AA1234",
+            "ABCDEFGH123456789",
+            date(2011, 10, 10),
+            [-9102],
+        )
+        assert s.scalars(select(Result)).one().raw == {"Response": {"RequestId": "r"}}
+        attempt = s.scalars(select(Attempt)).one()
+        assert (attempt.number, attempt.billed, attempt.vendor_request_id) == (1, True, "req-1")
+
+
+def test_second_claim_and_stale_finish_do_nothing(sessions: sessionmaker[Session]) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    with transaction(sessions) as s:  # a duplicate message while the lease is held
+        assert jobs.claim(s, job_id, owner="other", now=NOW, lease_seconds=60) is None
+    with transaction(sessions) as s:  # the lease expires and the reconciler takes it back
+        assert queue.reconcile(s, NOW + timedelta(minutes=5), queued_timeout=900) == 1
+    answer = VendorAnswer(Outcome.NO_RESULT, {})
+    assert _finish(sessions, claimed, JobRun(answer=answer, call=_call())) is None
+    with transaction(sessions) as s:
+        assert s.get_one(Job, job_id).status == "pending"
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 0
+
+
+def test_transient_retries_with_backoff_then_fails_keeping_the_last_error(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id = _batch(sessions, 1)[0]
+    settings = Settings()
+    for attempt in range(1, settings.max_attempts + 1):
+        claimed = _claim(sessions, job_id, now=NOW + timedelta(days=attempt))
+        error = ServerError("HTTP 503", provider=P, http_status=503)
+        status = _finish(sessions, claimed, JobRun(error=error, call=_call(False)))
+        with transaction(sessions) as s:
+            job = s.get_one(Job, job_id)
+            if attempt < settings.max_attempts:
+                assert status == "pending"
+                assert job.not_before is not None
+                assert job.not_before > NOW
+            else:
+                assert status == "failed"
+                assert job.last_error_category == "transient"
+                assert "HTTP 503" in (job.last_error_message or "")
+                assert job.attempts == settings.max_attempts
+
+
+def test_invalid_image_is_terminal_without_a_call(sessions: sessionmaker[Session]) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    source = SourceFacts(sha256="0" * 64, size=3)
+    run = JobRun(error=InvalidImage("not an image (content looks like text)"), source=source)
+    assert _finish(sessions, claimed, run) == "invalid_image"
+    with transaction(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 0
+        assert s.get_one(Job, job_id).last_error_message == "not an image (content looks like text)"
+
+
+def test_provider_unavailable_opens_the_circuit_and_keeps_jobs_pending(
+    sessions: sessionmaker[Session],
+) -> None:
+    ids = _batch(sessions, 3)
+    claimed = _claim(sessions, ids[0])
+    error = ProviderUnavailable("SecretId not found", vendor_code="AuthFailure.SecretIdNotFound")
+    assert _finish(sessions, claimed, JobRun(error=error, call=_call(False))) == "pending"
+    with transaction(sessions) as s:
+        assert [st.provider for st in reports.open_circuits(s, NOW)] == [P]
+        assert queue.providers_due(s, NOW) == []  # nothing is dispatched for it
+        assert jobs.claim(s, ids[1], owner="x", now=NOW, lease_seconds=60) is None
+        assert s.get_one(Job, ids[1]).status == "pending"
+        assert queue.reset_circuit(s, P)
+    with transaction(sessions) as s:
+        assert queue.providers_due(s, NOW) == [P]
+
+
+def test_rate_limited_returns_to_pending_after_the_vendor_hint(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    error = RateLimited("too fast", vendor_code="RequestLimitExceeded", retry_after=7)
+    assert _finish(sessions, claimed, JobRun(error=error, call=_call(False))) == "pending"
+    with transaction(sessions) as s:
+        assert s.get_one(Job, job_id).not_before == NOW + timedelta(seconds=7)
+
+
+def test_give_back_makes_no_attempt(sessions: sessionmaker[Session]) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    assert _finish(sessions, claimed, JobRun(give_back=3.0)) == "pending"
+    with transaction(sessions) as s:
+        job = s.get_one(Job, job_id)
+        assert (job.attempts, job.not_before) == (0, NOW + timedelta(seconds=3))
+
+
+def test_dispatch_window_and_lost_messages(sessions: sessionmaker[Session]) -> None:
+    ids = _batch(sessions, 5)
+    with transaction(sessions) as s:
+        assert queue.mark_queued(s, P, 3, NOW) == ids[:3]
+        assert queue.in_flight(s, P) == 3
+        assert queue.mark_queued(s, P, 3, NOW) == ids[3:]
+    with transaction(sessions) as s:  # messages never arrived: back to pending after a while
+        assert queue.reconcile(s, NOW + timedelta(seconds=60), queued_timeout=900) == 0
+        assert queue.reconcile(s, NOW + timedelta(seconds=901), queued_timeout=900) == 5
+        assert reports.status_counts(s)["pending"] == 5
+    assert JobStatus.SUCCEEDED in JobStatus.terminal()
