@@ -35,29 +35,22 @@ def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
 
 def _run(
     sessions: sessionmaker[Session],
-    providers: list[str],
-    label: str,
     outcomes: dict[str, JobRun],
+    *,
     n_images: int = 2,
-) -> int:
+    now: datetime = T0,
+) -> None:
+    """A batch of ``n_images`` x the providers in ``outcomes``, each job ending as given."""
     entries = [SourceEntry(uri=f"/a/{i}.jpg", sha256=f"{i:064x}", size=10) for i in range(n_images)]
     with transaction(sessions) as s:
-        batch = create_batch(s, entries, {p: {} for p in providers}, label=label)
-        todo = list(
-            s.execute(select(Job.id, Job.provider, Job.image_id).where(Job.batch_id == batch.id))
-        )
-    for job_id, provider, image_id in todo:
+        batch = create_batch(s, entries, {p: {} for p in outcomes})
+        todo = list(s.execute(select(Job.id, Job.provider).where(Job.batch_id == batch.id)))
+    for job_id, provider in todo:
         with transaction(sessions) as s:
-            claimed = jobs.claim(s, job_id, owner="o", now=T0, lease_seconds=60)
+            claimed = jobs.claim(s, job_id, owner="o", now=now, lease_seconds=60)
         assert claimed is not None
-        run = (
-            outcomes[f"{provider}:{image_id}"]
-            if f"{provider}:{image_id}" in outcomes
-            else outcomes[provider]
-        )
         with transaction(sessions) as s:
-            jobs.finish(s, claimed, run, settings=Settings(), now=T0)
-    return batch.id
+            jobs.finish(s, claimed, outcomes[provider], settings=Settings(), now=now)
 
 
 def _answer(*readings: Reading) -> JobRun:
