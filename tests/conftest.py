@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from models import Base, migrate
-from models.db import make_engine
-from tests.support import create_database, drop_database
+from models import migrate
+from tests.support import create_database, drop_database, truncate
 from worker.config import get_settings
 
 
@@ -41,14 +39,6 @@ def postgres_url() -> Iterator[str]:
     drop_database(url)
 
 
-def _truncate(url: str) -> None:
-    engine = make_engine(url)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: SQLite (the embedded default) and PostgreSQL."""
@@ -57,5 +47,5 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         migrate.upgrade(url)
         return url
     url: str = request.getfixturevalue("postgres_url")
-    _truncate(url)
+    truncate(url)
     return url
