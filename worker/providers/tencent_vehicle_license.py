@@ -1,0 +1,365 @@
+"""Tencent Cloud OCR ``VehicleLicenseOCR`` (API version 2018-11-19): the 行驶证 reader.
+
+Request: ``POST /`` with a JSON body ``{"ImageBase64", "CardSide"}``, the common
+parameters in ``X-TC-*`` headers and a TC3-HMAC-SHA256 ``Authorization``
+(:mod:`worker.providers.tc3`). Every answer is HTTP 200 with ``{"Response": {...}}``;
+failures carry ``Response.Error{Code, Message}``, mapped by :data:`ERRORS`.
+
+Billing: Tencent OCR bills successful recognitions only, so error answers (including
+``NoVehicleLicenseError``) are recorded as not billed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import date
+from itertools import zip_longest
+from typing import Any, ClassVar, Final, Literal
+from urllib.parse import urlsplit
+
+from worker.config import ProviderSettings, TencentVehicleLicenseSettings
+from worker.errors import (
+    BadResponse,
+    ConfigError,
+    InvalidImage,
+    JobError,
+    Outcome,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    Transient,
+    VendorRejectedImage,
+)
+from worker.providers import tc3
+from worker.providers.base import (
+    ImageLimits,
+    PreparedImage,
+    VehicleLicenseReading,
+    VendorAnswer,
+    VendorRequest,
+    VendorResponse,
+    check_options,
+)
+
+NAME: Final = "tencent_vehicle_license"
+SERVICE: Final = "ocr"
+ACTION: Final = "VehicleLicenseOCR"
+VERSION: Final = "2018-11-19"
+CONTENT_TYPE: Final = "application/json; charset=utf-8"  # as in Tencent's signing example
+
+NoResult = Literal["no_result"]
+NO_RESULT: Final[NoResult] = "no_result"
+
+# Every Tencent error code -> one outcome. A key ending in "." is a prefix: a code missing
+# from the table falls back to its longest listed dotted prefix, then to Transient.
+ERRORS: Final[Mapping[str, type[JobError] | NoResult]] = {
+    # The doc's own table (VehicleLicenseOCR).
+    "FailedOperation.NoVehicleLicenseError": NO_RESULT,  # looked, not a licence
+    "FailedOperation.ImageNoText": NO_RESULT,
+    "FailedOperation.EmptyImageError": VendorRejectedImage,
+    "FailedOperation.ImageBlur": VendorRejectedImage,  # the same bytes stay blurred
+    "FailedOperation.ImageDecodeFailed": VendorRejectedImage,
+    "FailedOperation.ImageSizeTooLarge": VendorRejectedImage,
+    # CardSide contradicts the image: the job's option is wrong for this image; terminal.
+    "FailedOperation.LicenseCardSideError": VendorRejectedImage,
+    "FailedOperation.LicenseMultiCardError": VendorRejectedImage,
+    "FailedOperation.DownLoadError": Transient,  # only for ImageUrl, which we don't send
+    "FailedOperation.OcrFailed": ServerError,
+    "FailedOperation.UnKnowError": ServerError,
+    "FailedOperation.UnOpenError": ProviderUnavailable,  # service not enabled on the account
+    "InvalidParameter.EngineImageDecodeFailed": VendorRejectedImage,
+    # Tencent answers this for out-of-range image parameters (size, ratio): the image's fault.
+    "InvalidParameterValue.InvalidParameterValueLimit": VendorRejectedImage,
+    "LimitExceeded.TooLargeFileError": VendorRejectedImage,
+    "ResourceUnavailable.InArrears": ProviderUnavailable,
+    "ResourceUnavailable.ResourcePackageRunOut": ProviderUnavailable,
+    "ResourcesSoldOut.ChargeStatusException": ProviderUnavailable,
+    # Tencent Cloud API 3.0 common codes.
+    "AuthFailure": ProviderUnavailable,
+    "AuthFailure.": ProviderUnavailable,  # InvalidAuthorization, InvalidSecretId, MFAFailure,
+    # SecretIdNotFound, SignatureFailure, TokenFailure, UnauthorizedOperation and
+    # SignatureExpire (our clock is off by > 5 min: retrying cannot help until it is fixed).
+    "ActionOffline": ProviderUnavailable,
+    "FailedOperation": ServerError,
+    "FailedOperation.": Transient,
+    "InternalError": ServerError,
+    "InternalError.": ServerError,
+    "InvalidAction": ProviderUnavailable,
+    # Parameter errors other than the image ones above mean our request is wrong: every
+    # call would fail the same way, so stop calling until the code is fixed.
+    "InvalidParameter": ProviderUnavailable,
+    "InvalidParameter.": ProviderUnavailable,
+    "InvalidParameterValue": ProviderUnavailable,
+    "InvalidParameterValue.": ProviderUnavailable,
+    "InvalidRequest": ProviderUnavailable,
+    "IpInBlacklist": ProviderUnavailable,
+    "IpNotInWhitelist": ProviderUnavailable,
+    "LimitExceeded": ProviderUnavailable,  # a quota, not a per-second limit
+    "LimitExceeded.": ProviderUnavailable,
+    "MissingParameter": ProviderUnavailable,
+    "NoSuchProduct": ProviderUnavailable,
+    "NoSuchVersion": ProviderUnavailable,
+    "RequestLimitExceeded": RateLimited,
+    "RequestLimitExceeded.": RateLimited,
+    "RequestLimitExceeded.GlobalRegionUinLimitExceeded": RateLimited,
+    "RequestLimitExceeded.IPLimitExceeded": RateLimited,
+    "RequestLimitExceeded.UinLimitExceeded": RateLimited,
+    "RequestSizeLimitExceeded": VendorRejectedImage,  # the body is essentially the image
+    "ResourceInUse": Transient,
+    "ResourceInsufficient": Transient,
+    "ResourceNotFound": ProviderUnavailable,
+    "ResourceUnavailable": ProviderUnavailable,
+    "ResourceUnavailable.": ProviderUnavailable,
+    "ResourcesSoldOut": ProviderUnavailable,
+    "ResourcesSoldOut.": ProviderUnavailable,
+    # Deterministic, but not the image's fault: retry up to the attempt cap, keep the code.
+    "ResponseSizeLimitExceeded": Transient,
+    "ServiceUnavailable": ServerError,
+    "UnauthorizedOperation": ProviderUnavailable,
+    "UnauthorizedOperation.": ProviderUnavailable,
+    "UnknownParameter": ProviderUnavailable,
+    "UnsupportedOperation": ProviderUnavailable,
+    "UnsupportedOperation.": ProviderUnavailable,
+    "UnsupportedProtocol": ProviderUnavailable,
+    "UnsupportedRegion": ProviderUnavailable,
+}
+
+
+def classify(code: str) -> type[JobError] | NoResult:
+    """The outcome of a Tencent error code: exact, then longest dotted prefix, else Transient."""
+    if code in ERRORS:
+        return ERRORS[code]
+    parts = code.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end]) + "."
+        if prefix in ERRORS:
+            return ERRORS[prefix]
+    return Transient
+
+
+FRONT_FIELDS: Final = {
+    "PlateNo": "plate_no",
+    "VehicleType": "vehicle_type",
+    "Owner": "owner",
+    "Address": "address",
+    "UseCharacter": "use_character",
+    "Model": "model",
+    "Vin": "vin",
+    "EngineNo": "engine_no",
+    "Seal": "seal",
+}
+BACK_FIELDS: Final = {
+    "PlateNo": "plate_no",
+    "FileNo": "file_no",
+    "AllowNum": "allow_num",
+    "TotalMass": "total_mass",
+    "CurbWeight": "curb_weight",
+    "LoadQuality": "load_quality",
+    "ExternalSize": "external_size",
+    "TotalQuasiMass": "total_quasi_mass",
+    "Marks": "marks",
+    "Record": "record",
+    "FuelType": "fuel_type",
+    "SubPageCode": "sub_page_code",
+}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SECRETISH = ("secret", "token", "authorization", "signature", "password")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _date(value: Any) -> date | None:
+    text = _text(value)
+    if text is None or not _DATE.match(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def strip_secrets(value: Any) -> Any:
+    """A copy of decoded JSON without credential-like keys (defensive: Tencent echoes none)."""
+    if isinstance(value, dict):
+        return {
+            k: strip_secrets(v)
+            for k, v in value.items()
+            if not any(s in str(k).lower() for s in _SECRETISH)
+        }
+    if isinstance(value, list):
+        return [strip_secrets(v) for v in value]
+    return value
+
+
+def readings_of(response: Mapping[str, Any]) -> list[VehicleLicenseReading]:
+    """One reading per side present in a success ``Response``, warnings on each."""
+    codes = [int(c) for c in response.get("RecognizeWarnCode") or [] if isinstance(c, int | str)]
+    msgs = [str(m) for m in response.get("RecognizeWarnMsg") or []]
+    readings = []
+    for key, side, fields in (
+        ("FrontInfo", "FRONT", FRONT_FIELDS),
+        ("BackInfo", "BACK", BACK_FIELDS),
+    ):
+        info = response.get(key)
+        if not isinstance(info, dict):
+            continue
+        reading = VehicleLicenseReading(side=side, warn_codes=list(codes), warn_msgs=list(msgs))
+        for vendor_field, attr in fields.items():
+            setattr(reading, attr, _text(info.get(vendor_field)))
+        if side == "FRONT":
+            reading.register_date = _date(info.get("RegisterDate"))
+            reading.issue_date = _date(info.get("IssueDate"))
+        readings.append(reading)
+    return readings
+
+
+class TencentVehicleLicense:
+    """The adapter: signs requests, maps answers. No I/O (see :mod:`worker.providers.base`)."""
+
+    name: ClassVar[str] = NAME
+    limits: ClassVar[ImageLimits] = ImageLimits(
+        formats=frozenset({"JPEG", "PNG", "BMP"}),
+        max_b64_bytes=7_000_000,  # "经Base64编码后不超过 7M", read as 7,000,000 bytes
+        # The doc gives no minimum; 32 px is vrec's own floor, below which no licence reads.
+        min_side=32,
+        recommended_min=(500, 800),  # "分辨率建议500*800以上"
+    )
+    default_rate: ClassVar[float] = 10.0
+    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "card_side": ("FRONT", "BACK", "DOUBLE")
+    }
+
+    settings: ProviderSettings
+
+    def __init__(
+        self,
+        settings: TencentVehicleLicenseSettings,
+        *,
+        clock: Callable[[], float] = time.time,  # tests sign with a fixed or skewed time
+    ) -> None:
+        self.settings = settings
+        self._settings = settings
+        self._clock = clock
+
+    def credential_id(self) -> str:
+        secret_id = self._settings.secret_id
+        if secret_id is None:
+            return "unset"
+        value = secret_id.get_secret_value()
+        return f"{value[:6]}~{hashlib.sha256(value.encode()).hexdigest()[:10]}"
+
+    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
+        card_side = check_options(self, options).get("card_side", "FRONT")
+        secret_id, secret_key = self._settings.secret_id, self._settings.secret_key
+        if secret_id is None or secret_key is None:
+            raise ConfigError(
+                f"{NAME}: VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID and "
+                "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY must both be set"
+            )
+        if len(image.b64) > self.limits.max_b64_bytes:
+            raise InvalidImage(
+                f"base64 image is {len(image.b64)} bytes, over {self.limits.max_b64_bytes}",
+                provider=NAME,
+            )
+        # Built as bytes once: base64 needs no JSON escaping, and the 7 MB string is never
+        # decoded, re-encoded or dumped twice. The layout equals json.dumps' default.
+        body = b'{"ImageBase64": "' + image.b64 + b'", "CardSide": "' + card_side.encode() + b'"}'
+        url = urlsplit(self._settings.base_url)
+        host = url.netloc
+        timestamp = int(self._clock())
+        signed = tc3.sign(
+            secret_id=secret_id.get_secret_value(),
+            secret_key=secret_key.get_secret_value(),
+            service=SERVICE,
+            timestamp=timestamp,
+            headers=(("Content-Type", CONTENT_TYPE), ("Host", host)),
+            payload=body,
+            uri=url.path or "/",
+        )
+        headers = {
+            "Authorization": signed.authorization,
+            "Content-Type": CONTENT_TYPE,
+            "Host": host,
+            "X-TC-Action": ACTION,
+            "X-TC-Version": VERSION,
+            "X-TC-Region": self._settings.region,
+            "X-TC-Timestamp": str(timestamp),
+        }
+        return VendorRequest("POST", self._settings.base_url, headers, body)
+
+    def parse_response(self, response: VendorResponse) -> VendorAnswer:
+        status = response.status
+        if status != 200:
+            raise _http_error(status)
+        try:
+            decoded = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadResponse("answer is not JSON", provider=NAME, http_status=status) from exc
+        inner = decoded.get("Response") if isinstance(decoded, dict) else None
+        if not isinstance(inner, dict):
+            raise BadResponse("answer has no Response object", provider=NAME, http_status=status)
+        raw = strip_secrets(decoded)
+        request_id = _text(inner.get("RequestId"))
+        error = inner.get("Error")
+        if error is not None:
+            return self._error(error, request_id, raw)
+        readings = readings_of(inner)
+        if not readings:  # neither side read: nothing found, but the call succeeded
+            return VendorAnswer(Outcome.NO_RESULT, raw, request_id=request_id, billed=True)
+        first = readings[0]
+        warnings = [
+            msg if msg is not None else str(code)
+            for code, msg in zip_longest(first.warn_codes, first.warn_msgs)
+        ]
+        return VendorAnswer(
+            Outcome.SUCCEEDED,
+            raw,
+            list(readings),
+            request_id=request_id,
+            billed=True,
+            warnings=warnings,
+        )
+
+    def _error(self, error: Any, request_id: str | None, raw: Any) -> VendorAnswer:
+        if not isinstance(error, dict) or not isinstance(error.get("Code"), str):
+            raise BadResponse("Response.Error has no Code", provider=NAME, http_status=200)
+        code: str = error["Code"]
+        kind = classify(code)
+        if kind == NO_RESULT:
+            return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=code, request_id=request_id)
+        message = (_text(error.get("Message")) or code)[:300]
+        raise kind(
+            message,
+            provider=NAME,
+            vendor_code=code,
+            http_status=200,
+            request_id=request_id,
+            billed=False,
+            raw=raw,
+        )
+
+
+def _http_error(status: int) -> JobError:
+    """Tencent answers 200 even for errors; anything else came from a proxy or gateway."""
+    message = f"HTTP {status}"
+    kind: type[JobError]
+    if status >= 500:
+        kind = ServerError
+    elif status == 429:
+        kind = RateLimited
+    elif status == 413:
+        kind = VendorRejectedImage
+    elif status in (401, 403, 404, 405):  # wrong endpoint or no access: stop calling
+        kind = ProviderUnavailable
+    else:
+        kind = BadResponse
+    return kind(message, provider=NAME, http_status=status)
