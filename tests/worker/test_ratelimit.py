@@ -1,0 +1,284 @@
+"""The limiter's contract, run identically against RedisLimiter (real Redis) and LocalLimiter.
+
+Hard invariants (never more than N calls in any trailing second, give-back reserves
+nothing, caps hold) are asserted strictly; throughput and timings only with margins that
+a loaded 2-core machine cannot eat. "Another worker" is another OS process for Redis and
+another thread with its own event loop for the local limiter (see ratelimit_support).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.worker.ratelimit_support import (
+    Backend,
+    Kind,
+    hammer,
+    max_in_window,
+    penalize,
+)
+from worker.errors import LimiterBusy
+from worker.ratelimit import Aimd, LocalLimiter, RedisLimiter, make_limiter
+
+KINDS: list[Kind] = ["local", "redis"]
+
+
+def _backend(request: pytest.FixtureRequest, **kwargs: object) -> Iterator[Backend]:
+    backend = Backend(request.param, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield backend
+    finally:
+        backend.cleanup()
+
+
+@pytest.fixture(params=KINDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    yield from _backend(request)
+
+
+@pytest.fixture(params=KINDS)
+def jitter_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    # A 100 ms jitter budget: the post-sleep stamps of several processes on a loaded
+    # 2-core machine are the test's evidence, and a scheduler hiccup must not fail it.
+    yield from _backend(request, margin=0.1)
+
+
+@pytest.fixture(params=KINDS)
+def aimd_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    # Fast recovery (0.5 -> 1.0 in 2.5 s) so a test can watch it; a cooldown that spans
+    # the whole check, so an echo is recognised however slowly the machine runs.
+    yield from _backend(request, aimd=Aimd(recover_per_second=0.2, cooldown=2.0))
+
+
+def test_workers_together_never_exceed_the_limit_and_reach_it(jitter_backend: Backend) -> None:
+    rate, duration = 20, 3.0
+    started, results = jitter_backend.run_workers(hammer, "tencent:a", rate, duration, 5, copies=3)
+    stamps = [stamp for result in results for stamp in result]
+
+    assert max_in_window(stamps) <= rate  # strictly: this is what the vendor enforces
+    assert all(len(result) > 0 for result in results)  # every worker got its share
+    in_run = sum(started <= stamp < started + duration for stamp in stamps)
+    # Expected rate / (1 + margin) = 0.91 N; the schedule is continuous (15 reservations
+    # queued ahead), so only the run's edges cost anything.
+    assert in_run >= 0.85 * rate * duration
+
+
+def test_default_margin_reaches_095_of_the_limit(backend: Backend) -> None:
+    rate, duration = 20, 2.0
+
+    async def main() -> tuple[float, list[float]]:
+        async with backend.open() as limiter:
+            await limiter.acquire("warm-up", rate, max_wait=1)  # connect outside the run
+            started = time.time()
+            return started, await hammer(limiter, "tencent:a", rate, duration, 10)
+
+    started, stamps = asyncio.run(main())
+    in_run = sum(started <= stamp < started + duration for stamp in stamps)
+    # 1 / 1.03 = 0.971 N expected: 39 slots in 2 s; allow two late wake-ups at the end.
+    assert in_run >= 0.925 * rate * duration
+
+
+def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
+    backend: Backend,
+) -> None:
+    rate = 2.0  # slots 0.515 s apart at the default margin
+    interval = (1 + backend.margin) / rate
+
+    async def main() -> None:
+        async with backend.open() as limiter:
+            assert await limiter.acquire("k", rate, max_wait=1) < 0.2
+            for _ in range(5):
+                with pytest.raises(LimiterBusy) as busy:
+                    await limiter.acquire("k", rate, max_wait=0.1)
+                assert busy.value.key == "k"
+                assert 0.1 < busy.value.wait <= interval
+            # Had any give-back reserved a slot, this would wait >= 2 intervals.
+            waited = await limiter.acquire("k", rate, max_wait=5)
+            assert 0.2 < waited < 1.6 * interval
+
+    asyncio.run(main())
+
+
+def test_max_wait_zero_takes_only_a_free_slot(backend: Backend) -> None:
+    async def main() -> None:
+        async with backend.open() as limiter:
+            assert await limiter.acquire("k", 1.0, max_wait=0) < 0.2
+            with pytest.raises(LimiterBusy):
+                await limiter.acquire("k", 1.0, max_wait=0)
+
+    asyncio.run(main())
+
+
+def test_penalty_applies_to_every_worker_and_recovers(aimd_backend: Backend) -> None:
+    rate = 5.0  # unpenalised slots 0.206 s apart; at half rate 0.412 s
+    _, (penalized_at,) = aimd_backend.run_workers(penalize, "tencent:a")
+
+    async def main() -> None:
+        async with aimd_backend.open() as limiter:
+            factor = await limiter.factor("tencent:a")
+            # Halved by the other worker, recovering at 0.2/s since: allow 1.2 s to pass.
+            assert 0.5 <= factor < 0.75
+            assert await limiter.factor("tencent:b") == 1.0  # keys are independent
+
+            await limiter.acquire("tencent:a", rate, max_wait=1)
+            waited = await limiter.acquire("tencent:a", rate, max_wait=1)
+            assert waited > (1 + aimd_backend.margin) / (rate * 0.75) - 0.02
+
+            # An echo of the same overload within the cooldown does not cut again.
+            await limiter.penalize("tencent:a")
+            assert await limiter.factor("tencent:a") >= factor
+
+            # Back to the full rate 2.5 s after the cut (the echo did not restart it).
+            await asyncio.sleep(max(0.0, penalized_at + 2.6 - time.time()))
+            assert await limiter.factor("tencent:a") == 1.0
+
+    asyncio.run(main())
+
+
+def test_repeated_throttles_cut_down_to_the_floor(backend: Backend) -> None:
+    async def main() -> None:
+        async with backend.open() as limiter:
+            factors = []
+            for _ in range(4):
+                await limiter.penalize("k")
+                factors.append(await limiter.factor("k"))
+                await asyncio.sleep(backend.aimd.cooldown + 0.05)
+            # 0.5, 0.275, 0.16, then the 0.1 floor: halved after ~0.05/s of recovery.
+            assert factors[0] == pytest.approx(0.5, abs=0.02)
+            assert factors[1] == pytest.approx(0.275, abs=0.04)
+            assert 0.1 <= factors[3] < 0.13
+
+    asyncio.run(main())
+
+
+def test_retry_after_holds_every_slot_back(backend: Backend) -> None:
+    async def main() -> None:
+        async with backend.open() as limiter:
+            await limiter.penalize("k", retry_after=0.6)
+            with pytest.raises(LimiterBusy) as busy:
+                await limiter.acquire("k", 100, max_wait=0.2)
+            assert 0.3 < busy.value.wait <= 0.6
+            assert await limiter.acquire("k", 100, max_wait=2) > 0.3
+            assert await limiter.acquire("other", 100, max_wait=0.1) < 0.1
+
+    asyncio.run(main())
+
+
+def test_keys_are_independent(backend: Backend) -> None:
+    async def main() -> None:
+        async with backend.open() as limiter:
+            await limiter.acquire("juhe_car:1", 0.5, max_wait=1)
+            with pytest.raises(LimiterBusy):
+                await limiter.acquire("juhe_car:1", 0.5, max_wait=1)
+            assert await limiter.acquire("juhe_car:2", 0.5, max_wait=0) < 0.1
+            assert await limiter.acquire("tencent:1", 0.5, max_wait=0) < 0.1
+
+    asyncio.run(main())
+
+
+def test_in_flight_cap_holds(backend: Backend) -> None:
+    async def peak(cap: int | None, tasks: int) -> int:
+        async with backend.open() as limiter:
+            now = top = 0
+
+            async def call() -> None:
+                nonlocal now, top
+                async with limiter.in_flight("k", cap):
+                    now += 1
+                    top = max(top, now)
+                    await asyncio.sleep(0.02)
+                    now -= 1
+
+            await asyncio.gather(*(call() for _ in range(tasks)))
+            return top
+
+    assert asyncio.run(peak(3, 12)) == 3
+    assert asyncio.run(peak(None, 12)) == 12
+
+
+def test_in_flight_place_of_a_cancelled_waiter_is_not_lost(backend: Backend) -> None:
+    async def main() -> None:
+        async with backend.open() as limiter:
+            gate = limiter.in_flight("k", 1)
+            entered = asyncio.Event()
+
+            async def wait_turn() -> None:
+                async with limiter.in_flight("k", 1):
+                    entered.set()
+
+            async with gate:
+                cancelled = asyncio.create_task(wait_turn())
+                await asyncio.sleep(0.01)  # both waiting behind the holder
+                third = asyncio.create_task(wait_turn())
+                await asyncio.sleep(0.01)
+            # The holder just handed its place to `cancelled`; cancel before it runs.
+            cancelled.cancel()
+            await asyncio.wait_for(third, timeout=5)
+            assert entered.is_set()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+
+            async with asyncio.timeout(5):  # and the place is free again afterwards
+                async with limiter.in_flight("k", 1):
+                    pass
+
+    asyncio.run(main())
+
+
+def test_local_in_flight_cap_spans_threads_and_loops() -> None:
+    limiter = LocalLimiter()
+    lock = threading.Lock()
+    now = top = 0
+
+    async def calls() -> None:
+        async def call() -> None:
+            nonlocal now, top
+            async with limiter.in_flight("k", 2):
+                with lock:
+                    now += 1
+                    top = max(top, now)
+                await asyncio.sleep(0.01)
+                with lock:
+                    now -= 1
+
+        await asyncio.gather(*(call() for _ in range(10)))
+
+    threads = [threading.Thread(target=asyncio.run, args=(calls(),)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert top == 2
+
+
+def test_bad_arguments_are_refused() -> None:
+    async def main() -> None:
+        limiter = LocalLimiter()
+        with pytest.raises(ValueError, match="rate"):
+            await limiter.acquire("k", 0, max_wait=1)
+        with pytest.raises(ValueError, match="max_wait"):
+            await limiter.acquire("k", 1, max_wait=-1)
+        with pytest.raises(ValueError, match="cap"):
+            limiter.in_flight("k", 0)
+
+    asyncio.run(main())
+    with pytest.raises(ValueError, match="decrease"):
+        Aimd(decrease=1.0)
+
+
+def test_make_limiter_picks_redis_only_with_a_url() -> None:
+    async def main() -> None:
+        local = make_limiter(None, margin=0.05)
+        assert isinstance(local, LocalLimiter)
+        assert local.margin == 0.05
+        shared = make_limiter("redis://127.0.0.1:6379/15", margin=0.05)
+        assert isinstance(shared, RedisLimiter)
+        assert shared.margin == 0.05
+        await shared.aclose()
+
+    asyncio.run(main())
