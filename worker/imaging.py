@@ -175,7 +175,12 @@ def _format(im: Image.Image) -> str:
 
 def _decode_message(fmt: str, exc: BaseException) -> str:
     text = str(exc)
-    if "truncated" in text or isinstance(exc, EOFError | struct.error) or "EOF" in text:
+    if (
+        isinstance(exc, EOFError | struct.error)
+        or "truncated" in text.lower()
+        or "EOF" in text
+        or "requires a buffer" in text  # struct.error re-raised as SyntaxError
+    ):
         return f"truncated {fmt}"
     return f"corrupt {fmt} ({type(exc).__name__}: {text[:120]})"
 
@@ -191,10 +196,12 @@ def _check_pixels(im: Image.Image) -> None:
         )
 
 
-def _orientation(im: Image.Image, *, cheap: bool = False) -> int:
+def _orientation(im: ImageFile.ImageFile, *, cheap: bool = False) -> int:
     """EXIF orientation 1-8 (1 when absent or unreadable). ``cheap``: never decode for it."""
-    if cheap and im.format == "PNG" and "exif" not in im.info:
-        return 1  # a PNG eXIf chunk after the pixels: only a full decode would find it
+    if im.format == "PNG" and "exif" not in im.info:
+        if cheap:
+            return 1  # an eXIf chunk after the pixels: only a full decode would find it
+        _load(im, "PNG")  # getexif() would load too, but swallow a truncation
     try:
         value = im.getexif().get(0x0112, 1)
     except _DECODE_ERRORS:
@@ -259,6 +266,9 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
     im = _open(data, expected)
     _check_pixels(im)
     fmt = _format(im)
+    if fmt == "PNG":
+        _verify_png(data)
+    plain = _is_plain(im)  # before any load: the tile still tells the bit depth
     orientation = _orientation(im)
     w, h = im.size
     ow, oh = (h, w) if orientation >= 5 else (w, h)
@@ -279,7 +289,7 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
         fmt in limits.formats
         and (tw, th) == (ow, oh)
         and orientation == 1
-        and _is_plain(im)
+        and plain
         and b64_length(len(data)) <= limits.max_b64_bytes
     ):
         _verify_complete(im, fmt)
@@ -299,6 +309,14 @@ def _is_animated(im: ImageFile.ImageFile) -> bool:
     finally:
         if im.tell() != 0:
             im.seek(0)
+
+
+def _verify_png(data: bytes) -> None:
+    """Chunk CRCs: Pillow's decoder skips them, libpng (the vendors' decoders) does not."""
+    try:
+        PngImagePlugin.PngImageFile(io.BytesIO(data)).verify()
+    except _DECODE_ERRORS as exc:
+        raise InvalidImage(_decode_message("PNG", exc)) from exc
 
 
 def _verify_complete(im: ImageFile.ImageFile, fmt: str) -> None:
@@ -334,7 +352,7 @@ def _decode_fitted(
     w, h = im.size
     k, final = _shrink_plan(w, h, *target, limits)
     if fmt == "JPEG" and k > 1:
-        im.draft("RGB" if im.mode == "RGB" else None, (w // k, h // k))
+        im.draft("RGB" if im.mode == "RGB" else None, (max(1, w // k), max(1, h // k)))
         if im.size == (-(-w // k), -(-h // k)):
             k = 1  # the DCT did the integer shrink
         elif im.size != (w, h):
