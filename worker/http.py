@@ -16,6 +16,8 @@ adapter's ``parse_response`` maps them.
 
 from __future__ import annotations
 
+import io
+
 import aiohttp
 from multidict import CIMultiDict
 
@@ -28,10 +30,15 @@ from worker.errors import (
 )
 from worker.providers.base import VendorRequest, VendorResponse
 
+# aiohttp warns (ResourceWarning) when a bytes body is over 1 MiB; a BytesIO is streamed
+# in chunks instead, with the same Content-Length. Our explicit Content-Type still wins.
+_STREAM_OVER = 1 << 20
 
-def _form(request: VendorRequest) -> aiohttp.FormData | bytes | None:
+
+def _form(request: VendorRequest) -> aiohttp.FormData | io.BytesIO | bytes | None:
     if request.multipart is None:
-        return request.body
+        body = request.body
+        return io.BytesIO(body) if body is not None and len(body) > _STREAM_OVER else body
     form = aiohttp.FormData(quote_fields=False)
     for name, value, filename, content_type in request.multipart:
         form.add_field(name, value, filename=filename, content_type=content_type)

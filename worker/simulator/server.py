@@ -216,7 +216,8 @@ class SimulatorThread:
     def start(self) -> SimulatorThread:
         self._thread = threading.Thread(target=self._run, name="vrec-simulator", daemon=True)
         self._thread.start()
-        self._ready.wait(timeout=30)
+        if not self._ready.wait(timeout=30):
+            raise RuntimeError("simulator did not start within 30 s")
         if self._error is not None:
             raise RuntimeError("simulator failed to start") from self._error
         return self

@@ -23,6 +23,7 @@ from worker.errors import (
     BadResponse,
     ConfigError,
     ConnectionFailed,
+    InvalidImage,
     JobError,
     Outcome,
     ProviderUnavailable,
@@ -34,6 +35,7 @@ from worker.errors import (
 from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
 from worker.providers.tencent_vehicle_license import ERRORS, TencentVehicleLicense, classify
+from worker.simulator.directives import make_image
 
 TENCENT_SETTINGS = make_settings().tencent_vehicle_license
 
@@ -136,6 +138,26 @@ def test_directed_outcomes(directive: dict[str, Any], outcome: Outcome, code: st
     assert result.vendor_code == (code or directive.get("error"))
     assert result.request_id
     assert result.billed is False
+
+
+def test_large_image_is_streamed_and_accepted() -> None:
+    png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 20_000  # trailing bytes
+    image = prepared(data=png)
+    assert 6_000_000 < len(image.b64) <= 7_000_000
+
+    async def scenario() -> Any:
+        async with loopback() as lb:
+            return await lb.call(image)
+
+    result = run(scenario())
+    assert isinstance(result, VendorAnswer), result
+    assert result.readings[0].plate_no == "京A00001"  # type: ignore[union-attr]
+
+
+def test_too_large_is_refused_before_calling() -> None:
+    data = b"x" * 5_300_000
+    with pytest.raises(InvalidImage, match="over 7000000"):
+        adapter().build_request(prepared(data=data), {})
 
 
 def test_invalid_image_from_the_vendor() -> None:

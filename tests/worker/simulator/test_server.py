@@ -1,0 +1,306 @@
+"""The simulator server: stats, per-second limits, latency, threads; directives and synth."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import re
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from tests.worker.simulator.loopback import (
+    SECRET_ID,
+    SECRET_KEY,
+    Loopback,
+    loopback,
+    make_settings,
+    prepared,
+    run,
+)
+from worker.errors import RateLimited
+from worker.providers import tc3
+from worker.providers.base import VendorAnswer
+from worker.simulator.directives import Directive, make_image, read_directive, with_directive
+from worker.simulator.server import SimulatorThread, point_at
+from worker.simulator.synth import PLATE_LETTERS, PROVINCES, Synth, vin_check_digit
+
+NAME = "tencent_vehicle_license"
+
+
+async def _stats(session: aiohttp.ClientSession, base_url: str) -> dict[str, Any]:
+    async with session.get(f"{base_url}/__sim/stats") as response:
+        stats: dict[str, Any] = await response.json()
+        return stats[NAME]
+
+
+def test_stats_count_calls_and_reset() -> None:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with loopback(make_settings(throttle=False)) as lb:
+            for _ in range(4):
+                await lb.call(prepared())
+            before = await _stats(lb.session, lb.base_url)
+            async with lb.session.post(f"{lb.base_url}/__sim/reset") as response:
+                assert response.status == 200
+            return before, await _stats(lb.session, lb.base_url)
+
+    before, after = run(scenario())
+    assert before == {"calls": 4, "throttled": 0, "faults": 0, "max_per_second": 4}
+    assert after == {"calls": 0, "throttled": 0, "faults": 0, "max_per_second": 0}
+
+
+def test_max_per_second_is_a_sliding_window_of_arrivals() -> None:
+    async def scenario() -> dict[str, Any]:
+        async with loopback(make_settings(throttle=False)) as lb:
+            await asyncio.gather(*(lb.call(prepared()) for _ in range(3)))
+            await asyncio.sleep(1.1)
+            await asyncio.gather(*(lb.call(prepared()) for _ in range(2)))
+            return await _stats(lb.session, lb.base_url)
+
+    assert run(scenario()) == {"calls": 5, "throttled": 0, "faults": 0, "max_per_second": 3}
+
+
+def test_throttling_per_trailing_second() -> None:
+    settings = make_settings(limits={NAME: 3})
+
+    async def scenario() -> tuple[list[Any], list[Any], dict[str, Any]]:
+        async with loopback(settings) as lb:
+            burst = await asyncio.gather(*(lb.call(prepared()) for _ in range(5)))
+            await asyncio.sleep(1.05)  # the admitted three have left the window
+            later = await asyncio.gather(*(lb.call(prepared()) for _ in range(3)))
+            return list(burst), list(later), await _stats(lb.session, lb.base_url)
+
+    burst, later, stats = run(scenario())
+    assert sum(isinstance(r, RateLimited) for r in burst) == 2
+    assert all(isinstance(r, VendorAnswer) for r in later)
+    assert stats == {"calls": 8, "throttled": 2, "faults": 0, "max_per_second": 5}
+
+
+def test_default_limit_is_the_vendors_and_can_be_disabled() -> None:
+    async def burst(throttle: bool) -> int:
+        async with loopback(make_settings(throttle=throttle)) as lb:
+            await asyncio.gather(*(lb.call(prepared()) for _ in range(12)))
+            return int((await _stats(lb.session, lb.base_url))["throttled"])
+
+    assert run(burst(True)) == 2  # Tencent: 10 per second
+    assert run(burst(False)) == 0
+
+
+def test_faults_are_counted_and_latency_is_applied() -> None:
+    settings = make_settings(fault_rate=1.0, faults=["5xx"], latency_ms=(150.0, 150.0))
+
+    async def scenario() -> tuple[float, dict[str, Any]]:
+        async with loopback(settings) as lb:
+            start = time.perf_counter()
+            await lb.call(prepared())
+            return time.perf_counter() - start, await _stats(lb.session, lb.base_url)
+
+    elapsed, stats = run(scenario())
+    assert elapsed >= 0.15
+    assert stats["faults"] == 1
+
+
+def test_simulator_thread_for_sync_code() -> None:
+    with SimulatorThread(make_settings(), providers=[NAME]) as thread:
+        assert thread.base_url.startswith("http://127.0.0.1:")
+        assert thread.simulator is not None
+        simulator = thread.simulator
+
+        async def call() -> Any:
+            async with aiohttp.ClientSession() as session:
+                settings = point_at(make_settings(), thread.base_url, [NAME])
+                return await Loopback(thread.base_url, simulator, session, settings).call(
+                    prepared()
+                )
+
+        assert isinstance(run(call()), VendorAnswer)
+        assert simulator.snapshot()[NAME]["calls"] == 1
+
+
+def test_point_at_keeps_paths() -> None:
+    settings = point_at(make_settings(), "http://127.0.0.1:9999")
+    assert settings.tencent_vehicle_license.base_url == "http://127.0.0.1:9999/"
+    assert settings.tencent_vehicle_license.secret_key is not None
+
+
+# --- the Tencent simulator's own checks, with hand-made requests -----------------------
+
+
+def _signed(
+    body: bytes,
+    *,
+    host: str,
+    headers: dict[str, str] | None = None,
+    secret_id: str = SECRET_ID,
+    content_type: str = "application/json; charset=utf-8",
+) -> dict[str, str]:
+    timestamp = int(time.time())
+    signed = tc3.sign(
+        secret_id=secret_id,
+        secret_key=SECRET_KEY,
+        service="ocr",
+        timestamp=timestamp,
+        headers=(("Content-Type", content_type), ("Host", host)),
+        payload=body,
+    )
+    return {
+        "Authorization": signed.authorization,
+        "Content-Type": content_type,
+        "Host": host,
+        "X-TC-Action": "VehicleLicenseOCR",
+        "X-TC-Version": "2018-11-19",
+        "X-TC-Region": "ap-shanghai",
+        "X-TC-Timestamp": str(timestamp),
+        **(headers or {}),
+    }
+
+
+PNG_B64 = base64.b64encode(make_image()).decode()
+CASES: list[tuple[str, Any, dict[str, str], str]] = [
+    ("bad action", {"ImageBase64": PNG_B64}, {"X-TC-Action": "Nope"}, "InvalidAction"),
+    ("bad version", {"ImageBase64": PNG_B64}, {"X-TC-Version": "2017-01-01"}, "NoSuchVersion"),
+    ("bad region", {"ImageBase64": PNG_B64}, {"X-TC-Region": "eu-moon"}, "UnsupportedRegion"),
+    ("no action", {"ImageBase64": PNG_B64}, {"X-TC-Action": ""}, "MissingParameter"),
+    (
+        "no authorization",
+        {"ImageBase64": PNG_B64},
+        {"Authorization": ""},
+        "AuthFailure.InvalidAuthorization",
+    ),
+    (
+        "not tc3",
+        {"ImageBase64": PNG_B64},
+        {"Authorization": "Basic abc"},
+        "AuthFailure.InvalidAuthorization",
+    ),
+    (
+        "signed content-type differs",
+        {"ImageBase64": PNG_B64},
+        {"Content-Type": "application/json"},
+        "AuthFailure.SignatureFailure",
+    ),
+    ("not json", b"{not json", {}, "InvalidParameter"),
+    ("not an object", [1, 2], {}, "InvalidParameter"),
+    ("unknown parameter", {"ImageBase64": PNG_B64, "Foo": "1"}, {}, "UnknownParameter"),
+    ("wrong type", {"ImageBase64": 12}, {}, "InvalidParameter"),
+    ("no image", {"CardSide": "FRONT"}, {}, "FailedOperation.EmptyImageError"),
+    ("url", {"ImageUrl": "https://xx/a.jpg"}, {}, "FailedOperation.DownLoadError"),
+    ("too large", {"ImageBase64": "A" * 7_000_004}, {}, "LimitExceeded.TooLargeFileError"),
+    ("bad base64", {"ImageBase64": "@@@@"}, {}, "FailedOperation.ImageDecodeFailed"),
+    (
+        "not an image",
+        {"ImageBase64": base64.b64encode(b"hello").decode()},
+        {},
+        "FailedOperation.ImageDecodeFailed",
+    ),
+    (
+        "bad card side",
+        {"ImageBase64": PNG_B64, "CardSide": "TOP"},
+        {},
+        "InvalidParameterValue.InvalidParameterValueLimit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "params", "headers", "code"), CASES, ids=[c[0] for c in CASES])
+def test_tencent_sim_refusals(case: str, params: Any, headers: dict[str, str], code: str) -> None:
+    body = params if isinstance(params, bytes) else json.dumps(params).encode()
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        async with loopback(make_settings(throttle=False)) as lb:
+            host = lb.base_url.removeprefix("http://")
+            sent = _signed(body, host=host)
+            if "Content-Type" in headers:  # sign one type, send another
+                sent["Content-Type"] = headers["Content-Type"]
+            else:
+                sent.update(headers)
+            data = io.BytesIO(body)  # aiohttp warns about raw bytes over 1 MiB
+            async with lb.session.post(f"{lb.base_url}/", data=data, headers=sent) as response:
+                return response.status, await response.json()
+
+    status, answer = run(scenario())
+    assert status == 200
+    assert answer["Response"]["Error"]["Code"] == code, case
+    assert re.fullmatch(r"[0-9a-f-]{36}", answer["Response"]["RequestId"])
+
+
+def test_tencent_sim_accepts_extra_signed_headers() -> None:
+    """The server side takes any SignedHeaders list, as Tencent's does."""
+    body = json.dumps({"ImageBase64": PNG_B64}).encode()
+
+    async def scenario() -> dict[str, Any]:
+        async with loopback() as lb:
+            host = lb.base_url.removeprefix("http://")
+            timestamp = int(time.time())
+            ct = "application/json"
+            signed = tc3.sign(
+                secret_id=SECRET_ID,
+                secret_key=SECRET_KEY,
+                service="ocr",
+                timestamp=timestamp,
+                headers=(
+                    ("Content-Type", ct),
+                    ("Host", host),
+                    ("X-TC-Action", "VehicleLicenseOCR"),
+                ),
+                payload=body,
+            )
+            headers = _signed(body, host=host, content_type=ct)
+            headers["Authorization"] = signed.authorization
+            headers["X-TC-Timestamp"] = str(timestamp)
+            async with lb.session.post(f"{lb.base_url}/", data=body, headers=headers) as response:
+                result: dict[str, Any] = await response.json()
+                return result
+
+    assert "FrontInfo" in run(scenario())["Response"]
+
+
+# --- directives and synth ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_directive_round_trip(fmt: str) -> None:
+    data = make_image({"plate": "粤B12345", "error": 237102, "warn": [-9102], "count": 2}, fmt=fmt)
+    directive = read_directive(data)
+    assert directive.error == "237102"
+    assert directive.warn == (-9102,)
+    assert directive.count == 2
+    assert directive.fields == {"plate": "粤B12345"}
+    with Image.open(io.BytesIO(data)) as image:  # still a valid image
+        image.load()
+        assert image.format == fmt
+
+
+def test_no_or_broken_directive_is_empty() -> None:
+    assert read_directive(make_image()) == Directive()
+    assert read_directive(make_image(fmt="BMP")) == Directive()
+    assert read_directive(b"not an image") == Directive()
+    broken = make_image({"x": 1}).replace(b'{"x": 1}', b'{"x": 1!')
+    assert read_directive(broken) == Directive()
+    with pytest.raises(ValueError, match="PNG or JPEG"):
+        with_directive(make_image(fmt="BMP"), {"empty": True})
+
+
+def test_synth_is_deterministic_and_realistic() -> None:
+    a, b, c = Synth(b"one"), Synth(b"one"), Synth(b"two")
+    assert [a.plate(), a.vin(), a.name()] == [b.plate(), b.vin(), b.name()]
+    assert Synth(b"one").plate() != c.plate() or Synth(b"one").vin() != c.vin()
+    for seed in range(200):
+        s = Synth(str(seed).encode())
+        plate = s.plate()
+        assert re.fullmatch(rf"[{PROVINCES}][{PLATE_LETTERS}][0-9{PLATE_LETTERS}]{{5}}", plate)
+        vin = s.vin()
+        assert re.fullmatch(r"[0-9A-HJ-NPR-Z]{17}", vin)
+        assert vin[8] == vin_check_digit(vin)
+        left, top, right, bottom = s.box(640, 480)
+        assert 0 <= left <= right <= 640
+        assert 0 <= top <= bottom <= 480
+
+
+def test_vin_check_digit_known_value() -> None:
+    assert vin_check_digit("1M8GDM9AXKP042788") == "X"  # the classic worked example
