@@ -1,0 +1,131 @@
+"""The limiter shared by all processes on all machines: one Lua script on Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from worker.errors import LimiterBusy
+from worker.ratelimit.base import Aimd, check_args, sleep_until
+from worker.ratelimit.caps import Caps
+
+# One script, three operations, all on one hash per key (so it is cluster-safe too).
+# Times are integer microseconds of Redis's clock, written with %.0f because Lua's default
+# number formatting keeps only 14 significant digits. Fields: last (latest reserved slot),
+# f / ft (factor at the last cut, and when), nb (not before: a vendor's Retry-After).
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local s = redis.call('HMGET', KEYS[1], 'last', 'f', 'ft', 'nb')
+local last, f, ft, nb = tonumber(s[1]), tonumber(s[2]) or 1, tonumber(s[3]), tonumber(s[4])
+local op, recover, ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local factor = 1
+if ft then factor = math.min(1, f + recover * (now - ft) / 1000000) end
+local function keep(until_us)
+  local ms = math.max(0, math.ceil((until_us - now) / 1000)) + ttl_ms
+  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', ms))
+end
+if op == 'acquire' then
+  local rate, margin, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local slot = now
+  if nb and nb > slot then slot = nb end
+  if last then
+    local next_slot = last + math.ceil((1 + margin) * 1000000 / (rate * factor))
+    if next_slot > slot then slot = next_slot end
+  end
+  local wait = slot - now
+  if wait > max_wait then return {0, wait} end
+  redis.call('HSET', KEYS[1], 'last', string.format('%.0f', slot))
+  keep(math.max(slot, nb or 0))
+  return {1, wait}
+elseif op == 'penalize' then
+  local decrease, floor, cooldown, retry_after =
+    tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  if not ft or now - ft >= cooldown then
+    factor = math.max(floor, factor * decrease)
+    redis.call('HSET', KEYS[1], 'f', string.format('%.17g', factor),
+               'ft', string.format('%.0f', now))
+  end
+  if retry_after > 0 and (not nb or now + retry_after > nb) then
+    nb = now + retry_after
+    redis.call('HSET', KEYS[1], 'nb', string.format('%.0f', nb))
+  end
+  keep(math.max(last or 0, nb or 0))
+  return math.floor(factor * 1000000)
+else
+  return math.floor(factor * 1000000)
+end
+"""
+
+
+class RedisLimiter:
+    """The limiter shared by every process on every machine, through one Redis.
+
+    Use it from one event loop (redis-py's asyncio client is loop-bound); any number of
+    coroutines may call it concurrently. Redis errors propagate unchanged.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        margin: float = 0.03,
+        aimd: Aimd | None = None,
+        prefix: str = "vrec:ratelimit:",
+    ) -> None:
+        self.margin = margin
+        self.aimd = aimd or Aimd()
+        self.prefix = prefix
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(url)
+        # redis-py sends EVALSHA and loads the script once per server on NOSCRIPT.
+        self._script = self._redis.register_script(_SCRIPT)
+        # Penalty state must outlive its recovery, whoever is idle meanwhile.
+        self._ttl_ms = math.ceil(self.aimd.recovery_seconds * 1000) + 60_000
+        self._caps = Caps()
+
+    async def _call(self, key: str, *args: Any) -> Any:
+        return await self._script(
+            keys=[self.prefix + key],
+            args=[args[0], repr(self.aimd.recover_per_second), self._ttl_ms, *args[1:]],
+        )
+
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
+        check_args(rate, max_wait)
+        sent = time.monotonic()
+        reserved, wait_us = await self._call(
+            key, "acquire", repr(float(rate)), repr(self.margin), math.floor(max_wait * 1e6)
+        )
+        received = time.monotonic()
+        wait = int(wait_us) / 1e6
+        if not reserved:
+            raise LimiterBusy(key, wait)
+        # Count the wait from the reply, not the request: what precedes the script (a new
+        # connection, the pool, NOSCRIPT and a load) can take far longer than what follows
+        # it, and waking late by one reply's transit keeps the error one-sided and small.
+        await sleep_until(received + wait)
+        return time.monotonic() - sent
+
+    async def penalize(self, key: str, *, retry_after: float | None = None) -> None:
+        retry_us = math.ceil(retry_after * 1e6) if retry_after and retry_after > 0 else 0
+        await self._call(
+            key,
+            "penalize",
+            repr(self.aimd.decrease),
+            repr(self.aimd.floor),
+            math.ceil(self.aimd.cooldown * 1e6),
+            retry_us,
+        )
+
+    async def factor(self, key: str) -> float:
+        """The share of the configured rate ``key`` may use now (1.0: no penalty)."""
+        return int(await self._call(key, "factor")) / 1e6
+
+    def in_flight(self, key: str, cap: int | None) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._caps.hold(key, cap)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
