@@ -1,0 +1,88 @@
+"""The Celery app, its settings, and the per-process start/stop hooks.
+
+Messages carry job ids only. There is no result backend (the database holds results),
+no ETA/countdown (retries are ``not_before`` in the database, picked up by the
+dispatcher), and acks are late so a killed worker's message is redelivered; the job's
+lease makes the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
+
+from worker.config import Settings, get_settings
+from worker.runtime import get_runtime, shutdown_runtime
+
+QUEUE = "vrec"
+TASK_MODULES = ("tasks.jobs", "tasks.maintenance")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    embedded = settings.broker_url is None
+    return {
+        "broker_url": settings.broker_url or "memory://",
+        # memory:// polls; the default 1 s would idle the embedded worker between messages.
+        "broker_transport_options": (
+            {"polling_interval": 0.01} if embedded else {"visibility_timeout": 3600}
+        ),
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_default_queue": QUEUE,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "beat_schedule": {
+            "dispatch": {"task": "vrec.dispatch", "schedule": 2.0},
+            "reconcile": {"task": "vrec.reconcile", "schedule": 30.0},
+        },
+    }
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """A configured app; tests and the embedded runner make their own with their settings."""
+    app = Celery("vrec", include=list(TASK_MODULES))
+    app.conf.update(celery_config(settings or get_settings()))
+    return app
+
+
+class _LazyConfig:
+    """Read settings when Celery first needs its config, not when this module is imported."""
+
+    def __init__(self) -> None:
+        self._conf: dict[str, Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._conf is None:
+            self._conf = celery_config(get_settings())
+        try:
+            return self._conf[name]
+        except KeyError:  # Celery then falls back to its own default
+            raise AttributeError(name) from None
+
+    def __dir__(self) -> list[str]:
+        return list(celery_config(get_settings()))
+
+
+# `celery -A worker.app` and `vrec worker` use this one.
+app = Celery("vrec", include=list(TASK_MODULES))
+app.config_from_object(_LazyConfig())
+
+
+@worker_process_init.connect
+def _build_runtime(**_: Any) -> None:
+    get_runtime()  # each prefork child builds its own loop, session, engine and limiter
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    shutdown_runtime()

@@ -1,0 +1,87 @@
+"""Turning what a user submits (files, folders, CSV manifests, URLs) into source entries.
+
+Files are hashed and their headers probed here, so the database knows every image's
+content sha256, size and dimensions before any job runs. URLs are only recorded: the
+worker fetches them (with its SSRF guards) when their job runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from models.batches import SourceEntry
+from worker import imaging
+from worker.errors import ConfigError
+
+MANIFEST_COLUMNS = ("uri", "url", "path", "source", "file", "image")
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def entries(sources: Iterable[str]) -> Iterator[SourceEntry]:
+    """Every image named by ``sources``, folders walked recursively in sorted order."""
+    for source in sources:
+        if is_url(source):
+            yield SourceEntry(uri=source)
+            continue
+        path = Path(source)
+        if path.is_dir():
+            for file in _walk(path):
+                yield file_entry(file)
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            yield from _manifest(path)
+        elif path.exists():
+            yield file_entry(path)
+        else:
+            raise ConfigError(f"no such file, folder or URL: {source}")
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(root, name)
+
+
+def _manifest(path: Path) -> Iterator[SourceEntry]:
+    """A CSV with a header naming one of MANIFEST_COLUMNS (else: the first column)."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        if not fields:
+            raise ConfigError(f"{path}: empty manifest")
+        column = next((c for c in MANIFEST_COLUMNS if c in fields), fields[0])
+        original = (reader.fieldnames or [])[fields.index(column)]
+        for row in reader:
+            value = (row.get(original) or "").strip()
+            if not value:
+                continue
+            if is_url(value):
+                yield SourceEntry(uri=value)
+            else:
+                file = Path(value)
+                yield file_entry(file if file.is_absolute() else path.parent / file)
+
+
+def file_entry(path: Path) -> SourceEntry:
+    """Hash and probe one file; an unreadable file becomes an entry carrying its error."""
+    uri = str(path.resolve())
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return SourceEntry(uri=uri, error=f"cannot read file: {exc.strerror or exc}")
+    info = imaging.probe(data)
+    return SourceEntry(
+        uri=uri,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        width=info.width if info else None,
+        height=info.height if info else None,
+        format=info.format if info else None,
+    )

@@ -1,0 +1,109 @@
+"""The per-process runtime: one asyncio loop owning the aiohttp session and the limiter.
+
+Why this shape: vendor calls are I/O-bound and spend 0.3-2 s waiting on the vendor, so a
+worker process must keep many calls in flight. Celery runs tasks in a *threads* pool;
+each task thread hands its coroutine to this process's single event loop and blocks on
+the future. All calls of the process share one aiohttp session (pooled keep-alive
+connections) and one limiter client, and the loop multiplexes them. Image preparation
+runs in the task thread or an executor, never on the loop.
+
+Built on first use in each process (prefork children included, via the pid check) or
+eagerly by Celery's process hooks in :mod:`worker.app`; never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db import make_engine, make_sessions
+from worker.config import Settings, get_settings
+from worker.providers.base import Provider
+from worker.providers.registry import get_provider
+from worker.ratelimit import Limiter, make_limiter
+
+T = TypeVar("T")
+
+
+class Runtime:
+    """Long-lived clients of one process. Thread-safe: tasks call :meth:`run` from threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.engine: Engine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = make_sessions(self.engine)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="vrec-event-loop", daemon=True
+        )
+        self._thread.start()
+        self.http: aiohttp.ClientSession = self.run(self._open_http())
+        self.limiter: Limiter = self.run(self._open_limiter())
+        self._providers: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    async def _open_http(self) -> aiohttp.ClientSession:
+        # No per-host cap: the rate limiter, not the pool, decides how many calls go out.
+        connector = aiohttp.TCPConnector(limit=256, limit_per_host=0, ttl_dns_cache=300)
+        # No cookie jar: fetched hosts must not plant cookies that later calls would send.
+        return aiohttp.ClientSession(
+            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+
+    async def _open_limiter(self) -> Limiter:
+        return make_limiter(self.settings.limiter_redis_url, margin=self.settings.limiter_margin)
+
+    def provider(self, name: str) -> Provider:
+        with self._lock:
+            if name not in self._providers:
+                self._providers[name] = get_provider(name, self.settings)
+            return self._providers[name]
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this process's loop and wait for it (from any other thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        try:
+            self.run(self.http.close())
+            self.run(self.limiter.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            self.engine.dispose()
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_pid: int | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built on first use with the current settings."""
+    global _runtime, _pid
+    with _lock:
+        if _runtime is None or _pid != os.getpid():
+            # After a fork the parent's loop thread does not exist here: start afresh.
+            _runtime = Runtime(get_settings())
+            _pid = os.getpid()
+        return _runtime
+
+
+def shutdown_runtime() -> None:
+    global _runtime, _pid
+    with _lock:
+        runtime, _runtime = _runtime, None
+        owned = _pid == os.getpid()
+        _pid = None
+    if runtime is not None and owned:
+        runtime.close()
