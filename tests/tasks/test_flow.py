@@ -1,0 +1,216 @@
+"""The whole flow, end to end, with real parts: `vrec run` -> database -> Celery -> simulator.
+
+Embedded: SQLite and the in-process Celery worker on the memory transport.
+Shared: PostgreSQL, Redis as broker and limiter, and a separate `vrec worker` process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from PIL import Image
+from sqlalchemy import select
+from typer.testing import CliRunner
+from worker.simulator.server import SimulatorThread
+
+from models import Attempt, Job, VehicleLicense
+from models.db import make_engine, make_sessions
+from tests.support import CELERY_REDIS_URL, REDIS_URL, truncate
+from worker.cli import app
+from worker.config import Settings, get_settings
+from worker.demo import demo_credentials, simulator_urls
+from worker.samples import vehicle_photo, with_directive
+
+P = "tencent_vehicle_license"
+
+
+@pytest.fixture
+def vendor_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Credentials on both sides, the simulator running, base URLs pointing at it."""
+    env = demo_credentials()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VREC_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("VREC_BACKOFF_BASE_SECONDS", "0.05")
+    get_settings.cache_clear()
+    with SimulatorThread(get_settings()) as sim:
+        urls = simulator_urls(sim.base_url)
+        for key, value in urls.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        yield {**env, **urls, "VREC_MAX_ATTEMPTS": "2", "VREC_BACKOFF_BASE_SECONDS": "0.05"}
+
+
+def _images(folder: Path) -> dict[str, str]:
+    """Images and the job status each must end in."""
+    folder.mkdir()
+    expected: dict[str, str] = {}
+    for i in range(6):
+        (folder / f"car{i}.jpg").write_bytes(vehicle_photo(i, (900, 600)))
+        expected[f"car{i}.jpg"] = "succeeded"
+    sub = folder / "nested"
+    sub.mkdir()
+    (sub / "empty.png").write_bytes(with_directive({"empty": True}))
+    expected["nested/empty.png"] = "no_result"
+    (folder / "blurred.png").write_bytes(with_directive({"error": "FailedOperation.ImageBlur"}))
+    expected["blurred.png"] = "invalid_image"
+    (folder / "flaky.png").write_bytes(with_directive({"error": "InternalError"}))
+    expected["flaky.png"] = "failed"
+    (folder / "text.jpg").write_text("not an image")
+    expected["text.jpg"] = "invalid_image"
+    Image.new("RGB", (8, 8)).save(folder / "tiny.png")
+    expected["tiny.png"] = "invalid_image"
+    return expected
+
+
+def _run_cli(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["run", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def _statuses(url: str, folder: Path) -> dict[str, str]:
+    engine = make_engine(url)
+    try:
+        with make_sessions(engine)() as s:
+            from models import Image as ImageRow
+
+            rows = s.execute(select(ImageRow.source_uri, Job.status).join(Job))
+            return {str(Path(uri).relative_to(folder.resolve())): st for uri, st in rows}
+    finally:
+        engine.dispose()
+
+
+def _check_batch(url: str, folder: Path, expected: dict[str, str], summary: dict[str, Any]) -> None:
+    assert _statuses(url, folder) == expected
+    counts = summary["counts"]
+    assert (counts["succeeded"], counts["no_result"], counts["invalid_image"]) == (6, 1, 3)
+    assert counts["failed"] == 1
+    assert summary["total"] == len(expected)
+    reasons = {Path(f["source"]).name: f["reason"] for f in summary["invalid_files"]}
+    assert "too small" in reasons["tiny.png"]
+    assert "not an image" in reasons["text.jpg"]
+    assert "FailedOperation.ImageBlur" in json.dumps(summary["errors"])
+
+    engine = make_engine(url)
+    try:
+        with make_sessions(engine)() as s:
+            licences = s.scalars(select(VehicleLicense)).all()
+            assert len(licences) == 6
+            assert all(v.plate_no and v.vin and len(v.vin) == 17 for v in licences)
+            flaky = s.scalars(
+                select(Attempt).join(Job).where(Job.status == "failed").order_by(Attempt.number)
+            ).all()
+            assert [(a.number, a.vendor_code, a.billed) for a in flaky] == [
+                (1, "InternalError", False),
+                (2, "InternalError", False),
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_embedded_sqlite_run(vendor_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    expected = _images(folder)
+    summary = _run_cli(str(folder), "--provider", P)
+    _check_batch(get_settings().database_url, folder, expected, summary)
+
+
+def test_vrec_run_with_card_side_back(vendor_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "backs"
+    folder.mkdir()
+    (folder / "back.jpg").write_bytes(vehicle_photo(42, (900, 600)))
+    summary = _run_cli(str(folder), "-p", P, "--option", "card_side=BACK")
+    assert summary["counts"]["succeeded"] == 1
+    engine = make_engine(get_settings().database_url)
+    with make_sessions(engine)() as s:
+        licence = s.scalars(select(VehicleLicense)).one()
+        assert licence.side == "BACK"
+        assert licence.file_no
+    engine.dispose()
+
+
+def test_wrong_credentials_open_the_circuit_and_keep_jobs(
+    vendor_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (900, 600)))
+    monkeypatch.setenv("VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY", "not-the-right-key")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--json"])
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["pending"] == 3  # kept, not failed, not lost
+    assert summary["providers_unavailable"][0]["code"] == "AuthFailure.SignatureFailure"
+    assert "not-the-right-key" not in result.output
+
+    status = CliRunner().invoke(app, ["status"])
+    assert "circuit open: tencent_vehicle_license" in status.output
+
+
+@pytest.fixture
+def redis_broker(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[str]:
+    client = redis.Redis.from_url(CELERY_REDIS_URL)
+    client.flushdb()  # this DB is the tests' own broker
+    monkeypatch.setenv("VREC_BROKER_URL", CELERY_REDIS_URL)
+    monkeypatch.setenv("VREC_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("VREC_DATABASE_URL", postgres_url)
+    get_settings.cache_clear()
+    yield CELERY_REDIS_URL
+    client.close()
+
+
+@pytest.fixture
+def worker_process(
+    redis_broker: str, vendor_env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `vrec worker` process consuming from Redis."""
+    env = {k: v for k, v in os.environ.items()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "worker", "--concurrency", "8", "--loglevel", "WARNING"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+
+
+def test_postgres_redis_with_a_separate_worker(
+    worker_process: subprocess.Popen[bytes], postgres_url: str, tmp_path: Path
+) -> None:
+    truncate(postgres_url)
+    folder = tmp_path / "imgs"
+    expected = _images(folder)
+    started = time.monotonic()
+    summary = _run_cli(str(folder), "--provider", P)
+    assert time.monotonic() - started < 100
+    assert worker_process.poll() is None  # the worker did the work and is still up
+    _check_batch(postgres_url, folder, expected, summary)
+
+
+def test_settings_default_is_embedded_sqlite() -> None:
+    settings = Settings()
+    assert settings.database_url == "sqlite:///vrec.db"
+    assert settings.broker_url is None
+    assert settings.limiter_redis_url is None

@@ -1,0 +1,207 @@
+"""The ``vrec`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from worker.config import get_settings
+from worker.errors import ConfigError
+
+app = typer.Typer(help="vrec: vehicle-image recognition in batches.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+ProviderOpt = Annotated[
+    list[str],
+    typer.Option("--provider", "-p", help="provider name; repeat for several"),
+]
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-o", help="job option KEY=VALUE, e.g. card_side=BACK"),
+]
+
+
+def _parse_options(pairs: list[str] | None) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+        options[key.strip()] = value.strip()
+    return options
+
+
+@app.command()
+def run(
+    paths: Annotated[list[str], typer.Argument(help="files, folders, CSV manifests or URLs")],
+    provider: ProviderOpt,
+    option: OptionOpt = None,
+    label: Annotated[str | None, typer.Option(help="a name for the batch")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    concurrency: Annotated[int, typer.Option(help="embedded worker threads")] = 16,
+) -> None:
+    """Register images, process them, and print a summary when every job is done."""
+    from worker.app import make_app
+    from worker.runner import embedded_worker, follow, submit
+    from worker.runtime import get_runtime, shutdown_runtime
+
+    settings = get_settings()
+    options = _parse_options(option)
+    _ensure_schema(settings.database_url)
+    rt = get_runtime()
+    celery = make_app(settings)
+    try:
+        batch_id = submit(rt.sessions, paths, provider, options, label)
+        with _progress(as_json) as update:
+            if settings.broker_url is None:
+                with embedded_worker(celery, concurrency=concurrency):
+                    result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
+            else:
+                result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        shutdown_runtime()
+    from worker.report import print_summary, summary_json
+
+    if as_json:
+        sys.stdout.write(json.dumps(summary_json(result), ensure_ascii=False, indent=2) + "\n")
+    else:
+        print_summary(Console(), result)
+    if result.blocked:
+        raise typer.Exit(3)
+
+
+def _ensure_schema(url: str) -> None:
+    """The embedded SQLite default migrates itself; a shared database is migrated on purpose."""
+    from models import migrate
+    from models.db import make_engine, make_sessions
+    from worker.runner import schema_ready
+
+    if url.startswith("sqlite"):
+        migrate.upgrade(url)
+        return
+    engine = make_engine(url)
+    try:
+        if not schema_ready(make_sessions(engine)):
+            console.print(
+                "[red]error:[/red] the database has no vrec tables: run `vrec db upgrade`"
+            )
+            raise typer.Exit(2)
+    finally:
+        engine.dispose()
+
+
+class _progress:
+    """A rich progress bar fed with status counts (silent with --json)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.bar.add_task("", total=None)
+
+    def __enter__(self) -> _progress:
+        if not self.quiet:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+    def __call__(self, counts: dict[str, int]) -> None:
+        active = counts["pending"] + counts["queued"] + counts["running"]
+        total = sum(counts.values())
+        text = "  ".join(f"{k} {v}" for k, v in counts.items() if v)
+        self.bar.update(self.task, total=total, completed=total - active, description=text)
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(help="task threads sharing one event loop")] = 32,
+) -> None:
+    """Run a Celery worker (threads pool); extra arguments pass through to Celery."""
+    from worker.app import QUEUE
+    from worker.app import app as celery
+
+    argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", QUEUE, "-E"]
+    celery.worker_main([*argv, *ctx.args])
+
+
+worker_settings = {"allow_extra_args": True, "ignore_unknown_options": True}
+app.registered_commands[-1].context_settings = worker_settings
+
+
+@app.command()
+def beat(ctx: typer.Context) -> None:
+    """Run Celery beat: dispatches due jobs every 2 s and reconciles lost ones every 30 s."""
+    from worker.app import app as celery
+
+    celery.start(["beat", *ctx.args])
+
+
+app.registered_commands[-1].context_settings = worker_settings
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from models import migrate
+
+    migrate.upgrade(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (``base`` drops everything)."""
+    from models import migrate
+
+    migrate.downgrade(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@app.command()
+def simulator(
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one)")] = 8900,
+    host: Annotated[str, typer.Option(help="address to bind; loopback by default")] = "127.0.0.1",
+) -> None:
+    """Serve the five vendor simulators, accepting the credentials in VREC_<PROVIDER>__*."""
+    from worker.simulator.server import serve
+
+    serve(get_settings(), host=host, port=port)
+
+
+@app.command()
+def status() -> None:
+    """Job counts by status and provider, and providers whose circuit is open."""
+    from worker.report import print_status
+
+    print_status(Console(), get_settings())
+
+
+@app.command()
+def demo(
+    workdir: Annotated[str, typer.Option(help="where images and the database go")] = ".demo",
+) -> None:
+    """Run sample images through every provider against the local simulator."""
+    from worker.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir))

@@ -1,0 +1,94 @@
+"""Rendering summaries and status for people (rich) and for programs (JSON)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from models import reports
+from models.core import Job
+from models.db import make_engine, make_sessions, transaction
+from worker.config import Settings
+from worker.runner import Summary
+
+SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
+
+
+def summary_json(result: Summary) -> dict[str, Any]:
+    return {
+        "batch_id": result.batch_id,
+        "total": result.total,
+        "counts": {k: v for k, v in result.counts.items() if v or k in SUMMARY_ROWS},
+        "seconds": round(result.seconds, 2),
+        "errors": [
+            {"category": e.category, "code": e.code, "message": e.message, "count": e.count}
+            for e in result.errors
+        ],
+        "invalid_files": [{"source": s, "reason": r} for s, r in result.invalid],
+        "providers_unavailable": [
+            {"provider": s.provider, "code": s.error_code, "message": s.error_message}
+            for s in result.blocked
+        ],
+    }
+
+
+def print_summary(console: Console, result: Summary) -> None:
+    table = Table(title=f"batch {result.batch_id}: {result.total} jobs in {result.seconds:.1f}s")
+    table.add_column("outcome")
+    table.add_column("jobs", justify="right")
+    for key in SUMMARY_ROWS:
+        table.add_row(key, str(result.counts.get(key, 0)))
+    waiting = sum(result.counts.get(k, 0) for k in ("pending", "queued", "running"))
+    if waiting:
+        table.add_row("[yellow]still pending[/yellow]", str(waiting))
+    console.print(table)
+    if result.errors:
+        errors = Table(title="commonest errors", title_justify="left")
+        for column in ("category", "code", "message", "jobs"):
+            errors.add_column(column, justify="right" if column == "jobs" else "left")
+        for e in result.errors:
+            errors.add_row(e.category, e.code or "", e.message, str(e.count))
+        console.print(errors)
+    if result.invalid:
+        files = Table(title="invalid files", title_justify="left")
+        files.add_column("file")
+        files.add_column("reason")
+        for source, reason in result.invalid:
+            files.add_row(source, reason)
+        console.print(files)
+    for state in result.blocked:
+        console.print(
+            f"[bold red]provider {state.provider} unavailable[/bold red]: "
+            f"{state.error_message} [{state.error_code}]; its jobs stay pending "
+            f"(`vrec status`; they run again once it is fixed)"
+        )
+
+
+def print_status(console: Console, settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_sessions(engine)) as session:
+            rows = session.execute(
+                select(Job.provider, Job.status, func.count())
+                .group_by(Job.provider, Job.status)
+                .order_by(Job.provider, Job.status)
+            )
+            table = Table(title="jobs by provider and status")
+            for column in ("provider", "status", "jobs"):
+                table.add_column(column)
+            for provider, status, n in rows:
+                table.add_row(provider, status, str(n))
+            console.print(table)
+            for state in reports.open_circuits(session, datetime.now(UTC)):
+                console.print(
+                    f"[bold red]circuit open: {state.provider}[/bold red] since "
+                    f"{state.opened_at:%Y-%m-%d %H:%M:%S} UTC until "
+                    f"{state.circuit_open_until:%H:%M:%S}: {state.error_message} "
+                    f"[{state.error_code}]"
+                )
+    finally:
+        engine.dispose()
