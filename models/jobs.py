@@ -233,7 +233,7 @@ def _release(job: Job, now: datetime, *, not_before: datetime | None) -> None:
 def _set_error(job: Job, error: JobError) -> None:
     job.last_error_category = error.category
     job.last_error_code = error.vendor_code
-    job.last_error_message = str(error)[:2000]
+    job.last_error_message = error.message[:2000]  # provider and code have their own columns
 
 
 def _clear_error(job: Job) -> None:
