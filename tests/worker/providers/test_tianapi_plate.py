@@ -1,0 +1,438 @@
+"""The Tianapi licenseplate adapter: against the simulator over loopback, and offline."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from worker import http
+from worker.config import Settings, SimulatorSettings, TianapiPlateSettings
+from worker.errors import (
+    BadResponse,
+    ConfigError,
+    ConnectionFailed,
+    InvalidImage,
+    JobError,
+    Outcome,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    VendorRejectedImage,
+    VendorTimeout,
+)
+from worker.providers.base import PlateReading, PreparedImage, Provider, VendorAnswer
+from worker.providers.base import VendorResponse as Response
+from worker.providers.tianapi_plate import ERRORS, TianapiPlate
+from worker.simulator.directives import make_image
+from worker.simulator.server import Simulator, point_at, run_simulator
+
+NAME = "tianapi_plate"
+KEY = "vrec-tianapi-test-key-DO-NOT-LEAK-0123456789"
+
+
+def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
+    return Settings(
+        tianapi_plate=TianapiPlateSettings(key=SecretStr(key) if key is not None else None),
+        simulator=SimulatorSettings(**simulator),
+    )
+
+
+def prepared(
+    directive: Mapping[str, Any] | None = None, *, data: bytes | None = None, **kwargs: Any
+) -> PreparedImage:
+    data = data if data is not None else make_image(directive, **kwargs)
+    return PreparedImage(data, base64.b64encode(data), "PNG", 64, 48, transformed=False)
+
+
+@dataclass
+class Loopback:
+    base_url: str
+    simulator: Simulator
+    session: aiohttp.ClientSession
+    settings: Settings  # pointed at the simulator
+
+    def adapter(self, *, key: str | None = KEY) -> TianapiPlate:
+        block = self.settings.tianapi_plate.model_copy(
+            update={"key": SecretStr(key) if key is not None else None}
+        )
+        return TianapiPlate(block)
+
+    async def call(
+        self,
+        image: PreparedImage,
+        *,
+        adapter: TianapiPlate | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
+    ) -> VendorAnswer | JobError:
+        """One full call; a JobError is returned, not raised, so tests can gather many."""
+        provider = adapter or self.adapter()
+        request = provider.build_request(image, {})
+        try:
+            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
+            return provider.parse_response(response)
+        except JobError as exc:
+            return exc
+
+
+@asynccontextmanager
+async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
+    settings = settings or make_settings()
+    async with (
+        run_simulator(settings, providers=[NAME]) as (url, sim),
+        aiohttp.ClientSession() as session,
+    ):
+        yield Loopback(url, sim, session, point_at(settings, url, [NAME]))
+
+
+def one_call(image: PreparedImage, settings: Settings | None = None, **kw: Any) -> Any:
+    async def scenario() -> Any:
+        async with loopback(settings) as lb:
+            return await lb.call(image, **kw)
+
+    return asyncio.run(scenario())
+
+
+def adapter() -> TianapiPlate:
+    return TianapiPlate(make_settings().tianapi_plate)
+
+
+def parse(body: Any, status: int = 200) -> VendorAnswer:
+    data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    return adapter().parse_response(Response(status, {}, data))
+
+
+def test_contract() -> None:
+    provider = TianapiPlate(make_settings().tianapi_plate)
+    assert isinstance(provider, Provider)
+    assert provider.name == NAME
+    assert provider.limits.formats == frozenset({"JPEG", "PNG", "BMP"})
+    assert provider.limits.max_b64_bytes == 3_000_000
+    assert provider.limits.min_side == 15
+    assert provider.default_rate == 5.0
+    assert provider.option_choices == {}
+    cred = provider.credential_id()
+    assert cred.startswith("sha256:")
+    assert KEY not in cred
+    assert cred == adapter().credential_id()
+    assert cred != TianapiPlate(make_settings(key="other").tianapi_plate).credential_id()
+    assert TianapiPlate(make_settings(key=None).tianapi_plate).credential_id() == "unset"
+
+
+# --- requests -------------------------------------------------------------------------
+
+
+def test_request_is_the_docs_form_post() -> None:
+    image = prepared()
+    request = adapter().build_request(image, {})
+    assert request.method == "POST"
+    assert request.url == "https://apis.tianapi.com/licenseplate/index"
+    assert request.headers == {"Content-Type": "application/x-www-form-urlencoded"}
+    assert request.multipart is None
+    form = parse_qs((request.body or b"").decode(), strict_parsing=True)
+    assert form == {"key": [KEY], "img": [image.b64.decode()]}
+    assert not form["img"][0].startswith("data:")
+    assert KEY not in request.url
+
+
+def test_refusals_before_calling() -> None:
+    with pytest.raises(ConfigError, match="VREC_TIANAPI_PLATE__KEY"):
+        TianapiPlate(make_settings(key=None).tianapi_plate).build_request(prepared(), {})
+    with pytest.raises(ConfigError, match="VREC_TIANAPI_PLATE__KEY"):
+        TianapiPlate(make_settings(key="").tianapi_plate).build_request(prepared(), {})
+    with pytest.raises(ConfigError, match="unknown option"):
+        adapter().build_request(prepared(), {"card_side": "FRONT"})
+    with pytest.raises(InvalidImage, match="over 3000000"):
+        adapter().build_request(prepared(data=b"x" * 2_250_003), {})  # 3,000,004 base64
+    with pytest.raises(InvalidImage, match="empty"):
+        adapter().build_request(prepared(data=b""), {})
+    assert adapter().build_request(prepared(data=b"x" * 2_250_000), {})  # exactly 3,000,000
+
+
+# --- over loopback --------------------------------------------------------------------
+
+
+def test_success_is_billed_and_deterministic() -> None:
+    image = prepared({"plate": "沪A0762学", "plate_color": "yellow"})
+
+    async def scenario() -> tuple[Any, Any]:
+        async with loopback() as lb:
+            return await lb.call(image), await lb.call(image)
+
+    first, second = asyncio.run(scenario())
+    assert isinstance(first, VendorAnswer), first
+    assert first.outcome is Outcome.SUCCEEDED
+    assert first.billed
+    assert first.vendor_code == "200"
+    assert first.readings[0] == PlateReading(0, plate_no="沪A0762学", color="yellow")
+    assert first.readings == second.readings
+    assert first.raw["code"] == 200
+
+
+def test_several_plates_per_image() -> None:
+    image = prepared({"count": 3, "plate": ["京A11111", "粤B22222"]})
+    result = one_call(image)
+    assert isinstance(result, VendorAnswer), result
+    assert [r.position for r in result.readings] == [0, 1, 2]
+    plates = [r.plate_no for r in result.readings if isinstance(r, PlateReading)]
+    assert plates[:2] == ["京A11111", "粤B22222"]
+    assert plates[2]
+    assert all(
+        isinstance(r, PlateReading) and r.color in ("black", "blue", "green", "yellow", "white")
+        for r in result.readings
+    )
+    assert "list" in result.raw["result"]
+
+
+@pytest.mark.parametrize(
+    ("directive", "outcome", "code", "billed"),
+    [
+        ({"empty": True}, Outcome.NO_RESULT, "250", False),
+        ({"count": 0}, Outcome.NO_RESULT, "200", True),  # code 200, no plate: still billed
+        ({"count": 1, "plate": ""}, Outcome.NO_RESULT, "200", True),
+        ({"error": 270}, Outcome.INVALID_IMAGE, "270", False),
+        ({"error": 100}, Outcome.TRANSIENT, "100", False),
+        ({"error": 150, "message": "余额不足"}, Outcome.PROVIDER_UNAVAILABLE, "150", False),
+        ({"fault": "5xx"}, Outcome.TRANSIENT, None, False),
+        ({"fault": "error200"}, Outcome.TRANSIENT, "100", False),
+    ],
+)
+def test_directed_outcomes(
+    directive: dict[str, Any], outcome: Outcome, code: str | None, billed: bool
+) -> None:
+    result = one_call(prepared(directive))
+    assert result.outcome is outcome, result
+    assert result.vendor_code == code
+    assert result.billed is billed
+    if "message" in directive:
+        assert result.message == "余额不足"
+
+
+def test_undecodable_image_is_invalid() -> None:
+    result = one_call(prepared(data=b"GIF89a not really an image"))
+    assert isinstance(result, VendorRejectedImage)
+    assert result.vendor_code == "270"
+    assert result.retryable is False
+
+
+def test_large_image_is_streamed_and_accepted() -> None:
+    png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 8_700  # trailing bytes
+    image = prepared(data=png)
+    assert 2_900_000 < len(image.b64) <= 3_000_000
+    result = one_call(image)
+    assert isinstance(result, VendorAnswer), result
+    assert result.readings[0].plate_no == "京A00001"  # type: ignore[union-attr]
+
+
+def test_rate_limited_by_real_throttling() -> None:
+    settings = make_settings(limits={NAME: 3})
+
+    async def scenario() -> tuple[list[Any], dict[str, Any]]:
+        async with loopback(settings) as lb:
+            results = await asyncio.gather(*(lb.call(prepared()) for _ in range(8)))
+            return list(results), lb.simulator.snapshot()[NAME]
+
+    results, stats = asyncio.run(scenario())
+    limited = [r for r in results if isinstance(r, RateLimited)]
+    assert len(limited) == stats["throttled"] == 5
+    assert all(r.vendor_code == "130" and r.retryable and not r.billed for r in limited)
+    assert sum(isinstance(r, VendorAnswer) for r in results) == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("5xx", ServerError),
+        ("timeout", VendorTimeout),
+        ("reset", ConnectionFailed),
+        ("malformed", BadResponse),
+        ("error200", ServerError),
+    ],
+)
+def test_transient_faults(fault: str, error: type[JobError]) -> None:
+    result = one_call(prepared(), make_settings(fault_rate=1.0, faults=[fault]), timeout=0.5)
+    assert isinstance(result, error), result
+    assert result.outcome is Outcome.TRANSIENT
+    assert result.retryable
+
+
+@pytest.mark.parametrize(
+    ("sim_key", "adapter_key", "code"),
+    [(KEY, "not-the-key", "230"), (None, KEY, "230")],
+)
+def test_wrong_key_is_provider_unavailable(
+    sim_key: str | None, adapter_key: str, code: str
+) -> None:
+    async def scenario() -> Any:
+        async with loopback(make_settings(key=sim_key)) as lb:
+            return await lb.call(prepared(), adapter=lb.adapter(key=adapter_key))
+
+    result = asyncio.run(scenario())
+    assert isinstance(result, ProviderUnavailable), result
+    assert result.vendor_code == code
+    assert not result.retryable
+    assert adapter_key not in str(result)
+    assert adapter_key not in json.dumps(result.raw, ensure_ascii=False)
+
+
+# --- the code table -------------------------------------------------------------------
+
+CODES: dict[int, Outcome] = {
+    100: Outcome.TRANSIENT,
+    110: Outcome.PROVIDER_UNAVAILABLE,
+    120: Outcome.TRANSIENT,
+    130: Outcome.RATE_LIMITED,
+    140: Outcome.PROVIDER_UNAVAILABLE,
+    150: Outcome.PROVIDER_UNAVAILABLE,
+    160: Outcome.PROVIDER_UNAVAILABLE,
+    170: Outcome.PROVIDER_UNAVAILABLE,
+    180: Outcome.PROVIDER_UNAVAILABLE,
+    190: Outcome.PROVIDER_UNAVAILABLE,
+    230: Outcome.PROVIDER_UNAVAILABLE,
+    240: Outcome.PROVIDER_UNAVAILABLE,
+    250: Outcome.NO_RESULT,
+    260: Outcome.PROVIDER_UNAVAILABLE,
+    270: Outcome.INVALID_IMAGE,
+    280: Outcome.PROVIDER_UNAVAILABLE,
+    290: Outcome.INVALID_IMAGE,
+    999: Outcome.TRANSIENT,  # not in the doc: retried with the code kept
+}
+
+
+def _outcome(body: Any) -> Any:
+    try:
+        return parse(body)
+    except JobError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_error_code_table(code: int) -> None:
+    body = {"code": code, "msg": "m"}
+    result = _outcome(body)
+    assert result.outcome is CODES[code]
+    assert result.vendor_code == str(code)
+    assert result.billed is False
+    assert result.raw == body
+    if isinstance(result, JobError):
+        assert result.http_status == 200
+        assert result.provider == NAME
+        assert result.message == "m"
+
+
+def test_every_doc_code_is_in_the_table_and_tested() -> None:
+    assert set(ERRORS) == set(CODES) - {999}
+    assert _outcome({"code": "130", "msg": "x"}).outcome is Outcome.RATE_LIMITED  # as text
+
+
+def test_every_code_over_loopback() -> None:
+    async def scenario() -> list[Any]:
+        async with loopback(make_settings(throttle=False)) as lb:
+            return list(await asyncio.gather(*(lb.call(prepared({"error": c})) for c in CODES)))
+
+    results = asyncio.run(scenario())
+    assert {c: r.outcome for c, r in zip(CODES, results, strict=True)} == CODES
+    assert [r.vendor_code for r in results] == [str(c) for c in CODES]
+
+
+# --- the doc's examples and the answer shapes, offline --------------------------------
+
+# The doc's field table: code 200, msg success, result{color: black, number: 沪A0762学}.
+DOC_ONE = {"code": 200, "msg": "success", "result": {"color": "black", "number": "沪A0762学"}}
+DOC_ROWS = [PlateReading(0, plate_no="沪A0762学", color="black")]
+TWO = [{"color": "blue", "number": "粤B12345"}, {"color": "green", "number": "粤BD12345"}]
+TWO_ROWS = [
+    PlateReading(0, plate_no="粤B12345", color="blue"),
+    PlateReading(1, plate_no="粤BD12345", color="green"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        (DOC_ONE, DOC_ROWS),
+        ({"code": 200, "msg": "success", "result": TWO}, TWO_ROWS),
+        ({"code": 200, "msg": "success", "result": {"list": TWO}}, TWO_ROWS),
+        ({"code": 200, "msg": "success", "newslist": TWO}, TWO_ROWS),  # the old domain
+        ({"code": "200", "msg": "success", "result": {"color": " Blue ", "number": "京A1"}}, None),
+        (  # an entry without a number is skipped; positions stay the vendor's
+            {"code": 200, "result": [{"color": "blue", "number": ""}, TWO[1]]},
+            [PlateReading(1, plate_no="粤BD12345", color="green")],
+        ),
+    ],
+)
+def test_answer_shapes(body: dict[str, Any], rows: list[PlateReading] | None) -> None:
+    result = parse(body)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.billed
+    assert result.vendor_code == "200"
+    assert result.request_id is None  # Tianapi returns none
+    assert result.raw == body
+    if rows is None:
+        rows = [PlateReading(0, plate_no="京A1", color="blue")]
+    assert result.readings == rows
+
+
+@pytest.mark.parametrize(
+    "result",
+    [None, {}, [], {"list": []}, {"list": None}, {"color": "blue", "number": ""}, [{"x": 1}]],
+)
+def test_code_200_without_a_plate_is_a_billed_no_result(result: Any) -> None:
+    answer = parse({"code": 200, "msg": "success", "result": result})
+    assert answer.outcome is Outcome.NO_RESULT
+    assert answer.billed
+    assert answer.readings == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (502, b"Bad Gateway", ServerError),
+        (500, b"", ServerError),
+        (429, b"", RateLimited),
+        (403, b"", ProviderUnavailable),
+        (404, b"", ProviderUnavailable),
+        (413, b"", VendorRejectedImage),
+        (400, b"", BadResponse),
+        (200, b"<html>", BadResponse),
+        (200, b"[1, 2]", BadResponse),
+        (200, b'{"msg": "no code"}', BadResponse),
+        (200, b'{"code": true}', BadResponse),
+        (200, b'{"code": 200, "msg": "success"}', BadResponse),
+        (200, b'{"code": 200, "result": "bad"}', BadResponse),
+        (200, b'{"code": 200, "result": {"other": 1}}', BadResponse),
+        (200, b'{"code": 200, "result": {"list": "bad"}}', BadResponse),
+        (200, b'{"code": 200, "result": ["bad"]}', BadResponse),
+    ],
+)
+def test_bad_answers(status: int, body: bytes, error: type[JobError]) -> None:
+    with pytest.raises(error) as caught:
+        adapter().parse_response(Response(status, {}, body))
+    assert caught.value.http_status == status
+    assert caught.value.billed is False
+
+
+def test_raw_never_holds_the_key() -> None:
+    body = {
+        "code": 230,
+        "msg": f"key错误或为空: {KEY}",
+        "key": KEY,
+        "result": {"apikey": KEY, "echo": [f"x{KEY}x"], "keep": 1},
+    }
+    result = _outcome(body)
+    assert isinstance(result, ProviderUnavailable)
+    stored = json.dumps(result.raw, ensure_ascii=False)
+    assert KEY not in stored
+    assert KEY not in str(result)
+    assert result.raw["result"] == {"echo": ["x***x"], "keep": 1}
+    ok = parse({"code": 200, "msg": KEY, "result": DOC_ONE["result"]})
+    assert KEY not in json.dumps(ok.raw, ensure_ascii=False)

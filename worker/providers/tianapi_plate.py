@@ -1,0 +1,270 @@
+"""Tianapi ``licenseplate`` (车牌识别): plate numbers and colours, several per image.
+
+Request: ``POST {base_url}`` (default ``https://apis.tianapi.com/licenseplate/index``),
+``application/x-www-form-urlencoded`` with ``key`` and ``img`` (base64, no ``data:``
+header). The doc also allows GET and ``imgurl``; vrec always POSTs base64, so the key
+never sits in a URL that proxies or logs could keep.
+
+Answer: ``{"code": 200, "msg": "success", "result": ...}``. Every answer the doc shows is
+HTTP 200; errors carry their own ``code``, mapped by :data:`ERRORS`. The doc's field
+table gives one plate as ``result{color, number}``, yet the API "支持识别图像中的多张车牌
+信息", so :func:`plates_of` accepts every shape a plate list can plausibly take:
+
+- ``result: {"color", "number"}``              one plate (the doc's field table);
+- ``result: [{"color", "number"}, ...]``       a bare list;
+- ``result: {"list": [{...}, ...]}``           Tianapi's new-domain wrapper for lists;
+- top-level ``newslist: [{...}, ...]``         the old domain's (api.tianapi.com) envelope.
+
+Billing: "成功调用,code=>200并产生计费" - every code 200 is billed, even one whose result
+holds no plate; error codes are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, Literal
+
+from worker.config import ProviderSettings, TianapiPlateSettings
+from worker.errors import (
+    BadResponse,
+    ConfigError,
+    InvalidImage,
+    JobError,
+    Outcome,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    Transient,
+    VendorRejectedImage,
+)
+from worker.providers.base import (
+    ImageLimits,
+    PlateReading,
+    PreparedImage,
+    VendorAnswer,
+    VendorRequest,
+    VendorResponse,
+    check_options,
+)
+from worker.providers.form import FORM_CONTENT_TYPE, form_body
+
+NAME: Final = "tianapi_plate"
+OK: Final = 200
+COLORS: Final = ("black", "blue", "green", "yellow", "white")  # the doc's list
+
+NoResult = Literal["no_result"]
+NO_RESULT: Final[NoResult] = "no_result"
+
+# The doc's whole code table -> one outcome each ("错误码1开头的是系统级错误,2开头的是用户级错误").
+ERRORS: Final[Mapping[int, type[JobError] | NoResult]] = {
+    100: ServerError,  # 内部服务器错误
+    110: ProviderUnavailable,  # 当前API已下线: discontinued, retrying cannot help
+    120: ServerError,  # API暂时维护中: maintenance is temporary
+    130: RateLimited,  # API调用频率超限 (per-second limit)
+    140: ProviderUnavailable,  # API没有调用权限 (disabled in the console)
+    150: ProviderUnavailable,  # API可用次数不足 (out of paid calls)
+    160: ProviderUnavailable,  # 账号未申请该API
+    170: ProviderUnavailable,  # Referer请求来源受限
+    180: ProviderUnavailable,  # IP请求来源受限 (our egress IP is not whitelisted)
+    190: ProviderUnavailable,  # 当前key不可用 ("此状态无法恢复")
+    230: ProviderUnavailable,  # key错误或为空
+    240: ProviderUnavailable,  # 缺少key参数
+    # 数据返回为空: for an OCR call this is the vendor looking at a valid image and finding
+    # no plate (the simulator answers it for "empty"). Retrying the same bytes gives the
+    # same answer, so it is terminal, and not billed (only code 200 is).
+    250: NO_RESULT,
+    # 参数值不得为空 / 缺少必要的参数: build_request never sends an empty or missing key or
+    # img (it refuses both first), so these mean our request encoding is broken: every
+    # call would fail alike. Open the circuit and keep the jobs, rather than failing each
+    # image as invalid.
+    260: ProviderUnavailable,
+    280: ProviderUnavailable,
+    # 参数值不符合要求: the key has its own codes (230/240), so the value refused is img:
+    # base64 or image the vendor can't decode. Terminal for these bytes.
+    270: VendorRejectedImage,
+    290: VendorRejectedImage,  # 超过最大输入限制: the image is over the vendor's limit
+}
+_SECRETISH: Final = ("key", "secret", "token", "password", "authorization", "signature")
+
+
+def classify(code: int) -> type[JobError] | NoResult:
+    """The outcome of a Tianapi code other than 200; unknown codes are Transient (kept)."""
+    return ERRORS.get(code, Transient)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def scrub(value: Any, secret: str | None) -> Any:
+    """A copy of decoded JSON without credential-like keys or the key's value anywhere.
+
+    Tianapi echoes nothing secret today; this keeps stored raw JSON safe if a message
+    ever quotes the key ("key错误: ...") or a field named like one appears.
+    """
+    if isinstance(value, dict):
+        return {
+            k: scrub(v, secret)
+            for k, v in value.items()
+            if not any(s in str(k).lower() for s in _SECRETISH)
+        }
+    if isinstance(value, list):
+        return [scrub(v, secret) for v in value]
+    if isinstance(value, str) and secret and secret in value:
+        return value.replace(secret, "***")
+    return value
+
+
+def _entries(decoded: Mapping[str, Any]) -> list[Any]:
+    """The plate objects of a code-200 answer, in the vendor's order (shapes: see module)."""
+    if "result" in decoded:
+        result = decoded["result"]
+    elif "newslist" in decoded:
+        result = decoded["newslist"]
+    else:
+        raise BadResponse("code 200 without result", provider=NAME, http_status=200)
+    if result is None:
+        return []
+    if isinstance(result, list):
+        return result
+    if isinstance(result, dict):
+        if "list" in result:
+            inner = result["list"]
+            if inner is None:
+                return []
+            if isinstance(inner, list):
+                return inner
+        elif "number" in result or "color" in result:
+            return [result]
+        elif not result:  # {}: the doc's "result object {}" with nothing in it
+            return []
+    raise BadResponse(
+        "result is neither a plate nor a list of plates", provider=NAME, http_status=200
+    )
+
+
+def plates_of(decoded: Mapping[str, Any]) -> list[PlateReading]:
+    """One reading per plate with a number; ``position`` is the index in the vendor's list."""
+    readings = []
+    for position, entry in enumerate(_entries(decoded)):
+        if not isinstance(entry, dict):
+            raise BadResponse("a plate entry is not an object", provider=NAME, http_status=200)
+        number = _text(entry.get("number"))
+        if number is None:  # an entry without a number reads nothing
+            continue
+        color = _text(entry.get("color"))
+        readings.append(
+            PlateReading(position, plate_no=number, color=color.lower() if color else None)
+        )
+    return readings
+
+
+class TianapiPlate:
+    """The adapter: builds the form, maps answers. No I/O (see :mod:`worker.providers.base`)."""
+
+    name: ClassVar[str] = NAME
+    limits: ClassVar[ImageLimits] = ImageLimits(
+        formats=frozenset({"JPEG", "PNG", "BMP"}),  # imgurl's "支持jpg/png/bmp格式"
+        max_b64_bytes=3_000_000,  # "图片大小不超过3M", read as 3,000,000 bytes of base64
+        # The doc gives no minimum. 15 px is the floor Juhe documents for its recogniser;
+        # below it no plate's characters can be resolved, so calling would only bill.
+        min_side=15,
+    )
+    # Tianapi caps requests per second per account (code 130) without publishing the
+    # figure ("可在控制台-接口管理中查询"); 5/s is a conservative default, set
+    # VREC_TIANAPI_PLATE__RATE to the console's value.
+    default_rate: ClassVar[float] = 5.0
+    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    settings: ProviderSettings
+
+    def __init__(self, settings: TianapiPlateSettings) -> None:
+        self.settings = settings
+        self._settings = settings
+
+    def _key(self) -> str | None:
+        key = self._settings.key
+        return key.get_secret_value() if key is not None and key.get_secret_value() else None
+
+    def credential_id(self) -> str:
+        key = self._key()
+        if key is None:
+            return "unset"
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
+        check_options(self, options)
+        key = self._key()
+        if key is None:
+            raise ConfigError(f"{NAME}: VREC_TIANAPI_PLATE__KEY must be set")
+        if not image.b64:
+            raise InvalidImage("empty image", provider=NAME)
+        if len(image.b64) > self.limits.max_b64_bytes:
+            raise InvalidImage(
+                f"base64 image is {len(image.b64)} bytes, over {self.limits.max_b64_bytes}",
+                provider=NAME,
+            )
+        body = form_body({"key": key}, {"img": image.b64})
+        headers = {"Content-Type": FORM_CONTENT_TYPE}
+        return VendorRequest("POST", self._settings.base_url, headers, body)
+
+    def parse_response(self, response: VendorResponse) -> VendorAnswer:
+        status = response.status
+        if status != 200:
+            raise _http_error(status)
+        try:
+            decoded = json.loads(response.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadResponse("answer is not JSON", provider=NAME, http_status=status) from exc
+        if not isinstance(decoded, dict):
+            raise BadResponse("answer is not a JSON object", provider=NAME, http_status=status)
+        code = _code(decoded.get("code"))
+        if code is None:
+            raise BadResponse("answer has no numeric code", provider=NAME, http_status=status)
+        raw = scrub(decoded, self._key())
+        if code != OK:
+            return self._error(code, raw)
+        readings = plates_of(decoded)
+        if not readings:  # looked and found no plate; code 200 is billed all the same
+            return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=str(OK), billed=True)
+        return VendorAnswer(Outcome.SUCCEEDED, raw, list(readings), str(OK), billed=True)
+
+    def _error(self, code: int, raw: Any) -> VendorAnswer:
+        kind = classify(code)
+        if kind == NO_RESULT:
+            return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=str(code))
+        message = (_text(raw.get("msg")) or f"code {code}")[:300]
+        raise kind(
+            message, provider=NAME, vendor_code=str(code), http_status=200, billed=False, raw=raw
+        )
+
+
+def _http_error(status: int) -> JobError:
+    """Tianapi answers 200 even for errors; anything else came from a proxy or gateway."""
+    kind: type[JobError]
+    if status >= 500:
+        kind = ServerError
+    elif status == 429:
+        kind = RateLimited
+    elif status == 413:
+        kind = VendorRejectedImage
+    elif status in (401, 403, 404, 405):  # wrong endpoint or no access: stop calling
+        kind = ProviderUnavailable
+    else:
+        kind = BadResponse
+    return kind(f"HTTP {status}", provider=NAME, http_status=status)

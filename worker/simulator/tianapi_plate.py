@@ -1,0 +1,239 @@
+"""Simulator of Tianapi ``licenseplate`` on ``GET|POST /licenseplate/index``.
+
+Parameters are read as a PHP front end reads them: the query string, then a
+form-urlencoded or multipart/form-data body (body wins). Checks, in order: ``key``
+missing -> 240, empty or not ``VREC_TIANAPI_PLATE__KEY`` -> 230 (no key configured: every
+key is wrong); ``img`` missing -> 280 (``imgurl`` alone -> 270, nothing can be fetched
+here), empty -> 260, over 3,000,000 base64 characters -> 290; base64 that doesn't decode
+(a ``data:`` header, an unescaped ``+`` turned into a space) or bytes that aren't a
+JPEG/PNG/BMP -> 270; a decompression bomb -> 290. Then the image's directive, then a
+deterministic answer. Every answer is HTTP 200 in ``{"code", "msg"[, "result"]}``.
+
+Answer shape: one plate as ``result{color, number}`` (the doc's field table), several
+as ``result{"list": [...]}`` (Tianapi's new-domain wrapper for lists). The adapter
+accepts both, and a bare list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import io
+import json
+import warnings
+from email import policy
+from email.parser import BytesParser
+from typing import Any, ClassVar, Final
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from PIL import Image
+
+from worker.config import ProviderSettings, TianapiPlateSettings
+from worker.simulator import faults
+from worker.simulator.directives import Directive, read_directive
+from worker.simulator.synth import Synth
+
+NAME: Final = "tianapi_plate"
+PATH: Final = "/licenseplate/index"
+MAX_B64: Final = 3_000_000  # "图片大小不超过3M"
+MAX_FILE: Final = 3_000_000  # the same limit for a multipart binary upload
+# Mostly blue (private cars), as on the road; green plates are the 8-character new-energy
+# ones; black and white (foreign, police/military) are rare. The doc's five colours only.
+COLORS: Final = ("blue",) * 6 + ("yellow",) * 2 + ("green",) * 2 + ("white", "black")
+MESSAGES: Final = {
+    100: "内部服务器错误",
+    110: "当前API已下线",
+    120: "API暂时维护中",
+    130: "API调用频率超限",
+    140: "API没有调用权限",
+    150: "API可用次数不足",
+    160: "账号未申请该API",
+    170: "Referer请求来源受限",
+    180: "IP请求来源受限",
+    190: "当前key不可用",
+    230: "key错误或为空",
+    240: "缺少key参数",
+    250: "数据返回为空",
+    260: "参数值不得为空",
+    270: "参数值不符合要求",
+    280: "缺少必要的参数",
+    290: "超过最大输入限制",
+}
+# Canonical directive keys -> Tianapi fields. Tianapi reads no body colour, so "color"
+# is its own field name here: the plate's colour.
+OVERRIDES: Final = {
+    "plate": "number",
+    "plate_color": "color",
+    "number": "number",
+    "color": "color",
+}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def answer(code: int | str, message: str | None = None, result: Any = None) -> web.Response:
+    """Tianapi's envelope; codes given as digit strings (directives) are sent as numbers."""
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    text = message or (MESSAGES.get(code, str(code)) if isinstance(code, int) else code)
+    body: dict[str, Any] = {"code": code, "msg": text}
+    if result is not None:
+        body["result"] = result
+    return web.json_response(body, dumps=_dumps)
+
+
+class _Refusal(Exception):
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(code)
+        self.code, self.message = code, message
+
+
+def synthesize(image: bytes, count: int | None = None) -> list[dict[str, str]]:
+    """Deterministic plates for ``image``: one, sometimes two; ``count`` overrides how many.
+
+    Draws always go in one order (how many, then per plate: colour, number, and for a
+    green plate its energy letter), so plate i is the same whatever ``count`` asks for.
+    """
+    s = Synth(image, salt=NAME)
+    natural = 2 if s.rng.random() < 0.2 else 1
+    plates = []
+    for _ in range(natural if count is None else count):
+        color = s.choice(COLORS)
+        number = s.plate()
+        if color == "green":  # new-energy plates: D (electric) or F (hybrid) after the city
+            number = number[:2] + s.choice("DF") + number[2:]
+        plates.append({"color": color, "number": number})
+    return plates
+
+
+def _apply(plates: list[dict[str, str]], fields: dict[str, Any]) -> None:
+    """Directive overrides: a list sets plate i from item i, a scalar sets the first plate."""
+    for key, value in fields.items():
+        target = OVERRIDES.get(key)
+        if target is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        for plate, item in zip(plates, values, strict=False):
+            plate[target] = str(item)
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, str | bytes]:
+    """Fields of a multipart/form-data body: text for plain fields, bytes for files."""
+    header = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = BytesParser(policy=policy.HTTP).parsebytes(header + body)
+    fields: dict[str, str | bytes] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        filename = part.get_filename()
+        fields[name] = payload if filename else payload.decode("utf-8", "replace")
+    return fields
+
+
+def _params(request: web.Request, body: bytes) -> dict[str, str | bytes]:
+    params: dict[str, str | bytes] = dict(request.query)
+    if request.method != "POST":
+        return params
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        params.update({k: v[-1] for k, v in form.items()})
+    elif request.content_type == "multipart/form-data":
+        params.update(_multipart(request.headers.get("Content-Type", ""), body))
+    return params
+
+
+class Sim:
+    provider: ClassVar[str] = NAME
+    routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", PATH), ("GET", PATH))
+    # Tianapi's per-second cap is per account and unpublished ("可在控制台-接口管理中查询");
+    # 10/s stands in for it, above the adapter's 5/s default so normal runs aren't throttled.
+    default_limit: ClassVar[int] = 10
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        if not isinstance(settings, TianapiPlateSettings):
+            raise TypeError("tianapi_plate Sim needs TianapiPlateSettings")
+        self.settings = settings
+
+    def throttled(self) -> web.Response:
+        return answer(130)
+
+    def error_in_200(self) -> web.Response:
+        return answer(100)
+
+    async def handle(self, request: web.Request, body: bytes) -> web.Response:
+        try:
+            params = _params(request, body)
+            self._check_key(params)
+            image = self._image(params)
+        except _Refusal as refusal:
+            return answer(refusal.code, refusal.message)
+        directive = read_directive(image)
+        if directive.fault:
+            return await faults.answer(directive.fault, request, self)
+        if directive.error:
+            return answer(directive.error, directive.message)
+        if directive.empty:
+            return answer(250)
+        return answer(200, "success", self._result(image, directive))
+
+    def _check_key(self, params: dict[str, str | bytes]) -> None:
+        if "key" not in params:
+            raise _Refusal(240)
+        given = params["key"]
+        given = given.encode() if isinstance(given, str) else given
+        expected = self.settings.key.get_secret_value() if self.settings.key else ""
+        if not given or not expected or not hmac.compare_digest(given, expected.encode()):
+            raise _Refusal(230)
+
+    def _image(self, params: dict[str, str | bytes]) -> bytes:
+        img = params.get("img")
+        if img is None:
+            if params.get("imgurl"):  # nothing can be fetched from here
+                raise _Refusal(270, "图片下载失败")
+            raise _Refusal(260 if "imgurl" in params else 280)
+        if isinstance(img, bytes):  # multipart binary upload: the file itself
+            if not img:
+                raise _Refusal(260)
+            if len(img) > MAX_FILE:
+                raise _Refusal(290)
+            image = img
+        else:
+            if not img:
+                raise _Refusal(260)
+            if len(img) > MAX_B64:
+                raise _Refusal(290)
+            try:
+                image = base64.b64decode(img, validate=True)
+            except (binascii.Error, ValueError):
+                raise _Refusal(270, "图片base64编码错误") from None
+        _check_image(image)
+        return image
+
+    def _result(self, image: bytes, directive: Directive) -> dict[str, Any]:
+        plates = synthesize(image, directive.count)
+        _apply(plates, dict(directive.fields))
+        if len(plates) == 1:
+            return plates[0]
+        return {"list": plates}
+
+
+def _check_image(image: bytes) -> None:
+    """PNG/JPEG/BMP by content ("支持jpg/png/bmp格式"), and not a decompression bomb."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(image)) as img:
+                if img.format not in ("PNG", "JPEG", "BMP"):
+                    raise _Refusal(270, "图片格式不支持")
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise _Refusal(290) from None
+        except (OSError, ValueError, SyntaxError):
+            raise _Refusal(270, "图片解码失败") from None
