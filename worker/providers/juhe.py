@@ -1,0 +1,295 @@
+"""What Juhe's APIs (carDetect, verify_carlicense) share: envelope, system codes, billing.
+
+Every Juhe answer is HTTP 200 with ``{"error_code": int, "reason": str, "result": ...}``;
+``error_code`` 0 is success, anything else an error whose ``result`` is usually null.
+Codes starting with 1 (``10001``-``10021``) are Juhe's system codes, common to every API
+(:data:`SYSTEM_ERRORS`); each API adds its own service codes (``2xxxxx``), merged on top
+by the adapter. A code in neither table is treated as :class:`~worker.errors.Transient`:
+retried up to the attempt cap, with the code kept for the failures view.
+
+Billing: Juhe charges a call when it answers ``error_code`` 0 (also when that success
+holds no candidates or no plate); every non-zero code, including "nothing recognised"
+(237102), is free. :func:`parse_envelope` and :func:`raise_for_code` record exactly that.
+
+The key travels in the request body (the docs leave no other place for it), so adapters
+wrap bodies in :class:`RedactedBytes` / :class:`RedactedText`: the bytes on the wire are
+unchanged, but ``repr()`` of a :class:`~worker.providers.base.VendorRequest` never shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pydantic import SecretStr
+
+from worker.errors import (
+    BadResponse,
+    ConfigError,
+    InvalidImage,
+    JobError,
+    Outcome,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    Transient,
+    VendorRejectedImage,
+)
+from worker.providers.base import (
+    ImageLimits,
+    PreparedImage,
+    Reading,
+    VendorAnswer,
+    VendorResponse,
+)
+
+NoResult = Literal["no_result"]
+NO_RESULT: Final[NoResult] = "no_result"
+Kind = type[JobError] | NoResult
+
+# Juhe's system-level codes (both docs list the same table) -> one outcome each.
+SYSTEM_ERRORS: Final[Mapping[int, Kind]] = {
+    10001: ProviderUnavailable,  # 错误的请求KEY: wrong or missing key
+    10002: ProviderUnavailable,  # 该KEY无请求权限: key not subscribed to this API
+    10003: ProviderUnavailable,  # KEY过期
+    10004: ProviderUnavailable,  # 错误的OPENID
+    10005: ProviderUnavailable,  # 应用未审核超时，请提交认证: account not verified
+    10007: ProviderUnavailable,  # 未知的请求源: our request is not one Juhe accepts
+    10008: ProviderUnavailable,  # 被禁止的IP: this host is banned; every call would fail
+    10009: ProviderUnavailable,  # 被禁止的KEY
+    10011: RateLimited,  # 当前IP请求超过限制: per-IP frequency limit
+    10012: RateLimited,  # 请求超过次数限制: per-key frequency limit (the throttle answer)
+    # 测试KEY超过请求限制: a test key's allowance is spent; waiting won't help, a paid key will.
+    10013: ProviderUnavailable,
+    10014: ServerError,  # 系统内部异常 (recognition is not a payment: safe to retry)
+    10020: ServerError,  # 接口维护: maintenance ends; retry with backoff
+    10021: ProviderUnavailable,  # 接口停用: API discontinued
+}
+
+# Images are sent as base64 text; both APIs' answers are parsed by the same envelope.
+FORMATS: Final = frozenset({"JPEG", "PNG", "BMP"})
+CAR_LIMITS: Final = ImageLimits(
+    formats=FORMATS,  # "支持jpg/png/bmp格式"
+    max_b64_bytes=4_000_000,  # "编码后大小不超过4M", read as 4,000,000 bytes of base64
+    min_side=15,  # "最短边至少15px"
+    max_side=4096,  # "最长边最大4096px"
+)
+# Undocumented, conservative: Juhe doesn't publish a per-second limit for these APIs.
+DEFAULT_RATE: Final = 5.0
+_SECRET_NAMES: Final = frozenset({"key", "appkey", "app_key", "apikey", "api_key"})
+_SECRETISH: Final = ("secret", "token", "signature", "password", "appcode")
+_EXTENSIONS: Final = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp"}
+
+
+class RedactedBytes(bytes):
+    """A request body holding the key: the same bytes, a ``repr`` that doesn't show them."""
+
+    def __repr__(self) -> str:
+        return f"<form body, {len(self)} bytes, key redacted>"
+
+
+class RedactedText(str):
+    """A multipart ``key`` value: the same text, a ``repr`` that doesn't show it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
+
+
+def key_of(key: SecretStr | None, provider: str) -> str:
+    """The key's value, or ConfigError naming the environment variable to set."""
+    value = key.get_secret_value() if key is not None else ""
+    if not value:
+        raise ConfigError(f"{provider}: VREC_{provider.upper()}__KEY must be set")
+    return value
+
+
+def credential_id(key: SecretStr | None) -> str:
+    """A non-secret id of the key: a short sha256 prefix (never any of the key itself)."""
+    if key is None or not key.get_secret_value():
+        return "unset"
+    return "sha256:" + hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:12]
+
+
+def check_size(image: PreparedImage, limits: ImageLimits, provider: str) -> None:
+    """Refuse before calling (and before billing) what the vendor would refuse."""
+    if not image.b64:
+        raise InvalidImage("image is empty", provider=provider)
+    if len(image.b64) > limits.max_b64_bytes:
+        raise InvalidImage(
+            f"base64 image is {len(image.b64)} bytes, over {limits.max_b64_bytes}",
+            provider=provider,
+        )
+
+
+def filename(image: PreparedImage) -> str:
+    """An upload filename whose extension matches the content (Java backends look at it)."""
+    return f"image.{_EXTENSIONS.get(image.format, 'bin')}"
+
+
+def strip_secrets(value: Any, secret: str | None = None) -> Any:
+    """A copy of decoded JSON without credential-like keys or the key's value anywhere.
+
+    Juhe answers don't echo the key; this makes sure nothing that looks like one is
+    stored, whatever a future answer (or an error ``reason``) contains.
+    """
+    if isinstance(value, dict):
+        return {
+            k: strip_secrets(v, secret)
+            for k, v in value.items()
+            if str(k).lower() not in _SECRET_NAMES
+            and not any(s in str(k).lower() for s in _SECRETISH)
+        }
+    if isinstance(value, list):
+        return [strip_secrets(v, secret) for v in value]
+    if isinstance(value, str) and secret and secret in value:
+        return value.replace(secret, "***")
+    return value
+
+
+def text(value: Any) -> str | None:
+    """A stripped string, or None for null and empty values (Juhe sends "" for "none")."""
+    if value is None:
+        return None
+    out = str(value).strip()
+    return out or None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded Juhe answer: its code, reason, result and the JSON with secrets stripped."""
+
+    code: int
+    reason: str
+    result: Any
+    raw: Any
+    request_id: str | None
+
+    @property
+    def billed(self) -> bool:
+        return self.code == 0
+
+
+def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) -> Envelope:
+    """Check the HTTP status and the envelope's shape; raise for anything else."""
+    if status != 200:
+        raise http_error(status, provider)
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadResponse("answer is not JSON", provider=provider, http_status=status) from exc
+    if not isinstance(decoded, dict):
+        raise BadResponse("answer is not a JSON object", provider=provider, http_status=status)
+    code = _code(decoded.get("error_code"))
+    if code is None:  # not Juhe's envelope: a proxy page, or a changed API
+        raise BadResponse("answer has no error_code", provider=provider, http_status=status)
+    result = decoded.get("result")
+    order_id = text(result.get("orderid")) if isinstance(result, dict) else None
+    return Envelope(
+        code=code,
+        reason=strip_secrets(text(decoded.get("reason")) or "", secret),
+        result=result,
+        raw=strip_secrets(decoded, secret),
+        request_id=order_id,
+    )
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def classify(code: int, service: Mapping[int, Kind]) -> Kind:
+    """The outcome of a non-zero code: the API's own table, then the system table."""
+    return service.get(code) or SYSTEM_ERRORS.get(code) or Transient
+
+
+def answer(
+    response: VendorResponse,
+    *,
+    provider: str,
+    errors: Mapping[int, Kind],
+    key: SecretStr | None,
+    readings_of: Callable[[Any], Sequence[Reading]],
+) -> VendorAnswer:
+    """The one outcome of a Juhe answer; ``readings_of(result)`` reads a success.
+
+    ``readings_of`` raises ValueError for a ``result`` of the wrong shape and returns no
+    readings when the vendor found nothing, which is ``no_result`` (billed: code 0).
+    """
+    secret = key.get_secret_value() if key is not None else None
+    envelope = parse_envelope(response.status, response.body, provider, secret)
+    if envelope.code != 0:
+        raise_unless_no_result(envelope, errors, provider)
+        return VendorAnswer(
+            Outcome.NO_RESULT,
+            envelope.raw,
+            vendor_code=str(envelope.code),
+            request_id=envelope.request_id,
+            billed=envelope.billed,
+        )
+    try:
+        readings = list(readings_of(envelope.result))
+    except ValueError as exc:
+        raise bad_shape(str(exc), envelope, provider) from exc
+    return VendorAnswer(
+        Outcome.SUCCEEDED if readings else Outcome.NO_RESULT,
+        envelope.raw,
+        readings,
+        request_id=envelope.request_id,
+        billed=envelope.billed,
+    )
+
+
+def raise_unless_no_result(envelope: Envelope, errors: Mapping[int, Kind], provider: str) -> None:
+    """Return quietly for a no-result code; raise the code's JobError for the others."""
+    kind = classify(envelope.code, errors)
+    if kind == NO_RESULT:
+        return
+    raise kind(
+        (envelope.reason or f"error_code {envelope.code}")[:300],
+        provider=provider,
+        vendor_code=str(envelope.code),
+        http_status=200,
+        request_id=envelope.request_id,
+        billed=envelope.billed,
+        raw=envelope.raw,
+    )
+
+
+def bad_shape(what: str, envelope: Envelope, provider: str) -> BadResponse:
+    """A success envelope whose ``result`` we can't read (billed: Juhe counted it)."""
+    return BadResponse(
+        what,
+        provider=provider,
+        vendor_code=str(envelope.code),
+        http_status=200,
+        request_id=envelope.request_id,
+        billed=envelope.billed,
+        raw=envelope.raw,
+    )
+
+
+def http_error(status: int, provider: str) -> JobError:
+    """Juhe answers 200 even for errors; anything else came from a proxy or gateway."""
+    kind: type[JobError]
+    if status >= 500:
+        kind = ServerError
+    elif status == 429:
+        kind = RateLimited
+    elif status == 413:  # the body is essentially the image
+        kind = VendorRejectedImage
+    elif status in (401, 403, 404, 405):  # wrong endpoint or no access: stop calling
+        kind = ProviderUnavailable
+    else:
+        kind = BadResponse
+    return kind(f"HTTP {status}", provider=provider, http_status=status)

@@ -1,0 +1,122 @@
+"""Juhe carDetect (车型识别): car make/model/year candidates and the body colour.
+
+Request: ``POST http://apis.juhe.cn/carDetect/index``, ``application/x-www-form-urlencoded``
+with ``key`` and ``image`` (base64 without a ``data:`` header, then urlencoded).
+Answer: Juhe's envelope (:mod:`worker.providers.juhe`) whose ``result`` is
+``{"data": [{name, score, year, baike_info{baike_url, image_url, description}}], "color"}``;
+one :class:`CarModelCandidate` per ``data`` entry, in the vendor's order (rank 1 = best).
+
+Billing: Juhe bills ``error_code`` 0 only (see :mod:`worker.providers.juhe`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from worker.config import JuheCarSettings, ProviderSettings
+from worker.errors import VendorRejectedImage
+from worker.providers import juhe
+from worker.providers.base import (
+    CarModelCandidate,
+    ImageLimits,
+    PreparedImage,
+    VendorAnswer,
+    VendorRequest,
+    VendorResponse,
+    check_options,
+)
+from worker.providers.form import FORM_CONTENT_TYPE, form_body
+
+NAME: Final = "juhe_car"
+
+# The doc's service codes; system codes come from juhe.SYSTEM_ERRORS.
+ERRORS: Final[Mapping[int, juhe.Kind]] = {
+    # 识别失败: Juhe could not process this image (the simulator answers it for
+    # undecodable, oversized or out-of-range images). The same bytes fail the same way, and
+    # retrying only delays the verdict, so it is terminal, like a decode failure. A one-off
+    # hiccup on Juhe's side comes as 10014 instead.
+    237101: VendorRejectedImage,
+    237102: juhe.NO_RESULT,  # 非车类或识别不到信息: looked, found no car (design.md)
+}
+
+
+def _score(value: Any) -> float | None:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return score if math.isfinite(score) else None
+
+
+def candidates_of(result: Any) -> list[CarModelCandidate]:
+    """One candidate per named ``data`` entry, ranked in the vendor's order.
+
+    Raises ValueError when ``result`` or ``result.data`` has the wrong shape; a missing
+    or null one is an empty answer.
+    """
+    if result is None:
+        return []
+    if not isinstance(result, dict):
+        raise ValueError("result is not an object")
+    entries = result.get("data")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ValueError("result.data is not a list")
+    color = juhe.text(result.get("color"))
+    candidates: list[CarModelCandidate] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or juhe.text(entry.get("name")) is None:
+            continue  # nothing to store or search by
+        baike = entry.get("baike_info")
+        baike = baike if isinstance(baike, dict) else {}
+        candidates.append(
+            CarModelCandidate(
+                rank=len(candidates) + 1,
+                name=juhe.text(entry.get("name")),
+                year=juhe.text(entry.get("year")),
+                score=_score(entry.get("score")),
+                baike_url=juhe.text(baike.get("baike_url")),
+                image_url=juhe.text(baike.get("image_url")),
+                description=juhe.text(baike.get("description")),
+                color=color,
+            )
+        )
+    return candidates
+
+
+class JuheCar:
+    """The adapter: builds the form, maps answers. No I/O (see :mod:`worker.providers.base`)."""
+
+    name: ClassVar[str] = NAME
+    limits: ClassVar[ImageLimits] = juhe.CAR_LIMITS
+    default_rate: ClassVar[float] = juhe.DEFAULT_RATE  # undocumented; conservative
+    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    settings: ProviderSettings
+
+    def __init__(self, settings: JuheCarSettings) -> None:
+        self.settings = settings
+        self._settings = settings
+
+    def credential_id(self) -> str:
+        return juhe.credential_id(self._settings.key)
+
+    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
+        check_options(self, options)
+        key = juhe.key_of(self._settings.key, NAME)
+        juhe.check_size(image, self.limits, NAME)
+        body = form_body({"key": key}, {"image": image.b64})
+        headers = {"Content-Type": FORM_CONTENT_TYPE}
+        return VendorRequest("POST", self._settings.base_url, headers, juhe.RedactedBytes(body))
+
+    def parse_response(self, response: VendorResponse) -> VendorAnswer:
+        return juhe.answer(
+            response,
+            provider=NAME,
+            errors=ERRORS,
+            key=self._settings.key,
+            readings_of=candidates_of,
+        )
