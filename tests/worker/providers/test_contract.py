@@ -1,0 +1,165 @@
+"""One contract, every provider: each adapter against its simulator over loopback reaches
+all six outcomes of design.md by the same generic means, and leaks no secret doing so.
+
+Vendor-specific code tables are tested per provider in the neighbouring modules; here only
+mechanisms every vendor has are used: a normal image, an empty answer, undecodable bytes,
+more calls than the vendor's per-second limit, server faults, and the wrong credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from worker import http
+from worker.config import Settings, get_settings
+from worker.demo import demo_credentials
+from worker.errors import JobError, Outcome
+from worker.providers.base import PreparedImage, Provider, VendorAnswer
+from worker.providers.registry import get_provider, names
+from worker.samples import vehicle_photo
+from worker.simulator.directives import make_image
+from worker.simulator.server import point_at, run_simulator
+
+# Variants with other request shapes or auth schemes, where the provider has them.
+VARIANTS: dict[str, dict[str, str]] = {
+    "juhe_plate": {"VREC_JUHE_PLATE__MODE": "multipart"},
+    "aliyun_plate": {
+        "VREC_ALIYUN_PLATE__APPCODE": "",
+        "VREC_ALIYUN_PLATE__APP_KEY": "204000001",
+        "VREC_ALIYUN_PLATE__APP_SECRET": "contract-test-app-secret-0123456789",
+    },
+}
+CASES = [(name, {}) for name in names()] + [(n, env) for n, env in VARIANTS.items() if n in names()]
+LIMIT = 2  # the simulator's per-second limit in this test
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, extra: Mapping[str, str]) -> Settings:
+    for key, value in {**demo_credentials(), **extra}.items():
+        if value:
+            monkeypatch.setenv(key, value)
+        else:
+            monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _secrets(settings: Settings, name: str) -> list[str]:
+    block = settings.provider(name).model_dump()
+    return [v.get_secret_value() for v in block.values() if hasattr(v, "get_secret_value")]
+
+
+def _image(data: bytes) -> PreparedImage:
+    with Image.open(io.BytesIO(data)) as im:
+        fmt, (w, h) = im.format or "PNG", im.size
+    return PreparedImage(data, base64.b64encode(data), fmt, w, h, transformed=False)
+
+
+def _garbage() -> PreparedImage:
+    data = b"definitely not an image, but valid base64 once encoded " * 20
+    return PreparedImage(data, base64.b64encode(data), "JPEG", 640, 480, transformed=False)
+
+
+async def _call(
+    provider: Provider, session: aiohttp.ClientSession, image: PreparedImage
+) -> VendorAnswer | JobError:
+    request = provider.build_request(image, {})
+    try:
+        response = await http.send(session, request, provider=provider.name, timeout=5)
+        return provider.parse_response(response)
+    except JobError as exc:
+        return exc
+
+
+def _outcome(result: VendorAnswer | JobError) -> Outcome:
+    return result.outcome
+
+
+IDS = [
+    name + "".join(f"-{k.split('__')[-1].lower()}" for k in env if env[k]) for name, env in CASES
+]
+
+
+@pytest.fixture(params=CASES, ids=IDS)
+def case(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """(provider name, settings, other settings alike but for fresh random credentials)."""
+    name, extra = request.param
+    settings = _settings(monkeypatch, extra)
+    return name, settings, _settings(monkeypatch, extra)
+
+
+def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
+    name, settings, wrong = case
+    settings = settings.model_copy(
+        update={"simulator": settings.simulator.model_copy(update={"limits": {name: LIMIT}})}
+    )
+
+    async def scenario() -> dict[str, list[VendorAnswer | JobError]]:
+        async with (
+            run_simulator(settings, providers=[name]) as (url, sim),
+            aiohttp.ClientSession() as session,
+        ):
+            provider = get_provider(name, point_at(settings, url, [name]))
+            impostor = get_provider(name, point_at(wrong, url, [name]))
+            seen: dict[str, list[VendorAnswer | JobError]] = {}
+
+            async def one(label: str, p: Provider, image: PreparedImage) -> None:
+                seen.setdefault(label, []).append(await _call(p, session, image))
+                await asyncio.sleep(1.1)  # stay under the limit between scenarios
+
+            await one("succeeded", provider, _image(vehicle_photo(7, (640, 480))))
+            await one("no_result", provider, _image(make_image({"empty": True})))
+            await one("invalid_image", provider, _garbage())
+            await one("5xx", provider, _image(make_image({"fault": "5xx"})))
+            await one("error200", provider, _image(make_image({"fault": "error200"})))
+            await one("provider_unavailable", impostor, _image(vehicle_photo(8, (640, 480))))
+            burst = [
+                _call(provider, session, _image(vehicle_photo(i, (320, 240))))
+                for i in range(3 * LIMIT)
+            ]
+            seen["burst"] = list(await asyncio.gather(*burst))
+            assert sim.snapshot()[name]["throttled"] >= 1
+            return seen
+
+    seen = asyncio.run(scenario())
+
+    succeeded = seen["succeeded"][0]
+    assert isinstance(succeeded, VendorAnswer), succeeded
+    assert succeeded.outcome is Outcome.SUCCEEDED
+    assert succeeded.readings
+    assert succeeded.billed
+    assert _outcome(seen["no_result"][0]) is Outcome.NO_RESULT
+    assert _outcome(seen["invalid_image"][0]) is Outcome.INVALID_IMAGE
+    assert _outcome(seen["5xx"][0]) is Outcome.TRANSIENT
+    assert _outcome(seen["error200"][0]) is Outcome.TRANSIENT
+    assert _outcome(seen["provider_unavailable"][0]) is Outcome.PROVIDER_UNAVAILABLE
+    burst = [_outcome(r) for r in seen["burst"]]
+    assert Outcome.RATE_LIMITED in burst
+    assert set(burst) <= {Outcome.SUCCEEDED, Outcome.RATE_LIMITED}
+
+    # Nothing a vendor call produced carries a credential: messages, raw answers, codes.
+    secrets = _secrets(settings, name) + _secrets(wrong, name)
+    for results in seen.values():
+        for result in results:
+            text = json.dumps(result.raw, ensure_ascii=False, default=str)
+            if isinstance(result, JobError):
+                text += str(result) + repr(result.args) + str(result.vendor_code)
+            for secret in secrets:
+                assert secret not in text, f"{name} leaks a credential"
+
+
+def test_every_provider_is_registered_with_its_simulator() -> None:
+    assert set(names()) >= {"tencent_vehicle_license"}
+    for name in names():
+        provider = get_provider(name, Settings())
+        assert provider.name == name
+        assert provider.limits.max_b64_bytes > 0
+        assert provider.default_rate > 0
