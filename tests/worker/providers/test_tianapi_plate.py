@@ -32,6 +32,7 @@ from worker.errors import (
 )
 from worker.providers.base import PlateReading, PreparedImage, Provider, VendorAnswer
 from worker.providers.base import VendorResponse as Response
+from worker.providers.registry import get_provider
 from worker.providers.tianapi_plate import ERRORS, TianapiPlate
 from worker.simulator.directives import make_image
 from worker.simulator.server import Simulator, point_at, run_simulator
@@ -112,7 +113,8 @@ def parse(body: Any, status: int = 200) -> VendorAnswer:
 
 
 def test_contract() -> None:
-    provider = TianapiPlate(make_settings().tianapi_plate)
+    provider = get_provider(NAME, make_settings())
+    assert isinstance(provider, TianapiPlate)
     assert isinstance(provider, Provider)
     assert provider.name == NAME
     assert provider.limits.formats == frozenset({"JPEG", "PNG", "BMP"})
