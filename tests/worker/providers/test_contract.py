@@ -38,7 +38,9 @@ VARIANTS: dict[str, dict[str, str]] = {
         "VREC_ALIYUN_PLATE__APP_SECRET": "contract-test-app-secret-0123456789",
     },
 }
-CASES = [(name, {}) for name in names()] + [(n, env) for n, env in VARIANTS.items() if n in names()]
+CASES: list[tuple[str, dict[str, str]]] = [(name, {}) for name in names()] + [
+    (n, env) for n, env in VARIANTS.items() if n in names()
+]
 LIMIT = 2  # the simulator's per-second limit in this test
 
 
