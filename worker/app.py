@@ -23,7 +23,7 @@ TASK_MODULES = ("tasks.jobs", "tasks.maintenance")
 def celery_config(settings: Settings) -> dict[str, Any]:
     embedded = settings.broker_url is None
     return {
-        "broker_url": settings.broker_url or "memory://",
+        "broker_url": settings.broker_url or "memory://localhost/",
         # memory:// polls; the default 1 s would idle the embedded worker between messages.
         "broker_transport_options": (
             {"polling_interval": 0.01} if embedded else {"visibility_timeout": 3600}

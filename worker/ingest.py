@@ -24,11 +24,26 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
+def _other_scheme(source: str) -> str | None:
+    """``ftp`` for ``ftp://...``: a URL vrec won't fetch (None for paths and http(s))."""
+    scheme, sep, _ = source.partition("://")
+    if sep and scheme.isalpha() and not is_url(source):
+        return scheme.lower()
+    return None
+
+
+def _url_entry(source: str) -> SourceEntry:
+    scheme = _other_scheme(source)
+    if scheme is not None:
+        return SourceEntry(uri=source, error=f"URL scheme {scheme!r} refused: only http and https")
+    return SourceEntry(uri=source)
+
+
 def entries(sources: Iterable[str]) -> Iterator[SourceEntry]:
     """Every image named by ``sources``, folders walked recursively in sorted order."""
     for source in sources:
-        if is_url(source):
-            yield SourceEntry(uri=source)
+        if is_url(source) or _other_scheme(source):
+            yield _url_entry(source)
             continue
         path = Path(source)
         if path.is_dir():
@@ -62,8 +77,8 @@ def _manifest(path: Path) -> Iterator[SourceEntry]:
             value = (row.get(original) or "").strip()
             if not value:
                 continue
-            if is_url(value):
-                yield SourceEntry(uri=value)
+            if is_url(value) or _other_scheme(value):
+                yield _url_entry(value)
             else:
                 file = Path(value)
                 yield file_entry(file if file.is_absolute() else path.parent / file)

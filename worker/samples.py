@@ -1,21 +1,18 @@
 """Synthetic sample images for the demo, tests and benchmarks (nothing binary in the repo).
 
-``vehicle_photo`` draws a car-ish scene with a plate; ``directive`` embeds a simulator
-directive (see :mod:`worker.simulator.directives`) in a PNG text chunk so a test can
-dictate the vendor's answer for that image.
+``vehicle_photo`` draws a car-ish scene with a plate. Images that dictate the simulator's
+answer come from :func:`worker.simulator.directives.make_image`.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import random
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, ImageDraw, PngImagePlugin
+from PIL import Image, ImageDraw
 
-SIM_CHUNK = "vrec-sim"
+from worker.simulator.directives import make_image
 
 
 def vehicle_photo(seed: int, size: tuple[int, int] = (1024, 768), fmt: str = "JPEG") -> bytes:
@@ -36,16 +33,6 @@ def vehicle_photo(seed: int, size: tuple[int, int] = (1024, 768), fmt: str = "JP
     draw.text((px0 + 6, py0 + 4), f"A{seed:05d}", fill="white")
     out = io.BytesIO()
     img.save(out, fmt, quality=90) if fmt == "JPEG" else img.save(out, fmt)
-    return out.getvalue()
-
-
-def with_directive(directive: dict[str, Any], size: tuple[int, int] = (640, 480)) -> bytes:
-    """A PNG whose ``vrec-sim`` text chunk tells the simulator how to answer."""
-    img = Image.open(io.BytesIO(vehicle_photo(hash(json.dumps(directive)) % 10_000, size, "PNG")))
-    info = PngImagePlugin.PngInfo()
-    info.add_text(SIM_CHUNK, json.dumps(directive, ensure_ascii=False))
-    out = io.BytesIO()
-    img.save(out, "PNG", pnginfo=info)
     return out.getvalue()
 
 
@@ -74,6 +61,6 @@ def write_demo_set(folder: Path) -> dict[str, str]:
     what["notes.jpg"] = "text named .jpg"
     Image.new("1", (20_000, 10_000)).save(folder / "bomb.png")
     what["bomb.png"] = "200 megapixels in a small file: a decompression bomb"
-    (folder / "no-plate.png").write_bytes(with_directive({"empty": True}))
+    (folder / "no-plate.png").write_bytes(make_image({"empty": True}, size=(640, 480)))
     what["no-plate.png"] = "the vendor finds nothing in it"
     return what

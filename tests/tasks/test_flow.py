@@ -21,7 +21,6 @@ import redis
 from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
-from worker.simulator.server import SimulatorThread
 
 from models import Attempt, Job, VehicleLicense
 from models.db import make_engine, make_sessions
@@ -29,7 +28,9 @@ from tests.support import CELERY_REDIS_URL, REDIS_URL, truncate
 from worker.cli import app
 from worker.config import Settings, get_settings
 from worker.demo import demo_credentials, simulator_urls
-from worker.samples import vehicle_photo, with_directive
+from worker.samples import vehicle_photo
+from worker.simulator.directives import make_image
+from worker.simulator.server import SimulatorThread
 
 P = "tencent_vehicle_license"
 
@@ -60,11 +61,11 @@ def _images(folder: Path) -> dict[str, str]:
         expected[f"car{i}.jpg"] = "succeeded"
     sub = folder / "nested"
     sub.mkdir()
-    (sub / "empty.png").write_bytes(with_directive({"empty": True}))
+    (sub / "empty.png").write_bytes(make_image({"empty": True}))
     expected["nested/empty.png"] = "no_result"
-    (folder / "blurred.png").write_bytes(with_directive({"error": "FailedOperation.ImageBlur"}))
+    (folder / "blurred.png").write_bytes(make_image({"error": "FailedOperation.ImageBlur"}))
     expected["blurred.png"] = "invalid_image"
-    (folder / "flaky.png").write_bytes(with_directive({"error": "InternalError"}))
+    (folder / "flaky.png").write_bytes(make_image({"error": "InternalError"}))
     expected["flaky.png"] = "failed"
     (folder / "text.jpg").write_text("not an image")
     expected["text.jpg"] = "invalid_image"

@@ -1,0 +1,126 @@
+"""The hostile corpus and URL sources through `vrec run`: every input reaches a terminal
+state with its specific reason, no worker crashes, the batch goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from models import Image, Job
+from models.db import make_engine, make_sessions
+from tests.tasks.test_flow import vendor_env  # noqa: F401 - fixture
+from tests.worker.imaging_corpus import CORPUS
+from worker.cli import app
+from worker.config import get_settings
+from worker.samples import vehicle_photo
+
+P = "tencent_vehicle_license"
+
+
+def _run(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["run", *args, "-p", P, "--json"])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def _jobs_by_sha() -> dict[str | None, tuple[str, str | None, str]]:
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessions(engine)() as s:
+            rows = s.execute(
+                select(Image.sha256, Job.status, Job.last_error_message, Image.source_uri).join(Job)
+            )
+            return {sha: (status, message, uri) for sha, status, message, uri in rows}
+    finally:
+        engine.dispose()
+
+
+def test_corpus_batch_ends_with_a_reason_for_every_file(
+    vendor_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    expected: dict[str, tuple[str, str | None]] = {}
+    for i, case in enumerate(CORPUS):
+        data = case.make()
+        (folder / f"{i:02d}-{re.sub(r'[^a-z0-9]+', '-', case.name.lower())}.jpg").write_bytes(data)
+        expected[hashlib.sha256(data).hexdigest()] = (case.name, case.reason(P))
+    summary = _run(str(folder))
+
+    jobs = _jobs_by_sha()
+    assert set(jobs) == set(expected)  # identical contents share one image and one job
+    for sha, (name, reason) in expected.items():
+        status, message, _ = jobs[sha]
+        if reason is None:
+            assert status == "succeeded", (name, status, message)
+        else:
+            assert status == "invalid_image", (name, status, message)
+            assert message is not None
+            assert re.search(reason, message), (name, message)
+    assert summary["total"] == len(expected)
+    assert sum(summary["counts"].get(k, 0) for k in ("pending", "queued", "running")) == 0
+    assert len(summary["invalid_files"]) == min(50, summary["counts"]["invalid_image"])
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 serving one photo and a redirect to a private range."""
+    photo = vehicle_photo(3, (900, 600))
+
+    async def car(_request: web.Request) -> web.Response:
+        return web.Response(body=photo, content_type="image/jpeg")
+
+    async def to_metadata(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    app = web.Application()
+    app.router.add_get("/car.jpg", car)
+    app.router.add_get("/to-metadata", to_metadata)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.run_until_complete(runner.cleanup())
+    loop.close()
+
+
+def test_url_sources_fetched_by_the_worker_with_the_ssrf_guard(
+    vendor_env: dict[str, str],  # noqa: F811
+    image_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    urls = [f"{image_server}/car.jpg", f"{image_server}/to-metadata", "ftp://example.com/a.jpg"]
+    summary = _run(*urls)  # loopback not allowed: the first two are refused as well
+    assert summary["counts"]["invalid_image"] == 3
+    reasons = {f["source"]: f["reason"] for f in summary["invalid_files"]}
+    assert "refused" in reasons[urls[0]]
+    assert "ftp" in reasons[urls[2]]
+
+    monkeypatch.setenv("VREC_FETCH_ALLOW_NETWORKS", '["127.0.0.0/8"]')
+    get_settings.cache_clear()
+    summary = _run(*urls[:2])
+    assert summary["counts"]["succeeded"] == 1  # fetched, hashed, sent
+    reasons = {f["source"]: f["reason"] for f in summary["invalid_files"]}
+    assert "169.254.169.254" in reasons[urls[1]]  # the redirect hop is checked too
+    fetched = [row for row in _jobs_by_sha().values() if row[2] == urls[0]]
+    assert fetched[-1][0] == "succeeded"
