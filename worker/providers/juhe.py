@@ -179,7 +179,9 @@ def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) 
     if status != 200:
         raise http_error(status, provider)
     try:
-        decoded = json.loads(body)
+        # strict=False: tolerate raw line breaks inside strings; the carDetect doc's own
+        # example has them in a 百科 description, and refusing a paid answer for it helps no one.
+        decoded = json.loads(body, strict=False)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadResponse("answer is not JSON", provider=provider, http_status=status) from exc
     if not isinstance(decoded, dict):
@@ -187,13 +189,14 @@ def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) 
     code = _code(decoded.get("error_code"))
     if code is None:  # not Juhe's envelope: a proxy page, or a changed API
         raise BadResponse("answer has no error_code", provider=provider, http_status=status)
-    result = decoded.get("result")
+    raw = strip_secrets(decoded, secret)
+    result = raw.get("result")  # readings come from the stripped copy too
     order_id = text(result.get("orderid")) if isinstance(result, dict) else None
     return Envelope(
         code=code,
-        reason=strip_secrets(text(decoded.get("reason")) or "", secret),
+        reason=text(raw.get("reason")) or "",
         result=result,
-        raw=strip_secrets(decoded, secret),
+        raw=raw,
         request_id=order_id,
     )
 

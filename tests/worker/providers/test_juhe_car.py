@@ -1,0 +1,510 @@
+"""The Juhe carDetect adapter: against its simulator over loopback, and offline."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from worker import http
+from worker.config import JuheCarSettings, Settings, SimulatorSettings
+from worker.errors import (
+    BadResponse,
+    ConfigError,
+    ConnectionFailed,
+    InvalidImage,
+    JobError,
+    Outcome,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    VendorRejectedImage,
+    VendorTimeout,
+)
+from worker.providers.base import (
+    CarModelCandidate,
+    PreparedImage,
+    Provider,
+    VendorAnswer,
+    VendorResponse,
+)
+from worker.providers.juhe import SYSTEM_ERRORS
+from worker.providers.juhe_car import ERRORS, JuheCar
+from worker.providers.registry import get_provider
+from worker.simulator.directives import make_image
+from worker.simulator.server import point_at, run_simulator
+
+NAME = "juhe_car"
+KEY = "juhe-car-test-key-0123456789abcdef-DO-NOT-LEAK"
+Result = VendorAnswer | JobError
+
+
+def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
+    return Settings(
+        juhe_car=JuheCarSettings(key=SecretStr(key) if key else None),
+        simulator=SimulatorSettings(**simulator),
+    )
+
+
+def adapter(key: str | None = KEY) -> JuheCar:
+    return JuheCar(make_settings(key=key).juhe_car)
+
+
+def prepared(
+    directive: Mapping[str, Any] | None = None, *, data: bytes | None = None, **kwargs: Any
+) -> PreparedImage:
+    data = data if data is not None else make_image(directive, **kwargs)
+    size = kwargs.get("size", (64, 48))
+    return PreparedImage(data, base64.b64encode(data), "PNG", *size, transformed=False)
+
+
+class Loopback:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, settings: Settings) -> None:
+        self.base_url, self.session, self.settings = base_url, session, settings
+
+    def adapter(self, key: str | None = KEY) -> JuheCar:
+        block = self.settings.juhe_car
+        return JuheCar(block.model_copy(update={"key": SecretStr(key) if key else None}))
+
+    async def call(
+        self,
+        image: PreparedImage,
+        *,
+        adapter: JuheCar | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
+    ) -> Result:
+        provider = adapter or self.adapter()
+        try:
+            request = provider.build_request(image, {})
+            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
+            return provider.parse_response(response)
+        except JobError as exc:
+            return exc
+
+    async def raw(self, method: str, data: Any = None, **kwargs: Any) -> Result:
+        """A hand-made request (wrong method, missing fields), parsed by the adapter."""
+        url = self.settings.juhe_car.base_url
+        async with self.session.request(method, url, data=data, **kwargs) as response:
+            answer = VendorResponse(response.status, response.headers, await response.read())
+        try:
+            return self.adapter().parse_response(answer)
+        except JobError as exc:
+            return exc
+
+
+@asynccontextmanager
+async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
+    settings = settings or make_settings()
+    async with (
+        run_simulator(settings, providers=[NAME]) as (url, _sim),
+        aiohttp.ClientSession() as session,
+    ):
+        yield Loopback(url, session, point_at(settings, url, [NAME]))
+
+
+def one(image: PreparedImage, settings: Settings | None = None, **kwargs: Any) -> Result:
+    async def scenario() -> Result:
+        async with loopback(settings) as lb:
+            return await lb.call(image, **kwargs)
+
+    return asyncio.run(scenario())
+
+
+def answer(decoded: Any, status: int = 200) -> VendorAnswer:
+    body = json.dumps(decoded, ensure_ascii=False).encode()
+    return adapter().parse_response(VendorResponse(status, {}, body))
+
+
+# --- the contract ----------------------------------------------------------------------
+
+
+def test_contract() -> None:
+    provider = get_provider(NAME, make_settings())
+    assert isinstance(provider, Provider)
+    assert provider.name == NAME
+    assert provider.limits.formats == frozenset({"JPEG", "PNG", "BMP"})
+    assert provider.limits.max_b64_bytes == 4_000_000
+    assert (provider.limits.min_side, provider.limits.max_side) == (15, 4096)
+    assert provider.default_rate == 5.0
+    assert provider.option_choices == {}
+
+
+def test_credential_id_is_stable_and_not_the_key() -> None:
+    cred = adapter().credential_id()
+    assert cred == adapter().credential_id()
+    assert cred.startswith("sha256:")
+    assert KEY not in cred
+    assert KEY[:6] not in cred
+    assert adapter("another-key").credential_id() != cred
+    assert adapter(None).credential_id() == "unset"
+
+
+def test_request_is_the_docs_form() -> None:
+    image = prepared()
+    request = adapter().build_request(image, {})
+    assert request.method == "POST"
+    assert request.url == "http://apis.juhe.cn/carDetect/index"
+    assert request.headers == {"Content-Type": "application/x-www-form-urlencoded"}
+    assert request.multipart is None
+    body = request.body or b""
+    assert body == urlencode({"key": KEY, "image": image.b64.decode()}).encode()
+    assert parse_qs(body.decode()) == {"key": [KEY], "image": [image.b64.decode()]}
+    assert b"data:" not in body
+    assert KEY not in repr(request)
+
+
+def test_missing_key_options_and_size_are_refused_before_calling() -> None:
+    with pytest.raises(ConfigError, match="VREC_JUHE_CAR__KEY"):
+        adapter(None).build_request(prepared(), {})
+    with pytest.raises(ConfigError, match="unknown option"):
+        adapter().build_request(prepared(), {"card_side": "FRONT"})
+    with pytest.raises(InvalidImage, match="over 4000000"):
+        adapter().build_request(prepared(data=b"x" * 3_000_003), {})
+    with pytest.raises(InvalidImage, match="empty"):
+        adapter().build_request(prepared(data=b""), {})
+
+
+# --- over loopback ---------------------------------------------------------------------
+
+
+def test_success_is_deterministic_per_image() -> None:
+    async def scenario() -> list[Result]:
+        async with loopback() as lb:
+            images = [prepared(), prepared(), prepared(color=(200, 10, 10))]
+            return [await lb.call(image) for image in images]
+
+    first, again, other = asyncio.run(scenario())
+    assert isinstance(first, VendorAnswer), first
+    assert first.outcome is Outcome.SUCCEEDED
+    assert first.billed is True
+    assert first.vendor_code is None
+    assert first.readings == again.readings  # type: ignore[union-attr]
+    assert first.readings != other.readings  # type: ignore[union-attr]
+    readings = [r for r in first.readings if isinstance(r, CarModelCandidate)]
+    assert 1 <= len(readings) == len(first.readings) <= 5
+    assert [r.rank for r in readings] == list(range(1, len(readings) + 1))
+    scores = [r.score for r in readings if r.score is not None]
+    assert len(scores) == len(readings)
+    assert scores == sorted(scores, reverse=True)
+    assert len({r.color for r in readings}) == 1
+    assert readings[0].color is not None
+    assert all(r.name and r.year for r in readings)
+    assert first.raw["result"]["color"] == readings[0].color
+
+
+def test_count_and_field_overrides() -> None:
+    directive = {"count": 3, "name": "奥迪A4L", "year": "2017", "score": 0.9, "color": "黄色"}
+    result = one(prepared(directive))
+    assert isinstance(result, VendorAnswer), result
+    assert len(result.readings) == 3
+    best = result.readings[0]
+    assert isinstance(best, CarModelCandidate)
+    assert (best.name, best.year, best.score, best.color) == ("奥迪A4L", "2017", 0.9, "黄色")
+
+
+def test_count_zero_is_a_billed_no_result() -> None:
+    result = one(prepared({"count": 0}))
+    assert isinstance(result, VendorAnswer), result
+    assert (result.outcome, result.billed, result.readings) == (Outcome.NO_RESULT, True, [])
+
+
+def test_empty_is_an_unbilled_no_result() -> None:
+    result = one(prepared({"empty": True}))
+    assert isinstance(result, VendorAnswer), result
+    assert result.outcome is Outcome.NO_RESULT
+    assert result.vendor_code == "237102"
+    assert result.billed is False
+    assert result.raw == {"reason": "非车类或识别不到信息", "result": None, "error_code": 237102}
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        prepared(data=b"GIF89a not really an image"),  # valid base64, not an image
+        prepared(data=make_image(fmt="GIF")),  # an image, not a format carDetect takes
+        prepared(data=make_image()[:60]),  # truncated
+        prepared(size=(14, 40)),  # shortest side under 15 px
+        prepared(size=(4097, 16)),  # longest side over 4096 px
+        PreparedImage(b"x", b"data:image/png;base64,iVBORw0KGgo=", "PNG", 1, 1, False),
+    ],
+    ids=["not-image", "gif", "truncated", "too-small", "too-long", "data-header"],
+)
+def test_images_the_vendor_cant_read_are_invalid(image: PreparedImage) -> None:
+    result = one(image)
+    assert isinstance(result, VendorRejectedImage), result
+    assert result.outcome is Outcome.INVALID_IMAGE
+    assert result.vendor_code == "237101"
+    assert result.billed is False
+
+
+def test_rate_limited_when_over_the_simulators_limit() -> None:
+    settings = make_settings(limits={NAME: 3})
+
+    async def scenario() -> list[Result]:
+        async with loopback(settings) as lb:
+            return list(await asyncio.gather(*(lb.call(prepared()) for _ in range(8))))
+
+    results = asyncio.run(scenario())
+    limited = [r for r in results if isinstance(r, RateLimited)]
+    assert len(limited) == 5
+    assert all(r.vendor_code == "10012" and r.retryable and not r.billed for r in limited)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("5xx", ServerError),
+        ("error200", ServerError),
+        ("malformed", BadResponse),
+        ("timeout", VendorTimeout),
+        ("reset", ConnectionFailed),
+    ],
+)
+def test_faults_are_transient(fault: str, error: type[JobError]) -> None:
+    for settings, image in (
+        (make_settings(fault_rate=1.0, faults=[fault]), prepared()),
+        (None, prepared({"fault": fault})),
+    ):
+        result = one(image, settings, timeout=0.5)
+        assert isinstance(result, error), result
+        assert result.outcome is Outcome.TRANSIENT
+        assert result.billed is False
+        if fault == "error200":
+            assert result.vendor_code == "10014"
+
+
+def test_wrong_or_unconfigured_key_is_provider_unavailable() -> None:
+    async def scenario() -> list[Result]:
+        async with loopback() as lb:
+            return [await lb.call(prepared(), adapter=lb.adapter("not-the-key"))]
+
+    async def unconfigured() -> list[Result]:
+        async with loopback(make_settings(key=None)) as lb:
+            return [await lb.call(prepared())]
+
+    results = asyncio.run(scenario()) + asyncio.run(unconfigured())
+    for result in results:
+        assert isinstance(result, ProviderUnavailable), result
+        assert result.vendor_code == "10001"
+        assert result.retryable is False
+
+
+def test_hand_made_requests_get_the_docs_codes() -> None:
+    b64 = base64.b64encode(make_image()).decode()
+
+    async def scenario() -> list[Result]:
+        async with loopback() as lb:
+            return [
+                await lb.raw("GET", params={"key": KEY}),
+                await lb.raw("POST", data={"image": b64}),  # no key
+                await lb.raw("POST", data={"key": KEY}),  # no image
+                await lb.raw("POST", data={"key": KEY, "image": ""}),
+                # over 4,000,000 characters of base64 (streamed: a large raw body)
+                await lb.raw("POST", data=_large_form(KEY), headers=_FORM),
+                await lb.raw("POST", data={"key": KEY, "image": b64}),  # the right one
+            ]
+
+    codes = [getattr(r, "vendor_code", None) for r in asyncio.run(scenario())]
+    assert codes == ["10007", "10001", "237101", "237101", "237101", None]
+
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _large_form(key: str) -> Any:
+    import io
+
+    return io.BytesIO(f"key={key}&image=".encode() + b"A" * 4_000_004)
+
+
+# --- the answer table, offline ---------------------------------------------------------
+
+CODES: dict[int, Outcome] = {
+    237101: Outcome.INVALID_IMAGE,
+    237102: Outcome.NO_RESULT,
+    10001: Outcome.PROVIDER_UNAVAILABLE,
+    10002: Outcome.PROVIDER_UNAVAILABLE,
+    10003: Outcome.PROVIDER_UNAVAILABLE,
+    10004: Outcome.PROVIDER_UNAVAILABLE,
+    10005: Outcome.PROVIDER_UNAVAILABLE,
+    10007: Outcome.PROVIDER_UNAVAILABLE,
+    10008: Outcome.PROVIDER_UNAVAILABLE,
+    10009: Outcome.PROVIDER_UNAVAILABLE,
+    10011: Outcome.RATE_LIMITED,
+    10012: Outcome.RATE_LIMITED,
+    10013: Outcome.PROVIDER_UNAVAILABLE,
+    10014: Outcome.TRANSIENT,
+    10020: Outcome.TRANSIENT,
+    10021: Outcome.PROVIDER_UNAVAILABLE,
+    999999: Outcome.TRANSIENT,  # not in any table: retried, code kept
+}
+
+
+def _outcome(code: int | str) -> Result:
+    try:
+        return answer({"reason": "m", "result": None, "error_code": code})
+    except JobError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_error_code_table(code: int) -> None:
+    result = _outcome(code)
+    assert result.outcome is CODES[code]
+    assert result.vendor_code == str(code)
+    assert result.billed is False  # Juhe bills error_code 0 only
+    assert result.raw == {"reason": "m", "result": None, "error_code": code}
+    if isinstance(result, JobError):
+        assert (result.http_status, result.provider, result.message) == (200, NAME, "m")
+    assert _outcome(str(code)).outcome is CODES[code]  # a code sent as a string
+
+
+def test_every_documented_code_is_tested_and_over_loopback() -> None:
+    assert set(ERRORS) | set(SYSTEM_ERRORS) <= set(CODES)
+    documented = [c for c in CODES if c != 999999]
+
+    async def scenario() -> list[Result]:
+        async with loopback(make_settings(throttle=False)) as lb:
+            return list(
+                await asyncio.gather(*(lb.call(prepared({"error": c})) for c in documented))
+            )
+
+    results = asyncio.run(scenario())
+    assert {c: r.outcome for c, r in zip(documented, results, strict=True)} == {
+        c: CODES[c] for c in documented
+    }
+
+
+# The doc's example, verbatim (its line breaks inside "description" included).
+DOC_EXAMPLE = """{
+    "reason": "success",
+    "result": {
+        "data": [
+            {
+                "score": 0.66788327693939,
+                "year": "2015-2017",
+                "baike_info": {
+                    "baike_url": "",
+                    "image_url": "",
+                    "description": ""
+                },
+                "name": "奥迪_A4"
+            },
+            {
+                "score": 0.17167422175407,
+                "year": "2017",
+                "baike_info": {
+                    "baike_url": "http://baike.baidu.com/item/%E5%A5%A5%E8%BF%AAA4L/7771482",
+                    "image_url":
+"http://imgsrc.baidu.com/baike/pic/item/8694a4c27d1ed21b1000b2b4a16eddc450da3f91.jpg",
+                    "description": "奥迪A4L是奥迪公司2008年11月16日正式发布的一款车型，全新奥迪A4L采用了全新
+的外观和底盘设计，在正面和后面该车与奥迪A5十分相似。参考价格27.28-57.81万。外观时尚动感，线条流畅；
+内饰做工精致，配置不错；音响效果不错；空间宽敞实用，舒适性不错；品牌经典。"
+                },
+                "name": "奥迪A4L"
+            },
+            {
+                "score": 0.064318783581257,
+                "year": "2003",
+                "baike_info": {
+                    "baike_url": "",
+                    "image_url": "",
+                    "description": ""
+                },
+                "name": "奥迪_S4"
+            }
+        ],
+        "color": "黄色"
+    },
+    "error_code": 0
+
+
+
+}"""  # noqa: E501
+
+
+def test_doc_example() -> None:
+    result = adapter().parse_response(VendorResponse(200, {}, DOC_EXAMPLE.encode()))
+    assert (result.outcome, result.billed, result.request_id) == (Outcome.SUCCEEDED, True, None)
+    assert result.readings == [
+        CarModelCandidate(1, "奥迪_A4", "2015-2017", 0.66788327693939, color="黄色"),
+        CarModelCandidate(
+            rank=2,
+            name="奥迪A4L",
+            year="2017",
+            score=0.17167422175407,
+            baike_url="http://baike.baidu.com/item/%E5%A5%A5%E8%BF%AAA4L/7771482",
+            image_url="http://imgsrc.baidu.com/baike/pic/item/"
+            "8694a4c27d1ed21b1000b2b4a16eddc450da3f91.jpg",
+            description="奥迪A4L是奥迪公司2008年11月16日正式发布的一款车型，全新奥迪A4L采用了全新\n"
+            "的外观和底盘设计，在正面和后面该车与奥迪A5十分相似。参考价格27.28-57.81万。外观时尚动感，"
+            "线条流畅；\n内饰做工精致，配置不错；音响效果不错；空间宽敞实用，舒适性不错；品牌经典。",
+            color="黄色",
+        ),
+        CarModelCandidate(3, "奥迪_S4", "2003", 0.064318783581257, color="黄色"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("result", "readings"),
+    [
+        (None, 0),
+        ({}, 0),
+        ({"data": [], "color": "白色"}, 0),
+        ({"data": [{"name": ""}, "junk", {"score": 0.5}], "color": "白色"}, 0),
+        ({"data": [{"name": "X", "score": "nan?", "baike_info": "none"}]}, 1),
+    ],
+)
+def test_thin_answers(result: Any, readings: int) -> None:
+    got = answer({"reason": "success", "result": result, "error_code": 0})
+    assert len(got.readings) == readings
+    assert got.outcome is (Outcome.SUCCEEDED if readings else Outcome.NO_RESULT)
+    assert got.billed is True
+    if readings:
+        assert got.readings == [CarModelCandidate(rank=1, name="X")]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "billed"),
+    [
+        (502, b"Bad Gateway", ServerError, False),
+        (429, b"", RateLimited, False),
+        (403, b"", ProviderUnavailable, False),
+        (413, b"", VendorRejectedImage, False),
+        (400, b"", BadResponse, False),
+        (200, b"<html>", BadResponse, False),
+        (200, b"[1]", BadResponse, False),
+        (200, b'{"reason": "success", "result": {}}', BadResponse, False),
+        (200, b'{"error_code": true}', BadResponse, False),
+        (200, b'{"error_code": 0, "result": "text"}', BadResponse, True),
+        (200, b'{"error_code": 0, "result": {"data": {}}}', BadResponse, True),
+    ],
+)
+def test_bad_answers(status: int, body: bytes, error: type[JobError], billed: bool) -> None:
+    with pytest.raises(error) as caught:
+        adapter().parse_response(VendorResponse(status, {}, body))
+    assert caught.value.http_status == status
+    assert caught.value.billed is billed
+
+
+def test_raw_never_holds_the_key() -> None:
+    echo = {
+        "reason": f"bad key {KEY}",
+        "result": {"key": KEY, "data": [{"name": f"n{KEY}", "appkey": 1}], "keep": [KEY]},
+        "error_code": 0,
+    }
+    result = answer(echo)
+    text = json.dumps(result.raw, ensure_ascii=False) + repr(result)
+    assert KEY not in text
+    assert result.raw["result"]["keep"] == ["***"]
+    with pytest.raises(ProviderUnavailable) as caught:
+        answer(dict(echo, error_code=10001, result=None))
+    assert KEY not in str(caught.value) + json.dumps(caught.value.raw, ensure_ascii=False)

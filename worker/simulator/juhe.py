@@ -1,0 +1,176 @@
+"""What the simulators of Juhe's APIs share: the envelope, system codes, bodies, images.
+
+Juhe answers every call with HTTP 200 and ``{"reason", "result", "error_code"}`` (in that
+order, as in the docs' examples); errors carry ``result: null``. The key is checked
+against the same ``VREC_JUHE_*__KEY`` setting the adapter reads: none configured means
+every call answers 10001, as an unknown key does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import io
+import json
+import random
+import warnings
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesHeaderParser
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from PIL import Image
+from pydantic import SecretStr
+
+from worker.simulator.directives import Directive
+
+MAX_B64: Final = 4_000_000  # carDetect's "编码后大小不超过4M"; the plate sim applies it too
+SYSTEM_MESSAGES: Final = {
+    10001: "错误的请求KEY",
+    10002: "该KEY无请求权限",
+    10003: "KEY过期",
+    10004: "错误的OPENID",
+    10005: "应用未审核超时，请提交认证",
+    10007: "未知的请求源",
+    10008: "被禁止的IP",
+    10009: "被禁止的KEY",
+    10011: "当前IP请求超过限制",
+    10012: "请求超过次数限制",
+    10013: "测试KEY超过请求限制",
+    10014: "系统内部异常",
+    10020: "接口维护",
+    10021: "接口停用",
+}
+THROTTLED: Final = 10012
+INTERNAL: Final = 10014
+BAD_KEY: Final = 10001
+_order_ids = random.Random()  # per call, unlike the per-image Synth draws
+
+
+class Refusal(Exception):
+    """A check failed: answer ``code`` in the envelope (``message`` or the table's text)."""
+
+    def __init__(self, code: int | str, message: str | None = None) -> None:
+        super().__init__(str(code))
+        self.code, self.message = code, message
+
+
+def envelope(code: int | str, reason: str, result: Any = None) -> web.Response:
+    body = {"reason": reason, "result": result, "error_code": code}
+    return web.json_response(body, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+def error(code: int | str, message: str | None, messages: dict[int, str]) -> web.Response:
+    """An error answer; ``messages`` are the API's own, then the system table."""
+    table = {**SYSTEM_MESSAGES, **messages}
+    text = message or (table.get(code) if isinstance(code, int) else None) or "错误"
+    return envelope(code, text)
+
+
+def directed_code(directive: Directive) -> int | str:
+    """The directive's error code as Juhe sends it: an int when it is a number."""
+    code = directive.error or ""
+    return int(code) if code.lstrip("-").isdigit() else code
+
+
+def order_id() -> str:
+    """A fresh order id in the docs' shape (JH + 24 digits), unique per call."""
+    return "JH" + "".join(_order_ids.choice("0123456789") for _ in range(24))
+
+
+def check_key(expected: SecretStr | None, given: str | bytes | None) -> None:
+    """10001 unless ``given`` equals the configured key (no key configured: always 10001)."""
+    if expected is None or not expected.get_secret_value() or not given:
+        raise Refusal(BAD_KEY)
+    given_bytes = given.encode() if isinstance(given, str) else given
+    if not hmac.compare_digest(given_bytes, expected.get_secret_value().encode()):
+        raise Refusal(BAD_KEY)
+
+
+def form_fields(request: web.Request, body: bytes) -> dict[str, str]:
+    """An urlencoded body's fields (first value wins); none for other content types."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return {}
+    pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
+
+
+@dataclass(frozen=True)
+class Part:
+    data: bytes
+    filename: str | None
+    content_type: str | None
+
+
+def multipart_fields(request: web.Request, body: bytes) -> dict[str, Part]:
+    """A multipart/form-data body's parts by name (first wins); none for other types.
+
+    Parsed from the pre-read body (the server already consumed the stream).
+    """
+    if request.content_type != "multipart/form-data":
+        return {}
+    header = Message()
+    header["content-type"] = request.headers.get("Content-Type", "")
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        return {}
+    parts: dict[str, Part] = {}
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):  # the closing delimiter
+            break
+        head, found, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not found:
+            continue
+        headers = BytesHeaderParser().parsebytes(head + b"\r\n\r\n")
+        name = headers.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name not in parts:
+            content_type = headers.get("content-type")
+            parts[name] = Part(
+                data.removesuffix(b"\r\n"),
+                headers.get_filename(),
+                str(content_type) if content_type is not None else None,
+            )
+    return parts
+
+
+def decode_b64(text: str, code: int) -> bytes:
+    """The image in base64 ``text``, or ``code`` for text over 4M or not strict base64.
+
+    Strict on purpose: a ``data:`` header, or a ``+`` that wasn't urlencoded (it arrives
+    as a space), fails here as it fails at Juhe.
+    """
+    if len(text) > MAX_B64:
+        raise Refusal(code, "图片大小超过4M")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refusal(code, "图片base64解码失败") from None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+
+
+def open_image(data: bytes) -> ImageInfo | None:
+    """Format and size of a PNG/JPEG/BMP whose pixels decode; None for anything else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format not in ("PNG", "JPEG", "BMP"):
+                    return None
+                img.load()  # a header alone isn't an image the vendor can read
+                return ImageInfo(img.format, img.width, img.height)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            return None
+        except (OSError, ValueError, SyntaxError):
+            return None

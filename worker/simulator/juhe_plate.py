@@ -1,0 +1,167 @@
+"""Simulator of Juhe verify_carlicense: ``POST /verify_carlicense/query`` and ``/verify``.
+
+``/query`` reads a form-urlencoded ``key`` + ``file`` (base64); ``/verify`` a multipart
+``key`` + ``file`` upload (a part with a filename, as Spring's MultipartFile requires).
+Checks, in order: the method (271104 只支持POST方法), the key (10001), ``file`` present
+and not empty (271102), its size (base64 <= 4,000,000, or the upload's base64 length:
+the doc states no limit, so carDetect's is applied), strict base64, then the image must
+decode (271103 识别失败). Then the directive, then the answer: the full ``res`` list in
+the doc's shape and order, deterministic per image, with a fresh ``orderid`` per call.
+``{"empty": true}`` answers error_code 0 with no plate in ``res`` (no_result).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final
+
+from aiohttp import web
+
+from worker.config import JuhePlateSettings, ProviderSettings
+from worker.simulator import faults, juhe
+from worker.simulator.directives import Directive, read_directive
+from worker.simulator.synth import Synth
+
+QUERY: Final = "/verify_carlicense/query"
+VERIFY: Final = "/verify_carlicense/verify"
+NETWORK, EMPTY_FILE, FAILED, POST_ONLY = 271101, 271102, 271103, 271104
+MESSAGES: Final = {
+    NETWORK: "网络错误",
+    EMPTY_FILE: "file参数不可为空",
+    FAILED: "识别失败",
+    POST_ONLY: "只支持POST方法",
+}
+PLATE_NO, COLOR, TYPE = "车牌号", "车牌颜色", "车牌类型"
+CONFIDENCE, BRIGHTNESS, DIRECTION = "整牌可信度", "亮度评价", "车牌运动方向"
+POSITION: Final = "车牌位置(left_top_right_bottom)"
+COLOR_CODES: Final = {"蓝": 1, "黑": 2, "黄": 3, "白": 5, "绿": 17}
+# Directive keys (canonical, ours, or the vendor's own desc) -> the desc they override.
+OVERRIDES: Final = {
+    "plate": PLATE_NO,
+    "plate_type": TYPE,
+    "confidence": CONFIDENCE,
+    "brightness": BRIGHTNESS,
+    "direction": DIRECTION,
+    "box": POSITION,
+    **{desc: desc for desc in (PLATE_NO, TYPE, CONFIDENCE, BRIGHTNESS, DIRECTION, POSITION)},
+}
+
+
+def synthesize(image: bytes, width: int, height: int) -> dict[str, Any]:
+    """Every value of one plate for ``image``, keyed by desc, drawn in one fixed order."""
+    s = Synth(image, salt="juhe_plate")
+    plate = s.plate()
+    name, _english, code = s.plate_color()
+    confidence = s.rng.randint(60, 99)
+    brightness = s.rng.randint(40, 230)
+    direction = s.choice((0, 0, 0, 1, 2, 3, 4))
+    box = s.box(width, height)
+    return {
+        PLATE_NO: plate,
+        COLOR: (name, code),
+        TYPE: code,  # the doc's type list is the colour-type list: they agree
+        CONFIDENCE: confidence,
+        BRIGHTNESS: brightness,
+        DIRECTION: direction,
+        POSITION: box,
+    }
+
+
+def _override(values: dict[str, Any], key: str, value: Any) -> None:
+    if key in ("plate_color", "color"):
+        code = COLOR_CODES.get(str(value), values[COLOR][1])
+        values[COLOR] = (str(value), code)
+    elif key in ("plate_color_code", "color_code"):
+        values[COLOR] = (values[COLOR][0], value)
+    elif key == "confidence" and isinstance(value, float) and value <= 1:
+        values[CONFIDENCE] = round(value * 100)  # canonical confidence is 0..1
+    elif key in OVERRIDES:
+        values[OVERRIDES[key]] = value
+
+
+def _entry(desc: str, content: Any) -> dict[str, Any]:
+    return {"nID": None, "index": None, "desc": desc, "content": str(content)}
+
+
+def res_list(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The doc's ``res``: eight {nID, index, desc, content} entries in its order."""
+    name, code = values[COLOR]
+    box = values[POSITION]
+    position = "_".join(str(v) for v in box) if isinstance(box, list | tuple) else box
+    return [
+        _entry(PLATE_NO, values[PLATE_NO]),
+        _entry(COLOR, name),
+        _entry(COLOR, code),
+        _entry(TYPE, values[TYPE]),
+        _entry(CONFIDENCE, values[CONFIDENCE]),
+        _entry(BRIGHTNESS, values[BRIGHTNESS]),
+        _entry(DIRECTION, values[DIRECTION]),
+        _entry(POSITION, position),
+    ]
+
+
+class Sim:
+    provider: ClassVar[str] = "juhe_plate"
+    routes: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("POST", QUERY),
+        ("POST", VERIFY),
+        ("GET", QUERY),
+        ("GET", VERIFY),
+    )
+    default_limit: ClassVar[int] = 10  # undocumented; what a small paid key is sold
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        if not isinstance(settings, JuhePlateSettings):
+            raise TypeError("juhe_plate Sim needs JuhePlateSettings")
+        self.settings = settings
+
+    def throttled(self) -> web.Response:
+        return juhe.error(juhe.THROTTLED, None, MESSAGES)
+
+    def error_in_200(self) -> web.Response:
+        return juhe.error(juhe.INTERNAL, None, MESSAGES)
+
+    async def handle(self, request: web.Request, body: bytes) -> web.Response:
+        try:
+            image, width, height = self._checked_image(request, body)
+        except juhe.Refusal as refusal:
+            return juhe.error(refusal.code, refusal.message, MESSAGES)
+        directive = read_directive(image)
+        if directive.fault:
+            return await faults.answer(directive.fault, request, self)
+        if directive.error:
+            return juhe.error(juhe.directed_code(directive), directive.message, MESSAGES)
+        res = [] if directive.empty else self._res(image, width, height, directive)
+        return juhe.envelope(0, "操作成功", {"res": res, "orderid": juhe.order_id()})
+
+    def _checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, int, int]:
+        if request.method != "POST":
+            raise juhe.Refusal(POST_ONLY)
+        if request.path == QUERY:
+            fields = juhe.form_fields(request, body)
+            juhe.check_key(self.settings.key, fields.get("key"))
+            text = fields.get("file", "")
+            if not text:
+                raise juhe.Refusal(EMPTY_FILE)
+            image = juhe.decode_b64(text, FAILED)
+        else:
+            parts = juhe.multipart_fields(request, body)
+            key = parts.get("key")
+            juhe.check_key(self.settings.key, key.data if key is not None else None)
+            upload = parts.get("file")
+            if upload is None or upload.filename is None or not upload.data:
+                raise juhe.Refusal(EMPTY_FILE)  # not a MultipartFile, or an empty one
+            if (len(upload.data) + 2) // 3 * 4 > juhe.MAX_B64:
+                raise juhe.Refusal(FAILED, "图片大小超过4M")
+            image = upload.data
+        info = juhe.open_image(image)
+        if info is None:
+            raise juhe.Refusal(FAILED)
+        return image, info.width, info.height
+
+    def _res(
+        self, image: bytes, width: int, height: int, directive: Directive
+    ) -> list[dict[str, Any]]:
+        values = synthesize(image, width, height)
+        for key, value in directive.fields.items():
+            _override(values, key, value)
+        return res_list(values)
