@@ -146,7 +146,9 @@ class Sim:
         else:
             parts = juhe.multipart_fields(request, body)
             key = parts.get("key")
-            juhe.check_key(self.settings.key, key.data if key is not None else None)
+            # Like Spring's @RequestParam, the key may come from a plain form as well.
+            given = key.data if key is not None else juhe.form_fields(request, body).get("key")
+            juhe.check_key(self.settings.key, given)
             upload = parts.get("file")
             if upload is None or upload.filename is None or not upload.data:
                 raise juhe.Refusal(EMPTY_FILE)  # not a MultipartFile, or an empty one
