@@ -16,6 +16,7 @@ from worker.providers.base import Provider
 PROVIDERS: dict[str, str] = {
     "tencent_vehicle_license": "worker.providers.tencent_vehicle_license:TencentVehicleLicense",
     "tianapi_plate": "worker.providers.tianapi_plate:TianapiPlate",
+    "aliyun_plate": "worker.providers.aliyun_plate:AliyunPlate",
 }
 
 
