@@ -133,8 +133,8 @@ class JuhePlate:
     """The adapter: builds the form or multipart body, maps answers. No I/O."""
 
     name: ClassVar[str] = NAME
-    # The doc states no limits for this API; we use carDetect's (Juhe's sibling API), which
-    # the simulator enforces too.
+    # The doc states no limits for this API: we use carDetect's (Juhe's sibling API, same
+    # platform), so an image prepared for one is accepted by the other.
     limits: ClassVar[ImageLimits] = juhe.CAR_LIMITS
     default_rate: ClassVar[float] = juhe.DEFAULT_RATE  # undocumented; conservative
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
