@@ -46,32 +46,66 @@ def run(
     label: Annotated[str | None, typer.Option(help="a name for the batch")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     concurrency: Annotated[int, typer.Option(help="embedded worker threads")] = 16,
+    detach: Annotated[
+        bool, typer.Option(help="register only; beat and workers process it (needs a broker)")
+    ] = False,
 ) -> None:
     """Register images, process them, and print a summary when every job is done."""
-    from worker.app import make_app
-    from worker.runner import embedded_worker, follow, submit
+    from worker.runner import submit
     from worker.runtime import get_runtime, shutdown_runtime
 
     settings = get_settings()
     options = _parse_options(option)
+    if detach and settings.broker_url is None:
+        console.print("[red]error:[/red] --detach needs VREC_BROKER_URL (workers to do the work)")
+        raise typer.Exit(2)
     _ensure_schema(settings.database_url)
+    try:
+        batch_id = submit(get_runtime().sessions, paths, provider, options, label)
+    except ConfigError as exc:
+        shutdown_runtime()
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if detach:
+        shutdown_runtime()
+        sys.stdout.write((json.dumps({"batch_id": batch_id}) if as_json else str(batch_id)) + "\n")
+        return
+    _follow_and_report(batch_id, as_json=as_json, concurrency=concurrency)
+
+
+@app.command()
+def wait(
+    batch: Annotated[int, typer.Argument(help="batch id (from `vrec run --json` or status)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    concurrency: Annotated[int, typer.Option(help="embedded worker threads")] = 16,
+) -> None:
+    """Follow an existing batch to the end (e.g. after `vrec resume`), then summarise it."""
+    _ensure_schema(get_settings().database_url)
+    _follow_and_report(batch, as_json=as_json, concurrency=concurrency)
+
+
+def _follow_and_report(batch_id: int, *, as_json: bool, concurrency: int) -> None:
+    """Dispatch and watch a batch (embedded worker if there is no broker); print its summary.
+
+    Exit code 3: a provider's circuit is open and its jobs stay pending.
+    """
+    from worker.app import make_app
+    from worker.report import print_summary, summary_json
+    from worker.runner import embedded_worker, follow
+    from worker.runtime import get_runtime, shutdown_runtime
+
+    settings = get_settings()
     rt = get_runtime()
     celery = make_app(settings)
     try:
-        batch_id = submit(rt.sessions, paths, provider, options, label)
         with _progress(as_json) as update:
             if settings.broker_url is None:
                 with embedded_worker(celery, concurrency=concurrency):
                     result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
             else:
                 result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
     finally:
         shutdown_runtime()
-    from worker.report import print_summary, summary_json
-
     if as_json:
         sys.stdout.write(json.dumps(summary_json(result), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -195,6 +229,23 @@ def status() -> None:
     from worker.report import print_status
 
     print_status(Console(), get_settings())
+
+
+@app.command()
+def resume(
+    provider: Annotated[str, typer.Argument(help="provider whose circuit to close")],
+) -> None:
+    """Close a provider's open circuit (after fixing its credentials): its jobs run again."""
+    from models import queue
+    from models.db import make_engine, make_sessions, transaction
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with transaction(make_sessions(engine)) as session:
+            closed = queue.reset_circuit(session, provider)
+    finally:
+        engine.dispose()
+    console.print(f"{provider}: " + ("circuit closed" if closed else "circuit was not open"))
 
 
 @app.command()

@@ -161,6 +161,24 @@ def test_wrong_credentials_open_the_circuit_and_keep_jobs(
     status = CliRunner().invoke(app, ["status"])
     assert "circuit open: tencent_vehicle_license" in status.output
 
+    # Fixed: close the circuit and finish the very same batch.
+    monkeypatch.setenv(
+        "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY",
+        vendor_env["VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY"],
+    )
+    get_settings.cache_clear()
+    resumed = CliRunner().invoke(app, ["resume", P])
+    assert "circuit closed" in resumed.output
+    waited = CliRunner().invoke(app, ["wait", str(summary["batch_id"]), "--json"])
+    assert waited.exit_code == 0, waited.output
+    assert json.loads(waited.stdout)["counts"]["succeeded"] == 3
+
+
+def test_detach_needs_a_broker(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(tmp_path), "-p", P, "--detach"])
+    assert result.exit_code == 2
+    assert "--detach needs VREC_BROKER_URL" in result.output
+
 
 @pytest.fixture
 def redis_broker(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[str]:
@@ -204,7 +222,14 @@ def test_postgres_redis_with_a_separate_worker(
     folder = tmp_path / "imgs"
     expected = _images(folder)
     started = time.monotonic()
-    summary = _run_cli(str(folder), "--provider", P)
+    # Registered now, processed by the worker process once dispatched (`wait` dispatches,
+    # as beat would on a schedule).
+    detached = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--detach", "--json"])
+    assert detached.exit_code == 0, detached.output
+    batch_id = json.loads(detached.stdout)["batch_id"]
+    waited = CliRunner().invoke(app, ["wait", str(batch_id), "--json"])
+    assert waited.exit_code == 0, waited.output
+    summary = json.loads(waited.stdout)
     assert time.monotonic() - started < 100
     assert worker_process.poll() is None  # the worker did the work and is still up
     _check_batch(postgres_url, folder, expected, summary)
