@@ -17,6 +17,8 @@ PROVIDERS: dict[str, str] = {
     "tencent_vehicle_license": "worker.providers.tencent_vehicle_license:TencentVehicleLicense",
     "tianapi_plate": "worker.providers.tianapi_plate:TianapiPlate",
     "aliyun_plate": "worker.providers.aliyun_plate:AliyunPlate",
+    "juhe_car": "worker.providers.juhe_car:JuheCar",
+    "juhe_plate": "worker.providers.juhe_plate:JuhePlate",
 }
 
 
