@@ -9,7 +9,7 @@ retried up to the attempt cap, with the code kept for the failures view.
 
 Billing: Juhe charges a call when it answers ``error_code`` 0 (also when that success
 holds no candidates or no plate); every non-zero code, including "nothing recognised"
-(237102), is free. :func:`parse_envelope` and :func:`raise_for_code` record exactly that.
+(237102), is free: ``Envelope.billed``, used by :func:`answer` for every outcome.
 
 The key travels in the request body (the docs leave no other place for it), so adapters
 wrap bodies in :class:`RedactedBytes` / :class:`RedactedText`: the bytes on the wire are
