@@ -34,7 +34,8 @@ from worker.errors import (
 )
 from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
-from worker.providers.tencent_vehicle_license import ERRORS, TencentVehicleLicense, classify
+from worker.providers.tencent_codes import ERRORS, classify
+from worker.providers.tencent_vehicle_license import TencentVehicleLicense
 from worker.simulator.directives import make_image
 
 TENCENT_SETTINGS = make_settings().tencent_vehicle_license
