@@ -41,7 +41,9 @@ def _form(request: VendorRequest) -> aiohttp.FormData | io.BytesIO | bytes | Non
         return io.BytesIO(body) if body is not None and len(body) > _STREAM_OVER else body
     form = aiohttp.FormData(quote_fields=False)
     for name, value, filename, content_type in request.multipart:
-        form.add_field(name, value, filename=filename, content_type=content_type)
+        big = isinstance(value, bytes) and len(value) > _STREAM_OVER
+        part = io.BytesIO(value) if big and isinstance(value, bytes) else value
+        form.add_field(name, part, filename=filename, content_type=content_type)
     return form
 
 
