@@ -1,0 +1,440 @@
+"""Shared setup for the flow benchmarks (bench/ratelimit.py, bench/throughput.py).
+
+Everything runs on loopback against real services: a throwaway PostgreSQL database
+(dropped afterwards), Redis DBs 10-12 (flushed before and after; nothing else is
+touched), the vendor simulator in a thread of the benchmark process, and real worker
+*processes* (``vrec worker`` or ``celery -A ...``) started in their own sessions, so a
+Ctrl-C reaches only the benchmark, which then stops them in its ``finally``.
+
+Arrival timestamps: the simulator counts arrivals and keeps the busiest trailing second
+(``max_per_second``) but no history. To measure a steady-state rate we record each
+arrival's ``time.monotonic()`` in this process (the simulator runs here) by wrapping
+``VendorStats.arrive`` for the duration of a run; the simulator's own counters stay the
+reference for ``max_per_second`` and ``throttled``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from models import migrate
+from worker.config import Settings
+from worker.demo import demo_credentials, simulator_urls
+from worker.samples import vehicle_photo
+from worker.simulator import server as sim_server
+from worker.simulator.server import SimulatorThread
+
+REPO = Path(__file__).resolve().parent.parent
+P = "tencent_vehicle_license"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "VREC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE = os.environ.get("VREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+# The benchmarks' own Redis DBs: vrec broker, vrec limiter, the Celery baseline's broker.
+BROKER_DB, LIMITER_DB, BASELINE_DB = 10, 11, 12
+
+
+def redis_url(db: int) -> str:
+    return f"{REDIS_BASE}/{db}"
+
+
+def flush_redis(*dbs: int) -> None:
+    for db in dbs:
+        assert 10 <= db <= 12, "benchmarks flush only Redis DBs 10-12"
+        client = redis.Redis.from_url(redis_url(db))
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so ``finally`` blocks stop workers and drop databases."""
+
+    def _raise(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A new PostgreSQL database migrated to head; dropped (FORCE) on the way out."""
+    name = f"vrec_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
+        try:
+            migrate.upgrade(url)
+            yield url
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def image_folder(n: int, size: tuple[int, int] = (200, 120)) -> Iterator[list[str]]:
+    """``n`` distinct small JPEGs (distinct content: vrec deduplicates images by sha256)."""
+    with tempfile.TemporaryDirectory(prefix="vrec-bench-") as tmp:
+        paths = []
+        for i in range(n):
+            path = Path(tmp, f"car{i:06d}.jpg")
+            path.write_bytes(vehicle_photo(i, size))
+            paths.append(str(path))
+        yield paths
+
+
+# -- the simulator ------------------------------------------------------------------------
+
+
+class Arrivals:
+    """Every arrival's monotonic time per provider, recorded while the context is open."""
+
+    def __init__(self) -> None:
+        self.times: dict[int, list[float]] = {}
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Arrivals]:
+        original = sim_server.VendorStats.arrive
+        times = self.times
+
+        def arrive(stats: sim_server.VendorStats, now: float) -> None:
+            original(stats, now)
+            times.setdefault(id(stats), []).append(now)  # list.append: atomic under the GIL
+
+        sim_server.VendorStats.arrive = arrive  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            sim_server.VendorStats.arrive = original  # type: ignore[method-assign]
+
+    def of(self, sim: SimulatorThread, provider: str = P) -> list[float]:
+        assert sim.simulator is not None
+        return list(self.times.get(id(sim.simulator.stats[provider]), []))
+
+
+@contextlib.contextmanager
+def simulator(
+    credentials: dict[str, str],
+    *,
+    latency_ms: tuple[float, float] = (0.0, 0.0),
+    limit: int | None = None,
+    throttle: bool = True,
+) -> Iterator[SimulatorThread]:
+    """The simulator (Tencent only) on a free loopback port, accepting ``credentials``."""
+    tencent = {
+        "secret_id": credentials["VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID"],
+        "secret_key": credentials["VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY"],
+    }
+    knobs: dict[str, Any] = {"latency_ms": latency_ms, "throttle": throttle}
+    if limit is not None:
+        knobs["limits"] = {P: limit}
+    # Init values win over VREC_* in this process's environment and over a .env file.
+    settings = Settings.model_validate({P: tencent, "simulator": knobs})
+    with SimulatorThread(settings, providers=[P]) as sim:
+        yield sim
+
+
+def sim_stats(sim: SimulatorThread, provider: str = P) -> dict[str, int]:
+    """The simulator's own counters, read the way any client would: GET /__sim/stats."""
+    url = f"{sim.base_url}/__sim/stats"  # http://127.0.0.1:<port>, our own thread
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310
+        stats: dict[str, dict[str, int]] = json.load(answer)
+    return stats[provider]
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+
+def worker_env(
+    credentials: dict[str, str], sim: SimulatorThread, database_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment of every worker process: this one minus any VREC_*, plus the run's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
+    env.update(credentials)
+    env.update(simulator_urls(sim.base_url))
+    env["VREC_DATABASE_URL"] = database_url
+    env["VREC_BROKER_URL"] = redis_url(BROKER_DB)
+    env["VREC_REDIS_URL"] = redis_url(LIMITER_DB)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def fresh_credentials() -> dict[str, str]:
+    """New made-up credentials: a fresh limiter key per scenario, whatever Redis holds."""
+    return demo_credentials()
+
+
+def vrec_worker_cmd(concurrency: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "worker",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "WARNING",
+        *extra,
+    ]
+
+
+class Workers:
+    """N worker processes from one command line; each gets its own node name and log file."""
+
+    def __init__(
+        self, cmd: Sequence[str], n: int, env: dict[str, str], broker_url: str, tag: str
+    ) -> None:
+        self.cmd, self.n, self.env, self.broker_url, self.tag = list(cmd), n, env, broker_url, tag
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logdir = Path(tempfile.mkdtemp(prefix=f"vrec-bench-{tag}-"))
+
+    def __enter__(self) -> Workers:
+        try:
+            for i in range(self.n):
+                node = f"{self.tag}{i}-{secrets.token_hex(3)}@%h"
+                log = (self.logdir / f"{i}.log").open("wb")
+                self.procs.append(
+                    subprocess.Popen(
+                        [*self.cmd, "-n", node],
+                        env=self.env,
+                        cwd=REPO,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # Ctrl-C goes to us; we stop them in order
+                    )
+                )
+                log.close()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _wait_ready(self, timeout: float = 90.0) -> None:
+        """Until all N answer a remote-control ping: consuming, not merely started."""
+        app = Celery("bench-ping", broker=self.broker_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.check_alive()
+                if len(app.control.ping(timeout=0.5)) >= self.n:
+                    return
+            raise RuntimeError(f"{self.tag}: workers not ready after {timeout:.0f}s\n{self.logs()}")
+        finally:
+            app.close()
+
+    def check_alive(self) -> None:
+        dead = [p.args for p in self.procs if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{self.tag}: a worker exited early\n{self.logs()}")
+
+    def logs(self, tail: int = 3000) -> str:
+        out = []
+        for log in sorted(self.logdir.glob("*.log")):
+            out.append(f"--- {log}\n{log.read_text(errors='replace')[-tail:]}")
+        return "\n".join(out)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: it and its children
+                proc.wait()
+        self.procs.clear()
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+@dataclass
+class RateFigures:
+    calls: int  # arrivals at the simulator
+    throttled: int  # answered RequestLimitExceeded by the simulator
+    max_per_second: int  # the simulator's own busiest trailing second
+    span: float  # seconds from the first to the last arrival
+    arrival_rate: float  # calls/s over the span
+    accepted_rate: float  # non-throttled calls/s over the span
+    middle_rate: float  # accepted calls/s over the middle 80% of the span (steady state)
+    recorded_max: int  # busiest trailing second from our own timestamps (cross-check)
+    over_at_arrival: int  # calls a limit applied on *arrival* would refuse (see below)
+
+
+def rate_figures(times: Sequence[float], stats: dict[str, int], limit: int) -> RateFigures:
+    times = sorted(times)
+    calls = stats["calls"]
+    throttled = stats["throttled"]
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    arrival = (len(times) - 1) / span if span > 0 else 0.0
+    # The throttled calls are spread over the run; counting them out pro rata is exact for
+    # vrec (none) and close for the baseline (throttled evenly once saturated).
+    accepted_share = (calls - throttled) / calls if calls else 0.0
+    # Steady state: arrivals within the middle 80% of the span (no start-up or tail).
+    middle = 0.0
+    if span > 0:
+        lo, hi = times[0] + 0.1 * span, times[0] + 0.9 * span
+        inside = bisect.bisect_right(times, hi) - bisect.bisect_left(times, lo)
+        middle = inside / (hi - lo)
+    return RateFigures(
+        calls=calls,
+        throttled=throttled,
+        max_per_second=stats["max_per_second"],
+        span=span,
+        arrival_rate=arrival,
+        accepted_rate=arrival * accepted_share,
+        middle_rate=middle * accepted_share,
+        recorded_max=busiest_second(times),
+        over_at_arrival=refused_at_arrival(times, limit),
+    )
+
+
+def refused_at_arrival(times: Sequence[float], limit: int, window: float = 1.0) -> int:
+    """How many of these arrivals a vendor counting *arrivals* would refuse.
+
+    The simulator admits a call against its limit after the latency sleep, i.e. at arrival
+    + U(low, high); with random latency that reorders and bunches calls that arrived evenly
+    spaced. A client controls only when its calls leave (arrive), so this replays the
+    simulator's own admission rule (admitted calls in the trailing second) on arrival times.
+    """
+    admitted: list[float] = []
+    first, refused = 0, 0
+    for t in times:
+        while first < len(admitted) and admitted[first] <= t - window:
+            first += 1
+        if len(admitted) - first >= limit:
+            refused += 1
+        else:
+            admitted.append(t)
+    return refused
+
+
+def busiest_second(times: Sequence[float], window: float = 1.0) -> int:
+    """Most arrivals within any half-open window ``(t - window, t]`` (the simulator's rule)."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def wait_for(
+    condition: Callable[[], bool], *, timeout: float, poll: float = 0.1, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not done after {timeout:.0f}s: {what}")
+        time.sleep(poll)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """A plain fixed-width table (no colours: the output is meant to be pasted)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+# -- a vrec batch, end to end -------------------------------------------------------------
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The Settings the workers will read from ``env`` (for this process's dispatcher)."""
+    data: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("VREC_"):
+            continue
+        parts = key.removeprefix("VREC_").lower().split("__")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return Settings.model_validate(data)
+
+
+@dataclass
+class BatchRun:
+    counts: dict[str, int]
+    submit_seconds: float  # registering the images and creating the jobs
+    run_seconds: float  # first dispatch until every job is terminal
+
+
+def run_vrec_batch(
+    env: dict[str, str],
+    paths: Sequence[str],
+    *,
+    timeout: float,
+    workers: Workers | None = None,
+    poll: float = 0.1,
+) -> BatchRun:
+    """Submit ``paths`` for Tencent and dispatch/follow the batch as ``vrec run`` does."""
+    from models.db import make_engine, make_sessions
+    from worker.app import make_app
+    from worker.runner import follow, submit
+
+    settings = settings_from_env(env)
+    engine = make_engine(settings.database_url)
+    app = make_app(settings)
+    try:
+        sessions = make_sessions(engine)
+        t0 = time.monotonic()
+        batch_id = submit(sessions, paths, [P], {}, label="bench")
+        t1 = time.monotonic()
+
+        def progress(_counts: dict[str, int]) -> None:
+            if workers is not None:
+                workers.check_alive()  # a dead worker would otherwise look like a slow one
+
+        result = follow(
+            sessions, app, settings, batch_id, on_progress=progress, poll=poll, timeout=timeout
+        )
+        return BatchRun(result.counts, t1 - t0, time.monotonic() - t1)
+    finally:
+        app.close()
+        engine.dispose()
