@@ -45,15 +45,30 @@ def common_errors(session: Session, batch_id: int, limit: int = 5) -> list[Error
 
 
 def invalid_files(session: Session, batch_id: int, limit: int = 50) -> list[tuple[str, str]]:
-    """(source, reason) of a batch's images that could not be used."""
+    """(source, reason) of a batch's images that could not be used, each pair once even
+    when several providers refused the file for the same reason."""
     rows = session.execute(
         select(Image.source_uri, Job.last_error_message)
         .join(Image, Image.id == Job.image_id)
         .where(Job.batch_id == batch_id, Job.status == JobStatus.INVALID_IMAGE)
-        .order_by(Image.source_uri)
+        .group_by(Image.source_uri, Job.last_error_message)
+        .order_by(Image.source_uri, Job.last_error_message)
         .limit(limit)
     )
     return [(uri, msg or "") for uri, msg in rows]
+
+
+def counts_by_provider(session: Session, batch_id: int) -> dict[str, dict[str, int]]:
+    """provider -> status -> jobs, for one batch."""
+    rows = session.execute(
+        select(Job.provider, Job.status, func.count())
+        .where(Job.batch_id == batch_id)
+        .group_by(Job.provider, Job.status)
+    )
+    table: dict[str, dict[str, int]] = {}
+    for provider, status, n in rows:
+        table.setdefault(provider, {s.value: 0 for s in JobStatus})[status] = int(n)
+    return dict(sorted(table.items()))
 
 
 def open_circuits(session: Session, now: datetime) -> list[ProviderState]:
@@ -64,7 +79,3 @@ def open_circuits(session: Session, now: datetime) -> list[ProviderState]:
             .order_by(ProviderState.provider)
         )
     )
-
-
-def batch_providers(session: Session, batch_id: int) -> list[str]:
-    return list(session.scalars(select(Job.provider).where(Job.batch_id == batch_id).distinct()))

@@ -26,9 +26,12 @@ from worker.samples import write_demo_set
 from worker.simulator.server import SimulatorThread
 
 QUERIES = {
-    "latest plate per image": (
-        "SELECT source_uri, plate_no, color, provider FROM v_latest_plate ORDER BY source_uri"
+    "plates read by each plate vendor": (
+        "SELECT i.source_uri, p.provider, p.plate_no, p.color, p.confidence"
+        " FROM plate_readings p JOIN images i ON i.id = p.image_id"
+        " ORDER BY i.source_uri, p.provider LIMIT 9"
     ),
+    "latest plate per image": "SELECT source_uri, plate_no, provider FROM v_latest_plate",
     "vehicle licences": "SELECT plate_no, vin, owner, side, source_uri FROM v_vehicle_licenses",
     "top car model per image": "SELECT source_uri, name, year, score, color FROM v_top_car_model",
     "failures by provider and code": "SELECT * FROM v_failures ORDER BY provider, jobs DESC",

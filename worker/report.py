@@ -18,11 +18,17 @@ from worker.runner import Summary
 SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
 
 
+def _shown(counts: dict[str, int]) -> dict[str, int]:
+    """The four summary outcomes always, other statuses only when some job has them."""
+    return {k: v for k, v in counts.items() if v or k in SUMMARY_ROWS}
+
+
 def summary_json(result: Summary) -> dict[str, Any]:
     return {
         "batch_id": result.batch_id,
         "total": result.total,
-        "counts": {k: v for k, v in result.counts.items() if v or k in SUMMARY_ROWS},
+        "counts": _shown(result.counts),
+        "by_provider": {p: _shown(c) for p, c in result.by_provider.items()},
         "seconds": round(result.seconds, 2),
         "errors": [
             {"category": e.category, "code": e.code, "message": e.message, "count": e.count}
@@ -39,12 +45,17 @@ def summary_json(result: Summary) -> dict[str, Any]:
 def print_summary(console: Console, result: Summary) -> None:
     table = Table(title=f"batch {result.batch_id}: {result.total} jobs in {result.seconds:.1f}s")
     table.add_column("outcome")
+    providers = list(result.by_provider) if len(result.by_provider) > 1 else []
+    for provider in providers:
+        table.add_column(provider, justify="right")
     table.add_column("jobs", justify="right")
-    for key in SUMMARY_ROWS:
-        table.add_row(key, str(result.counts.get(key, 0)))
-    waiting = sum(result.counts.get(k, 0) for k in ("pending", "queued", "running"))
-    if waiting:
-        table.add_row("[yellow]still pending[/yellow]", str(waiting))
+    waiting = ("pending", "queued", "running")
+    rows: list[tuple[str, tuple[str, ...]]] = [(key, (key,)) for key in SUMMARY_ROWS]
+    if sum(result.counts.get(k, 0) for k in waiting):
+        rows.append(("[yellow]still pending[/yellow]", waiting))
+    for label, keys in rows:
+        per = [str(sum(result.by_provider[p].get(k, 0) for k in keys)) for p in providers]
+        table.add_row(label, *per, str(sum(result.counts.get(k, 0) for k in keys)))
     console.print(table)
     if result.errors:
         errors = Table(title="commonest errors", title_justify="left")

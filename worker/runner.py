@@ -40,6 +40,7 @@ class Summary:
     errors: list[reports.ErrorCount] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
     blocked: list[ProviderState] = field(default_factory=list)  # providers with open circuits
+    by_provider: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -85,14 +86,14 @@ def submit(
 def summary(sessions: sessionmaker[Session], batch_id: int) -> Summary:
     now = datetime.now(UTC)
     with transaction(sessions) as session:
-        counts = reports.status_counts(session, batch_id)
-        mine = set(reports.batch_providers(session, batch_id))
+        by_provider = reports.counts_by_provider(session, batch_id)
         return Summary(
             batch_id=batch_id,
-            counts=counts,
+            counts=reports.status_counts(session, batch_id),
+            by_provider=by_provider,
             errors=reports.common_errors(session, batch_id),
             invalid=reports.invalid_files(session, batch_id),
-            blocked=[s for s in reports.open_circuits(session, now) if s.provider in mine],
+            blocked=[s for s in reports.open_circuits(session, now) if s.provider in by_provider],
         )
 
 

@@ -240,3 +240,22 @@ def test_settings_default_is_embedded_sqlite() -> None:
     assert settings.database_url == "sqlite:///vrec.db"
     assert settings.broker_url is None
     assert settings.limiter_redis_url is None
+
+
+def test_several_providers_in_one_run(vendor_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "multi"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (900, 600)))
+    (folder / "tiny.png").write_bytes(make_image(size=(8, 8)))
+    args = [str(folder), "-p", "juhe_car", "-p", "aliyun_plate", "-p", P, "-o", "card_side=FRONT"]
+    summary = _run_cli(*args)
+    assert set(summary["by_provider"]) == {"juhe_car", "aliyun_plate", P}
+    for counts in summary["by_provider"].values():
+        assert (counts["succeeded"], counts["invalid_image"]) == (2, 1)
+    # The one file is listed once per distinct reason, not once per provider.
+    tiny = [f["reason"] for f in summary["invalid_files"] if f["source"].endswith("tiny.png")]
+    assert sorted(tiny) == [
+        "image too small: 8x8, shortest side 8 < 15 px",
+        "image too small: 8x8, shortest side 8 < 32 px",
+    ]
