@@ -21,7 +21,6 @@ and error answers are not. Gateway refusals never reach the API and are not bill
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,7 +31,6 @@ from worker.config import AliyunPlateSettings, ProviderSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
-    InvalidImage,
     JobError,
     Outcome,
     ProviderUnavailable,
@@ -50,6 +48,14 @@ from worker.providers.base import (
     VendorRequest,
     VendorResponse,
     check_options,
+)
+from worker.providers.common import (
+    check_b64_size,
+    decode_json,
+    http_status_kind,
+    int_of,
+    strip_secrets,
+    text,
 )
 from worker.providers.form import form_body
 
@@ -128,7 +134,6 @@ THROTTLED_PREFIX: Final = "throttled by "
 # frequency words slow down, anything else is retried.
 _UNAVAILABLE_WORDS: Final = ("次数", "余额", "欠费", "权限", "套餐", "授权", "过期", "停用")
 _RATE_WORDS: Final = ("频率", "频繁", "限流", "QPS")
-_SECRETISH: Final = ("secret", "token", "authorization", "signature", "password", "appcode")
 
 
 def gateway_code(message: str) -> str:
@@ -150,38 +155,12 @@ def classify_gateway(status: int, code: str) -> type[JobError]:
 
 
 def _status_error(status: int, *, gateway: bool) -> type[JobError]:
-    if status >= 500:
-        return ServerError
-    if status == 429:
-        return RateLimited
-    if status == 413:
-        return VendorRejectedImage
-    if status in (401, 403, 404, 405) or (gateway and 400 <= status < 500):
-        return ProviderUnavailable  # wrong endpoint, or a gateway refusal of our request
-    return BadResponse  # a 4xx from something else on the way (a proxy): retry
-
-
-def _strip(value: Any) -> Any:
-    """Decoded JSON without credential-like keys (defensive: the API echoes none)."""
-    if isinstance(value, dict):
-        return {
-            k: _strip(v)
-            for k, v in value.items()
-            if not any(s in str(k).lower() for s in _SECRETISH)
-        }
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
+    """:func:`~worker.providers.common.http_status_kind`, except that any other 4xx the
+    gateway itself answered (it named an error) refuses our request: stop calling."""
+    kind = http_status_kind(status)
+    if gateway and kind is BadResponse and 400 <= status < 500:
+        return ProviderUnavailable
+    return kind
 
 
 def _float(value: Any) -> float | None:
@@ -256,11 +235,7 @@ class AliyunPlate:
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         check_options(self, options)
-        if len(image.b64) > self.limits.max_b64_bytes:
-            raise InvalidImage(
-                f"base64 image is {len(image.b64)} bytes, over {self.limits.max_b64_bytes}",
-                provider=NAME,
-            )
+        check_b64_size(image, self.limits, NAME)
         body = form_body({}, {"img_base64": image.b64})
         headers = {"Accept": ACCEPT, "Content-Type": CONTENT_TYPE}
         settings = self._settings
@@ -292,26 +267,23 @@ class AliyunPlate:
         status = response.status
         if status != 200:
             raise _gateway_error(response)
-        try:
-            decoded = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadResponse("answer is not JSON", provider=NAME, http_status=status) from exc
-        if not isinstance(decoded, dict) or _int(decoded.get("showapi_res_code")) is None:
+        decoded = decode_json(response.body, NAME, status)
+        if not isinstance(decoded, dict) or int_of(decoded.get("showapi_res_code")) is None:
             raise BadResponse("answer has no showapi_res_code", provider=NAME, http_status=200)
-        raw = _strip(decoded)
-        request_id = _text(decoded.get("showapi_res_id"))
-        platform = _int(decoded.get("showapi_res_code"))
+        raw = strip_secrets(decoded)  # defensive: the API echoes none
+        request_id = text(decoded.get("showapi_res_id"))
+        platform = int_of(decoded.get("showapi_res_code"))
         if platform != 0:
             raise _platform_error(platform, decoded, request_id, raw)
         body = decoded.get("showapi_res_body")
-        ret_code = _int(body.get("ret_code")) if isinstance(body, dict) else None
+        ret_code = int_of(body.get("ret_code")) if isinstance(body, dict) else None
         if not isinstance(body, dict) or ret_code is None:
             raise BadResponse("answer has no ret_code", provider=NAME, http_status=200)
-        fee = _int(decoded.get("showapi_fee_num"))
+        fee = int_of(decoded.get("showapi_fee_num"))
         billed = fee > 0 if fee is not None else ret_code == 0
         kind = RET_CODES.get(ret_code, ServerError)
         if kind != OK:
-            message = _text(body.get("error_msg")) or f"ret_code {ret_code}"
+            message = text(body.get("error_msg")) or f"ret_code {ret_code}"
             raise kind(
                 message[:300],
                 provider=NAME,
@@ -337,17 +309,10 @@ class AliyunPlate:
         )
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _gateway_error(response: VendorResponse) -> JobError:
     status = response.status
     code = gateway_code(response.headers.get("X-Ca-Error-Message", ""))
-    request_id = _text(response.headers.get("X-Ca-Request-Id"))
+    request_id = text(response.headers.get("X-Ca-Request-Id"))
     kind = classify_gateway(status, code)
     raw = {"status": status, "x_ca_error_message": code or None, "x_ca_request_id": request_id}
     return kind(
@@ -363,13 +328,13 @@ def _gateway_error(response: VendorResponse) -> JobError:
 def _platform_error(
     code: int | None, decoded: Mapping[str, Any], rid: str | None, raw: Any
 ) -> JobError:
-    message = _text(decoded.get("showapi_res_error")) or f"showapi_res_code {code}"
+    message = text(decoded.get("showapi_res_error")) or f"showapi_res_code {code}"
     kind: type[JobError] = ServerError
     if any(word in message for word in _UNAVAILABLE_WORDS):
         kind = ProviderUnavailable
     elif any(word.lower() in message.lower() for word in _RATE_WORDS):
         kind = RateLimited
-    fee = _int(decoded.get("showapi_fee_num"))
+    fee = int_of(decoded.get("showapi_fee_num"))
     return kind(
         message[:300],
         provider=NAME,

@@ -18,11 +18,9 @@ unchanged, but ``repr()`` of a :class:`~worker.providers.base.VendorRequest` nev
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from pydantic import SecretStr
 
@@ -36,7 +34,6 @@ from worker.errors import (
     RateLimited,
     ServerError,
     Transient,
-    VendorRejectedImage,
 )
 from worker.providers.base import (
     ImageLimits,
@@ -45,9 +42,17 @@ from worker.providers.base import (
     VendorAnswer,
     VendorResponse,
 )
+from worker.providers.common import (
+    NO_RESULT,
+    NoResult,
+    check_b64_size,
+    http_status_error,
+    int_of,
+    json_object,
+    strip_secrets,
+    text,
+)
 
-NoResult = Literal["no_result"]
-NO_RESULT: Final[NoResult] = "no_result"
 Kind = type[JobError] | NoResult
 
 # Juhe's system-level codes (both docs list the same table) -> one outcome each.
@@ -79,8 +84,6 @@ CAR_LIMITS: Final = ImageLimits(
 )
 # Undocumented, conservative: Juhe doesn't publish a per-second limit for these APIs.
 DEFAULT_RATE: Final = 5.0
-_SECRET_NAMES: Final = frozenset({"key", "appkey", "app_key", "apikey", "api_key"})
-_SECRETISH: Final = ("secret", "token", "signature", "password", "appcode")
 _EXTENSIONS: Final = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp"}
 
 
@@ -108,55 +111,16 @@ def key_of(key: SecretStr | None, provider: str) -> str:
     return value
 
 
-def credential_id(key: SecretStr | None) -> str:
-    """A non-secret id of the key: a short sha256 prefix (never any of the key itself)."""
-    if key is None or not key.get_secret_value():
-        return "unset"
-    return "sha256:" + hashlib.sha256(key.get_secret_value().encode()).hexdigest()[:12]
-
-
 def check_size(image: PreparedImage, limits: ImageLimits, provider: str) -> None:
     """Refuse before calling (and before billing) what the vendor would refuse."""
     if not image.b64:
         raise InvalidImage("image is empty", provider=provider)
-    if len(image.b64) > limits.max_b64_bytes:
-        raise InvalidImage(
-            f"base64 image is {len(image.b64)} bytes, over {limits.max_b64_bytes}",
-            provider=provider,
-        )
+    check_b64_size(image, limits, provider)
 
 
 def filename(image: PreparedImage) -> str:
     """An upload filename whose extension matches the content (Java backends look at it)."""
     return f"image.{_EXTENSIONS.get(image.format, 'bin')}"
-
-
-def strip_secrets(value: Any, secret: str | None = None) -> Any:
-    """A copy of decoded JSON without credential-like keys or the key's value anywhere.
-
-    Juhe answers don't echo the key; this makes sure nothing that looks like one is
-    stored, whatever a future answer (or an error ``reason``) contains.
-    """
-    if isinstance(value, dict):
-        return {
-            k: strip_secrets(v, secret)
-            for k, v in value.items()
-            if str(k).lower() not in _SECRET_NAMES
-            and not any(s in str(k).lower() for s in _SECRETISH)
-        }
-    if isinstance(value, list):
-        return [strip_secrets(v, secret) for v in value]
-    if isinstance(value, str) and secret and secret in value:
-        return value.replace(secret, "***")
-    return value
-
-
-def text(value: Any) -> str | None:
-    """A stripped string, or None for null and empty values (Juhe sends "" for "none")."""
-    if value is None:
-        return None
-    out = str(value).strip()
-    return out or None
 
 
 @dataclass(frozen=True)
@@ -176,20 +140,17 @@ class Envelope:
 
 def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) -> Envelope:
     """Check the HTTP status and the envelope's shape; raise for anything else."""
-    if status != 200:
-        raise http_error(status, provider)
-    try:
-        # strict=False: tolerate raw line breaks inside strings; the carDetect doc's own
-        # example has them in a 百科 description, and refusing a paid answer for it helps no one.
-        decoded = json.loads(body, strict=False)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadResponse("answer is not JSON", provider=provider, http_status=status) from exc
-    if not isinstance(decoded, dict):
-        raise BadResponse("answer is not a JSON object", provider=provider, http_status=status)
-    code = _code(decoded.get("error_code"))
+    if status != 200:  # Juhe answers 200 even for errors: a proxy or gateway's
+        raise http_status_error(status, provider)
+    # strict=False: tolerate raw line breaks inside strings; the carDetect doc's own
+    # example has them in a 百科 description, and refusing a paid answer for it helps no one.
+    decoded = json_object(body, provider, status, strict=False)
+    code = int_of(decoded.get("error_code"))
     if code is None:  # not Juhe's envelope: a proxy page, or a changed API
         raise BadResponse("answer has no error_code", provider=provider, http_status=status)
-    raw = strip_secrets(decoded, secret)
+    # Juhe answers don't echo the key; this makes sure nothing that looks like one is
+    # stored, whatever a future answer (or an error ``reason``) contains.
+    raw = strip_secrets(decoded, filter(None, [secret]))
     result = raw.get("result")  # readings come from the stripped copy too
     order_id = text(result.get("orderid")) if isinstance(result, dict) else None
     return Envelope(
@@ -199,16 +160,6 @@ def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) 
         raw=raw,
         request_id=order_id,
     )
-
-
-def _code(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
 
 
 def classify(code: int, service: Mapping[int, Kind]) -> Kind:
@@ -280,19 +231,3 @@ def bad_shape(what: str, envelope: Envelope, provider: str) -> BadResponse:
         billed=envelope.billed,
         raw=envelope.raw,
     )
-
-
-def http_error(status: int, provider: str) -> JobError:
-    """Juhe answers 200 even for errors; anything else came from a proxy or gateway."""
-    kind: type[JobError]
-    if status >= 500:
-        kind = ServerError
-    elif status == 429:
-        kind = RateLimited
-    elif status == 413:  # the body is essentially the image
-        kind = VendorRejectedImage
-    elif status in (401, 403, 404, 405):  # wrong endpoint or no access: stop calling
-        kind = ProviderUnavailable
-    else:
-        kind = BadResponse
-    return kind(f"HTTP {status}", provider=provider, http_status=status)

@@ -27,6 +27,7 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
+from worker.providers.common import NO_RESULT, credential_id, text
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_car"
@@ -38,7 +39,7 @@ ERRORS: Final[Mapping[int, juhe.Kind]] = {
     # retrying only delays the verdict, so it is terminal, like a decode failure. A one-off
     # hiccup on Juhe's side comes as 10014 instead.
     237101: VendorRejectedImage,
-    237102: juhe.NO_RESULT,  # 非车类或识别不到信息: looked, found no car (design.md)
+    237102: NO_RESULT,  # 非车类或识别不到信息: looked, found no car (design.md)
 }
 
 
@@ -65,22 +66,22 @@ def candidates_of(result: Any) -> list[CarModelCandidate]:
         return []
     if not isinstance(entries, list):
         raise ValueError("result.data is not a list")
-    color = juhe.text(result.get("color"))
+    color = text(result.get("color"))
     candidates: list[CarModelCandidate] = []
     for entry in entries:
-        if not isinstance(entry, dict) or juhe.text(entry.get("name")) is None:
+        if not isinstance(entry, dict) or text(entry.get("name")) is None:
             continue  # nothing to store or search by
         baike = entry.get("baike_info")
         baike = baike if isinstance(baike, dict) else {}
         candidates.append(
             CarModelCandidate(
                 rank=len(candidates) + 1,
-                name=juhe.text(entry.get("name")),
-                year=juhe.text(entry.get("year")),
+                name=text(entry.get("name")),
+                year=text(entry.get("year")),
                 score=_score(entry.get("score")),
-                baike_url=juhe.text(baike.get("baike_url")),
-                image_url=juhe.text(baike.get("image_url")),
-                description=juhe.text(baike.get("description")),
+                baike_url=text(baike.get("baike_url")),
+                image_url=text(baike.get("image_url")),
+                description=text(baike.get("description")),
                 color=color,
             )
         )
@@ -102,7 +103,7 @@ class JuheCar:
         self._settings = settings
 
     def credential_id(self) -> str:
-        return juhe.credential_id(self._settings.key)
+        return credential_id(self._settings.key)
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         check_options(self, options)

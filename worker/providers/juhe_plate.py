@@ -31,6 +31,7 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
+from worker.providers.common import credential_id, text
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_plate"
@@ -116,7 +117,7 @@ def readings_of(result: Any) -> list[PlateReading]:
     for entry in entries:
         if not isinstance(entry, dict):
             continue
-        desc, content = juhe.text(entry.get("desc")) or "", juhe.text(entry.get("content"))
+        desc, content = text(entry.get("desc")) or "", text(entry.get("content"))
         if desc == PLATE_NO:
             if readings[-1].plate_no is not None:
                 readings.append(PlateReading(position=len(readings)))
@@ -146,7 +147,7 @@ class JuhePlate:
         self._settings = settings
 
     def credential_id(self) -> str:
-        return juhe.credential_id(self._settings.key)
+        return credential_id(self._settings.key)
 
     def url(self) -> str:
         """``base_url`` plus the mode's path: ``/query`` (base64) or ``/verify`` (multipart)."""

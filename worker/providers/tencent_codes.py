@@ -8,7 +8,7 @@ may answer. Used by :mod:`worker.providers.tencent_vehicle_license`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal
+from typing import Final
 
 from worker.errors import (
     JobError,
@@ -18,9 +18,7 @@ from worker.errors import (
     Transient,
     VendorRejectedImage,
 )
-
-NoResult = Literal["no_result"]
-NO_RESULT: Final[NoResult] = "no_result"
+from worker.providers.common import NO_RESULT, NoResult
 
 # Every Tencent error code -> one outcome. A key ending in "." is a prefix: a code missing
 # from the table falls back to its longest listed dotted prefix, then to Transient.

@@ -13,7 +13,6 @@ Billing: Tencent OCR bills successful recognitions only, so error answers (inclu
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,17 +22,7 @@ from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from worker.config import ProviderSettings, TencentVehicleLicenseSettings
-from worker.errors import (
-    BadResponse,
-    ConfigError,
-    InvalidImage,
-    JobError,
-    Outcome,
-    ProviderUnavailable,
-    RateLimited,
-    ServerError,
-    VendorRejectedImage,
-)
+from worker.errors import BadResponse, ConfigError, Outcome
 from worker.providers import tc3
 from worker.providers.base import (
     ImageLimits,
@@ -44,7 +33,15 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
-from worker.providers.tencent_codes import NO_RESULT, classify
+from worker.providers.common import (
+    NO_RESULT,
+    check_b64_size,
+    decode_json,
+    http_status_error,
+    strip_secrets,
+    text,
+)
+from worker.providers.tencent_codes import classify
 
 NAME: Final = "tencent_vehicle_license"
 SERVICE: Final = "ocr"
@@ -79,37 +76,16 @@ BACK_FIELDS: Final = {
     "SubPageCode": "sub_page_code",
 }
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_SECRETISH = ("secret", "token", "authorization", "signature", "password")
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _date(value: Any) -> date | None:
-    text = _text(value)
-    if text is None or not _DATE.match(text):
+    day = text(value)
+    if day is None or not _DATE.match(day):
         return None
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(day)
     except ValueError:
         return None
-
-
-def strip_secrets(value: Any) -> Any:
-    """A copy of decoded JSON without credential-like keys (defensive: Tencent echoes none)."""
-    if isinstance(value, dict):
-        return {
-            k: strip_secrets(v)
-            for k, v in value.items()
-            if not any(s in str(k).lower() for s in _SECRETISH)
-        }
-    if isinstance(value, list):
-        return [strip_secrets(v) for v in value]
-    return value
 
 
 def readings_of(response: Mapping[str, Any]) -> list[VehicleLicenseReading]:
@@ -126,7 +102,7 @@ def readings_of(response: Mapping[str, Any]) -> list[VehicleLicenseReading]:
             continue
         reading = VehicleLicenseReading(side=side, warn_codes=list(codes), warn_msgs=list(msgs))
         for vendor_field, attr in fields.items():
-            setattr(reading, attr, _text(info.get(vendor_field)))
+            setattr(reading, attr, text(info.get(vendor_field)))
         if side == "FRONT":
             reading.register_date = _date(info.get("RegisterDate"))
             reading.issue_date = _date(info.get("IssueDate"))
@@ -177,11 +153,7 @@ class TencentVehicleLicense:
                 f"{NAME}: VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID and "
                 "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY must both be set"
             )
-        if len(image.b64) > self.limits.max_b64_bytes:
-            raise InvalidImage(
-                f"base64 image is {len(image.b64)} bytes, over {self.limits.max_b64_bytes}",
-                provider=NAME,
-            )
+        check_b64_size(image, self.limits, NAME)
         # Built as bytes once: base64 needs no JSON escaping, and the 7 MB string is never
         # decoded, re-encoded or dumped twice. The layout equals json.dumps' default.
         body = b'{"ImageBase64": "' + image.b64 + b'", "CardSide": "' + card_side.encode() + b'"}'
@@ -210,17 +182,14 @@ class TencentVehicleLicense:
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status
-        if status != 200:
-            raise _http_error(status)
-        try:
-            decoded = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadResponse("answer is not JSON", provider=NAME, http_status=status) from exc
+        if status != 200:  # Tencent answers 200 even for errors: a proxy or gateway's
+            raise http_status_error(status, NAME)
+        decoded = decode_json(response.body, NAME, status)
         inner = decoded.get("Response") if isinstance(decoded, dict) else None
         if not isinstance(inner, dict):
             raise BadResponse("answer has no Response object", provider=NAME, http_status=status)
-        raw = strip_secrets(decoded)
-        request_id = _text(inner.get("RequestId"))
+        raw = strip_secrets(decoded)  # defensive: Tencent echoes none
+        request_id = text(inner.get("RequestId"))
         error = inner.get("Error")
         if error is not None:
             return self._error(error, request_id, raw)
@@ -248,7 +217,7 @@ class TencentVehicleLicense:
         kind = classify(code)
         if kind == NO_RESULT:
             return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=code, request_id=request_id)
-        message = (_text(error.get("Message")) or code)[:300]
+        message = (text(error.get("Message")) or code)[:300]
         raise kind(
             message,
             provider=NAME,
@@ -258,20 +227,3 @@ class TencentVehicleLicense:
             billed=False,
             raw=raw,
         )
-
-
-def _http_error(status: int) -> JobError:
-    """Tencent answers 200 even for errors; anything else came from a proxy or gateway."""
-    message = f"HTTP {status}"
-    kind: type[JobError]
-    if status >= 500:
-        kind = ServerError
-    elif status == 429:
-        kind = RateLimited
-    elif status == 413:
-        kind = VendorRejectedImage
-    elif status in (401, 403, 404, 405):  # wrong endpoint or no access: stop calling
-        kind = ProviderUnavailable
-    else:
-        kind = BadResponse
-    return kind(message, provider=NAME, http_status=status)

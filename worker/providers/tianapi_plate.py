@@ -21,10 +21,8 @@ holds no plate; error codes are not.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 
 from worker.config import ProviderSettings, TianapiPlateSettings
 from worker.errors import (
@@ -48,14 +46,21 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
+from worker.providers.common import (
+    NO_RESULT,
+    NoResult,
+    check_b64_size,
+    credential_id,
+    http_status_error,
+    json_object,
+    strip_secrets,
+    text,
+)
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "tianapi_plate"
 OK: Final = 200
 COLORS: Final = ("black", "blue", "green", "yellow", "white")  # the doc's list
-
-NoResult = Literal["no_result"]
-NO_RESULT: Final[NoResult] = "no_result"
 
 # The doc's whole code table -> one outcome each ("错误码1开头的是系统级错误,2开头的是用户级错误").
 ERRORS: Final[Mapping[int, type[JobError] | NoResult]] = {
@@ -86,19 +91,11 @@ ERRORS: Final[Mapping[int, type[JobError] | NoResult]] = {
     270: VendorRejectedImage,
     290: VendorRejectedImage,  # 超过最大输入限制: the image is over the vendor's limit
 }
-_SECRETISH: Final = ("key", "secret", "token", "password", "authorization", "signature")
 
 
 def classify(code: int) -> type[JobError] | NoResult:
     """The outcome of a Tianapi code other than 200; unknown codes are Transient (kept)."""
     return ERRORS.get(code, Transient)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _code(value: Any) -> int | None:
@@ -109,25 +106,6 @@ def _code(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return None
-
-
-def scrub(value: Any, secret: str | None) -> Any:
-    """A copy of decoded JSON without credential-like keys or the key's value anywhere.
-
-    Tianapi echoes nothing secret today; this keeps stored raw JSON safe if a message
-    ever quotes the key ("key错误: ...") or a field named like one appears.
-    """
-    if isinstance(value, dict):
-        return {
-            k: scrub(v, secret)
-            for k, v in value.items()
-            if not any(s in str(k).lower() for s in _SECRETISH)
-        }
-    if isinstance(value, list):
-        return [scrub(v, secret) for v in value]
-    if isinstance(value, str) and secret and secret in value:
-        return value.replace(secret, "***")
-    return value
 
 
 def _entries(decoded: Mapping[str, Any]) -> list[Any]:
@@ -164,10 +142,10 @@ def plates_of(decoded: Mapping[str, Any]) -> list[PlateReading]:
     for position, entry in enumerate(_entries(decoded)):
         if not isinstance(entry, dict):
             raise BadResponse("a plate entry is not an object", provider=NAME, http_status=200)
-        number = _text(entry.get("number"))
+        number = text(entry.get("number"))
         if number is None:  # an entry without a number reads nothing
             continue
-        color = _text(entry.get("color"))
+        color = text(entry.get("color"))
         readings.append(
             PlateReading(position, plate_no=number, color=color.lower() if color else None)
         )
@@ -202,10 +180,7 @@ class TianapiPlate:
         return key.get_secret_value() if key is not None and key.get_secret_value() else None
 
     def credential_id(self) -> str:
-        key = self._key()
-        if key is None:
-            return "unset"
-        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+        return credential_id(self._settings.key)
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         check_options(self, options)
@@ -214,29 +189,20 @@ class TianapiPlate:
             raise ConfigError(f"{NAME}: VREC_TIANAPI_PLATE__KEY must be set")
         if not image.b64:
             raise InvalidImage("empty image", provider=NAME)
-        if len(image.b64) > self.limits.max_b64_bytes:
-            raise InvalidImage(
-                f"base64 image is {len(image.b64)} bytes, over {self.limits.max_b64_bytes}",
-                provider=NAME,
-            )
+        check_b64_size(image, self.limits, NAME)
         body = form_body({"key": key}, {"img": image.b64})
         headers = {"Content-Type": FORM_CONTENT_TYPE}
         return VendorRequest("POST", self._settings.base_url, headers, body)
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status
-        if status != 200:
-            raise _http_error(status)
-        try:
-            decoded = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadResponse("answer is not JSON", provider=NAME, http_status=status) from exc
-        if not isinstance(decoded, dict):
-            raise BadResponse("answer is not a JSON object", provider=NAME, http_status=status)
+        if status != 200:  # Tianapi answers 200 even for errors: a proxy or gateway's
+            raise http_status_error(status, NAME)
+        decoded = json_object(response.body, NAME, status)
         code = _code(decoded.get("code"))
         if code is None:
             raise BadResponse("answer has no numeric code", provider=NAME, http_status=status)
-        raw = scrub(decoded, self._key())
+        raw = strip_secrets(decoded, filter(None, [self._key()]))
         if code != OK:
             return self._error(code, raw)
         readings = plates_of(decoded)
@@ -248,23 +214,7 @@ class TianapiPlate:
         kind = classify(code)
         if kind == NO_RESULT:
             return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=str(code))
-        message = (_text(raw.get("msg")) or f"code {code}")[:300]
+        message = (text(raw.get("msg")) or f"code {code}")[:300]
         raise kind(
             message, provider=NAME, vendor_code=str(code), http_status=200, billed=False, raw=raw
         )
-
-
-def _http_error(status: int) -> JobError:
-    """Tianapi answers 200 even for errors; anything else came from a proxy or gateway."""
-    kind: type[JobError]
-    if status >= 500:
-        kind = ServerError
-    elif status == 429:
-        kind = RateLimited
-    elif status == 413:
-        kind = VendorRejectedImage
-    elif status in (401, 403, 404, 405):  # wrong endpoint or no access: stop calling
-        kind = ProviderUnavailable
-    else:
-        kind = BadResponse
-    return kind(f"HTTP {status}", provider=NAME, http_status=status)
