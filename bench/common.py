@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +54,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_BASE = os.environ.get("VREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 # The benchmarks' own Redis DBs: vrec broker, vrec limiter, the Celery baseline's broker.
 BROKER_DB, LIMITER_DB, BASELINE_DB = 10, 11, 12
+LOCK = Path(tempfile.gettempdir(), "vrec-bench-flow.lock")
 
 
 def redis_url(db: int) -> str:
@@ -70,16 +73,23 @@ def flush_redis(*dbs: int) -> None:
 
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so ``finally`` blocks stop workers and drop databases."""
+    """One benchmark at a time (they share Redis DBs 10-12 and would take each other's
+    messages), and SIGTERM behaves like Ctrl-C, so ``finally`` blocks stop workers and
+    drop databases."""
 
     def _raise(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with open(LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another flow benchmark is running (lock {LOCK})") from None
+        previous = signal.signal(signal.SIGTERM, _raise)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -241,8 +251,10 @@ class Workers:
             raise
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
         self.stop()
+        if exc_type is None:  # keep the logs only when something went wrong
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
         """Until all N answer a remote-control ping: consuming, not merely started."""
