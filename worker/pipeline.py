@@ -8,13 +8,16 @@ give-back. Storage and retry decisions belong to the caller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from redis.exceptions import RedisError
 
 from worker import http, imaging
 from worker.config import Settings
@@ -32,6 +35,9 @@ from worker.ingest import is_url
 from worker.outcome import CallFacts, JobRun, SourceFacts
 from worker.providers.base import Provider, VendorRequest, rate_of
 from worker.ratelimit import Limiter
+
+log = logging.getLogger(__name__)
+LIMITER_DOWN_RETRY_SECONDS = 5.0
 
 
 async def load_source(uri: str, session: aiohttp.ClientSession, settings: Settings) -> bytes:
@@ -107,6 +113,11 @@ async def _call(
             )
         except LimiterBusy as busy:
             return JobRun(give_back=busy.wait, source=facts)
+        except (RedisError, OSError) as exc:
+            # The shared limiter is down: no call may go out unpaced. Give the job back
+            # (no attempt is charged); the dispatcher offers it again shortly.
+            log.warning("rate limiter unavailable for %s: %s", key, type(exc).__name__)
+            return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
@@ -117,7 +128,8 @@ async def _call(
         except JobError as exc:
             exc.provider = exc.provider or provider.name
             if exc.outcome is Outcome.RATE_LIMITED:
-                await limiter.penalize(key, retry_after=exc.retry_after)
+                with contextlib.suppress(RedisError, OSError):  # best effort: the answer counts
+                    await limiter.penalize(key, retry_after=exc.retry_after)
             call = CallFacts(
                 started_at=started,
                 duration_ms=(time.perf_counter() - t0) * 1000,

@@ -1,0 +1,118 @@
+"""worker.pipeline.run_job against the simulator over loopback: one job, no Celery, no DB."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from worker.config import Settings, get_settings
+from worker.demo import demo_credentials
+from worker.errors import Outcome
+from worker.outcome import JobRun
+from worker.pipeline import run_job
+from worker.providers.registry import get_provider
+from worker.ratelimit import Limiter, LocalLimiter, RedisLimiter
+from worker.samples import vehicle_photo
+from worker.simulator.server import point_at, run_simulator
+
+P = "tencent_vehicle_license"
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key, value in demo_credentials().items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _run(
+    settings: Settings,
+    source: str,
+    *,
+    expected_sha256: str | None = None,
+    limiter: Limiter | None = None,
+    provider_settings: Settings | None = None,
+    rate: float | None = None,
+) -> JobRun:
+    async def go() -> JobRun:
+        async with (
+            run_simulator(settings, providers=[P]) as (url, _sim),
+            aiohttp.ClientSession() as session,
+        ):
+            pointed = point_at(provider_settings or settings, url, [P])
+            if rate is not None:
+                block = pointed.tencent_vehicle_license.model_copy(update={"rate": rate})
+                pointed = pointed.model_copy(update={"tencent_vehicle_license": block})
+            provider = get_provider(P, pointed)
+            lim = limiter or LocalLimiter(margin=0.03)
+            try:
+                if rate is not None:  # take the only slot there is for a while
+                    await lim.acquire(f"{P}:{provider.credential_id()}", rate, max_wait=1)
+                return await run_job(
+                    provider,
+                    source,
+                    {"card_side": "FRONT"},
+                    expected_sha256=expected_sha256,
+                    session=session,
+                    limiter=lim,
+                    settings=settings.model_copy(update={"limiter_max_wait_seconds": 1.0}),
+                )
+            finally:
+                await lim.aclose()
+
+    return asyncio.run(go())
+
+
+def test_success_records_the_call_and_the_source(settings: Settings, tmp_path: Path) -> None:
+    data = vehicle_photo(1, (900, 600))
+    path = tmp_path / "car.jpg"
+    path.write_bytes(data)
+    run = _run(settings, str(path), expected_sha256=hashlib.sha256(data).hexdigest())
+    assert run.outcome is Outcome.SUCCEEDED
+    assert run.answer is not None
+    assert run.answer.readings
+    assert run.call is not None
+    assert (run.call.http_status, run.call.billed) == (200, True)
+    assert run.source is not None
+    assert (run.source.width, run.source.height, run.source.format) == (900, 600, "JPEG")
+
+
+def test_changed_or_missing_sources_are_invalid(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "car.jpg"
+    path.write_bytes(vehicle_photo(2, (900, 600)))
+    changed = _run(settings, str(path), expected_sha256="0" * 64)
+    assert changed.error is not None
+    assert changed.error.message == "source changed since it was submitted (sha256 differs)"
+    assert changed.call is None
+    missing = _run(settings, str(tmp_path / "gone.jpg"))
+    assert missing.outcome is Outcome.INVALID_IMAGE
+    assert "cannot read source file" in str(missing.error)
+
+
+def test_no_credentials_means_provider_unavailable_without_a_call(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "car.jpg"
+    path.write_bytes(vehicle_photo(3, (900, 600)))
+    block = settings.tencent_vehicle_license.model_copy(update={"secret_key": None})
+    bare = settings.model_copy(update={"tencent_vehicle_license": block})
+    run = _run(settings, str(path), provider_settings=bare)
+    assert run.outcome is Outcome.PROVIDER_UNAVAILABLE
+    assert run.call is None
+
+
+def test_busy_or_unreachable_limiter_gives_the_job_back(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "car.jpg"
+    path.write_bytes(vehicle_photo(4, (900, 600)))
+    busy = _run(settings, str(path), rate=0.01)  # next slot in ~100 s > max_wait 1 s
+    assert busy.give_back is not None
+    assert busy.give_back > 1
+    assert busy.call is None
+    down = _run(settings, str(path), limiter=RedisLimiter("redis://127.0.0.1:9/0"))
+    assert down.give_back == 5.0
+    assert down.call is None
