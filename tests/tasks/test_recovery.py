@@ -1,0 +1,117 @@
+"""A worker killed mid-batch loses no work: its leases expire, the reconciler returns the
+jobs to pending, another worker finishes them, and each job still has exactly one result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from models import Job, Result
+from models.db import make_engine, make_sessions
+from tests.support import CELERY_REDIS_URL, REDIS_URL, truncate
+from worker.cli import app
+from worker.config import get_settings
+from worker.demo import demo_credentials, simulator_urls
+from worker.samples import vehicle_photo
+from worker.simulator.server import SimulatorThread
+
+P = "tencent_vehicle_license"
+
+
+@pytest.fixture
+def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[None]:
+    truncate(postgres_url)
+    redis.Redis.from_url(CELERY_REDIS_URL).flushdb()
+    env = {
+        **demo_credentials(),
+        "VREC_DATABASE_URL": postgres_url,
+        "VREC_BROKER_URL": CELERY_REDIS_URL,
+        "VREC_REDIS_URL": REDIS_URL,
+        "VREC_LEASE_SECONDS": "4",  # longer than any one job here, short for the test
+        "VREC_SIMULATOR__LATENCY_MS": "[600, 800]",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    with SimulatorThread(get_settings()) as sim:
+        for key, value in simulator_urls(sim.base_url).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        yield
+
+
+def _worker() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "worker", "--concurrency", "8", "--loglevel", "ERROR"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _count(url: str, *where: object) -> int:
+    engine = make_engine(url)
+    try:
+        with make_sessions(engine)() as s:
+            return int(s.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres_url: str) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(16):
+        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (800, 600)))
+    detached = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--detach", "--json"])
+    assert detached.exit_code == 0, detached.output
+    batch = json.loads(detached.stdout)["batch_id"]
+
+    victim = _worker()
+    from worker.app import make_app
+    from worker.dispatch import dispatch_once
+    from worker.runtime import get_runtime, shutdown_runtime
+    from worker.sender import send_jobs
+
+    celery = make_app(get_settings())
+    try:
+        dispatch_once(get_runtime().sessions, lambda ids: send_jobs(celery, ids), get_settings())
+        deadline = time.monotonic() + 30
+        while _count(postgres_url, Job.status == "running") == 0:
+            assert time.monotonic() < deadline, "the first worker never started a job"
+            time.sleep(0.05)
+    finally:
+        shutdown_runtime()
+    victim.send_signal(signal.SIGKILL)  # no warm shutdown: leases are left behind
+    victim.wait(10)
+    stranded = _count(postgres_url, Job.status.in_(["running", "queued"]))
+    assert stranded > 0
+
+    rescuer = _worker()
+    try:
+        waited = CliRunner().invoke(app, ["wait", str(batch), "--json"])
+        assert waited.exit_code == 0, waited.output
+        assert json.loads(waited.stdout)["counts"]["succeeded"] == 16
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        rescuer.wait(20)
+
+    engine = make_engine(postgres_url)
+    try:
+        with make_sessions(engine)() as s:
+            per_job = s.execute(select(Result.job_id, func.count()).group_by(Result.job_id)).all()
+    finally:
+        engine.dispose()
+    assert len(per_job) == 16
+    assert {n for _, n in per_job} == {1}
