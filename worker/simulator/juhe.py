@@ -3,7 +3,8 @@
 Juhe answers every call with HTTP 200 and ``{"reason", "result", "error_code"}`` (in that
 order, as in the docs' examples); errors carry ``result: null``. The key is checked
 against the same ``VREC_JUHE_*__KEY`` setting the adapter reads: none configured means
-every call answers 10001, as an unknown key does.
+every call answers 10001, as an unknown key does. :class:`JuheSim` is the part of ``Sim``
+both simulators share: system answers, refusals, the directives' faults and error codes.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import io
 import json
 import random
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from PIL import Image
 from pydantic import SecretStr
 
-from worker.simulator.directives import Directive
+from worker.simulator import faults
+from worker.simulator.directives import Directive, read_directive
 
 MAX_B64: Final = 4_000_000  # carDetect's "编码后大小不超过4M"; the plate sim applies it too
 SYSTEM_MESSAGES: Final = {
@@ -63,7 +66,7 @@ def envelope(code: int | str, reason: str, result: Any = None) -> web.Response:
     return web.json_response(body, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
-def error(code: int | str, message: str | None, messages: dict[int, str]) -> web.Response:
+def error(code: int | str, message: str | None, messages: Mapping[int, str]) -> web.Response:
     """An error answer; ``messages`` are the API's own, then the system table."""
     table = {**SYSTEM_MESSAGES, **messages}
     text = message or (table.get(code) if isinstance(code, int) else None) or "错误"
@@ -174,3 +177,39 @@ def open_image(data: bytes) -> ImageInfo | None:
             return None
         except (OSError, ValueError, SyntaxError):
             return None
+
+
+class JuheSim:
+    """What both Juhe ``Sim`` classes answer alike; a subclass sets ``messages`` (its API's
+    own codes) and implements :meth:`checked_image` and :meth:`answer`."""
+
+    provider: ClassVar[str]
+    routes: ClassVar[tuple[tuple[str, str], ...]]
+    default_limit: ClassVar[int]
+    messages: ClassVar[Mapping[int, str]]
+
+    def throttled(self) -> web.Response:
+        return error(THROTTLED, None, self.messages)
+
+    def error_in_200(self) -> web.Response:
+        return error(INTERNAL, None, self.messages)
+
+    async def handle(self, request: web.Request, body: bytes) -> web.Response:
+        try:
+            image, info = self.checked_image(request, body)
+        except Refusal as refusal:
+            return error(refusal.code, refusal.message, self.messages)
+        directive = read_directive(image)
+        if directive.fault:
+            return await faults.answer(directive.fault, request, self)
+        if directive.error:
+            return error(directed_code(directive), directive.message, self.messages)
+        return self.answer(image, info, directive)
+
+    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, ImageInfo]:
+        """The call's key and image checked (Refusal otherwise): the image and its size."""
+        raise NotImplementedError
+
+    def answer(self, image: bytes, info: ImageInfo, directive: Directive) -> web.Response:
+        """The answer to a call that passed every check and directs no fault or error."""
+        raise NotImplementedError

@@ -10,14 +10,15 @@ another method answers the system code 10007 未知的请求源), the key (10001
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 from aiohttp import web
 
 from worker.config import JuheCarSettings, ProviderSettings
-from worker.simulator import faults, juhe
-from worker.simulator.directives import Directive, read_directive
+from worker.simulator import juhe
+from worker.simulator.directives import Directive
 from worker.simulator.synth import Synth
 
 PATH: Final = "/carDetect/index"
@@ -73,8 +74,9 @@ def synthesize(image: bytes) -> tuple[list[dict[str, Any]], str, int]:
     return ranked, s.choice(COLORS), count
 
 
-class Sim:
+class Sim(juhe.JuheSim):
     provider: ClassVar[str] = "juhe_car"
+    messages: ClassVar[Mapping[int, str]] = MESSAGES
     routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", PATH), ("GET", PATH))
     default_limit: ClassVar[int] = 10  # undocumented; what a small paid key is sold
 
@@ -83,27 +85,12 @@ class Sim:
             raise TypeError("juhe_car Sim needs JuheCarSettings")
         self.settings = settings
 
-    def throttled(self) -> web.Response:
-        return juhe.error(juhe.THROTTLED, None, MESSAGES)
-
-    def error_in_200(self) -> web.Response:
-        return juhe.error(juhe.INTERNAL, None, MESSAGES)
-
-    async def handle(self, request: web.Request, body: bytes) -> web.Response:
-        try:
-            image = self._checked_image(request, body)
-        except juhe.Refusal as refusal:
-            return juhe.error(refusal.code, refusal.message, MESSAGES)
-        directive = read_directive(image)
-        if directive.fault:
-            return await faults.answer(directive.fault, request, self)
-        if directive.error:
-            return juhe.error(juhe.directed_code(directive), directive.message, MESSAGES)
+    def answer(self, image: bytes, info: juhe.ImageInfo, directive: Directive) -> web.Response:
         if directive.empty:
             return juhe.error(NOT_A_CAR, None, MESSAGES)
         return juhe.envelope(0, "success", self._result(image, directive))
 
-    def _checked_image(self, request: web.Request, body: bytes) -> bytes:
+    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, juhe.ImageInfo]:
         if request.method != "POST":
             raise juhe.Refusal(UNKNOWN_SOURCE)
         fields = juhe.form_fields(request, body)
@@ -117,7 +104,7 @@ class Sim:
             raise juhe.Refusal(FAILED, "图片格式错误，支持jpg/png/bmp")
         if min(info.width, info.height) < MIN_SIDE or max(info.width, info.height) > MAX_SIDE:
             raise juhe.Refusal(FAILED, "图片尺寸不符合要求，最短边至少15px，最长边最大4096px")
-        return image
+        return image, info
 
     def _result(self, image: bytes, directive: Directive) -> dict[str, Any]:
         ranked, color, count = synthesize(image)

@@ -12,13 +12,14 @@ the doc's shape and order, deterministic per image, with a fresh ``orderid`` per
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
 from worker.config import JuhePlateSettings, ProviderSettings
-from worker.simulator import faults, juhe
-from worker.simulator.directives import Directive, read_directive
+from worker.simulator import juhe
+from worker.simulator.directives import Directive
 from worker.simulator.synth import Synth
 
 QUERY: Final = "/verify_carlicense/query"
@@ -99,8 +100,9 @@ def res_list(values: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-class Sim:
+class Sim(juhe.JuheSim):
     provider: ClassVar[str] = "juhe_plate"
+    messages: ClassVar[Mapping[int, str]] = MESSAGES
     routes: ClassVar[tuple[tuple[str, str], ...]] = (
         ("POST", QUERY),
         ("POST", VERIFY),
@@ -114,26 +116,11 @@ class Sim:
             raise TypeError("juhe_plate Sim needs JuhePlateSettings")
         self.settings = settings
 
-    def throttled(self) -> web.Response:
-        return juhe.error(juhe.THROTTLED, None, MESSAGES)
-
-    def error_in_200(self) -> web.Response:
-        return juhe.error(juhe.INTERNAL, None, MESSAGES)
-
-    async def handle(self, request: web.Request, body: bytes) -> web.Response:
-        try:
-            image, width, height = self._checked_image(request, body)
-        except juhe.Refusal as refusal:
-            return juhe.error(refusal.code, refusal.message, MESSAGES)
-        directive = read_directive(image)
-        if directive.fault:
-            return await faults.answer(directive.fault, request, self)
-        if directive.error:
-            return juhe.error(juhe.directed_code(directive), directive.message, MESSAGES)
-        res = [] if directive.empty else self._res(image, width, height, directive)
+    def answer(self, image: bytes, info: juhe.ImageInfo, directive: Directive) -> web.Response:
+        res = [] if directive.empty else self._res(image, info.width, info.height, directive)
         return juhe.envelope(0, "操作成功", {"res": res, "orderid": juhe.order_id()})
 
-    def _checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, int, int]:
+    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, juhe.ImageInfo]:
         if request.method != "POST":
             raise juhe.Refusal(POST_ONLY)
         if request.path == QUERY:
@@ -158,7 +145,7 @@ class Sim:
         info = juhe.open_image(image)
         if info is None:
             raise juhe.Refusal(FAILED)
-        return image, info.width, info.height
+        return image, info
 
     def _res(
         self, image: bytes, width: int, height: int, directive: Directive
