@@ -9,14 +9,13 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from worker import http
+from tests.worker.providers import support
+from tests.worker.providers.support import prepared
 from worker.config import AliyunPlateSettings, Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
@@ -32,10 +31,9 @@ from worker.errors import (
     VendorTimeout,
 )
 from worker.providers.aliyun_plate import GATEWAY_ERRORS, RET_CODES, AliyunPlate
-from worker.providers.base import PlateReading, PreparedImage, VendorAnswer, VendorResponse
+from worker.providers.base import PlateReading, VendorAnswer, VendorResponse
 from worker.providers.form import form_body
 from worker.simulator.directives import make_image
-from worker.simulator.server import Simulator, point_at, run_simulator
 
 NAME = "aliyun_plate"
 APPCODE = "83359fd73fe94948385f570e3c1391aa"  # shaped like the doc's
@@ -60,23 +58,11 @@ def make_settings(
     )
 
 
-def prepared(
-    directive: Mapping[str, Any] | None = None, *, data: bytes | None = None, **kwargs: Any
-) -> PreparedImage:
-    data = data if data is not None else make_image(directive, **kwargs)
-    return PreparedImage(data, base64.b64encode(data), "PNG", 64, 48, transformed=False)
-
-
 def adapter(**kwargs: Any) -> AliyunPlate:
     return AliyunPlate(make_settings(**kwargs).aliyun_plate)
 
 
-@dataclass
-class Loopback:
-    simulator: Simulator
-    session: aiohttp.ClientSession
-    settings: Settings  # pointed at the simulator
-
+class Loopback(support.Loopback):
     def adapter(
         self,
         *,
@@ -94,33 +80,11 @@ class Loopback:
             return AliyunPlate(block, clock=clock)
         return AliyunPlate(block, clock=clock, nonce=nonce)
 
-    async def send(self, provider: AliyunPlate, request: Any, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
-        try:
-            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
-            return provider.parse_response(response)
-        except JobError as exc:
-            return exc
-
-    async def call(
-        self,
-        image: PreparedImage,
-        *,
-        adapter: AliyunPlate | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
-    ) -> VendorAnswer | JobError:
-        """One full call; a JobError is returned, not raised, so tests can gather many."""
-        provider = adapter or self.adapter()
-        return await self.send(provider, provider.build_request(image, {}), timeout)  # type: ignore[no-any-return]
-
 
 @asynccontextmanager
 async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    settings = settings or make_settings()
-    async with (
-        run_simulator(settings, providers=[NAME]) as (url, sim),
-        aiohttp.ClientSession() as session,
-    ):
-        yield Loopback(sim, session, point_at(settings, url, [NAME]))
+    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
+        yield lb
 
 
 def run(coro: Any) -> Any:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from worker import http
+from tests.worker.providers import support
+from tests.worker.providers.support import prepared
 from worker.config import JuheCarSettings, Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
@@ -40,7 +40,6 @@ from worker.providers.juhe import SYSTEM_ERRORS
 from worker.providers.juhe_car import ERRORS, JuheCar
 from worker.providers.registry import get_provider
 from worker.simulator.directives import make_image
-from worker.simulator.server import point_at, run_simulator
 
 NAME = "juhe_car"
 KEY = "juhe-car-test-key-0123456789abcdef-DO-NOT-LEAK"
@@ -58,56 +57,19 @@ def adapter(key: str | None = KEY) -> JuheCar:
     return JuheCar(make_settings(key=key).juhe_car)
 
 
-def prepared(
-    directive: Mapping[str, Any] | None = None, *, data: bytes | None = None, **kwargs: Any
-) -> PreparedImage:
-    data = data if data is not None else make_image(directive, **kwargs)
-    size = kwargs.get("size", (64, 48))
-    return PreparedImage(data, base64.b64encode(data), "PNG", *size, transformed=False)
-
-
-class Loopback:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, settings: Settings) -> None:
-        self.base_url, self.session, self.settings = base_url, session, settings
-
+class Loopback(support.Loopback):
     def adapter(self, key: str | None = KEY) -> JuheCar:
         block = self.settings.juhe_car
         return JuheCar(block.model_copy(update={"key": SecretStr(key) if key else None}))
 
-    async def call(
-        self,
-        image: PreparedImage,
-        *,
-        adapter: JuheCar | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
-    ) -> Result:
-        provider = adapter or self.adapter()
-        try:
-            request = provider.build_request(image, {})
-            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
-            return provider.parse_response(response)
-        except JobError as exc:
-            return exc
-
     async def raw(self, method: str, data: Any = None, **kwargs: Any) -> Result:
-        """A hand-made request (wrong method, missing fields), parsed by the adapter."""
-        url = self.settings.juhe_car.base_url
-        async with self.session.request(method, url, data=data, **kwargs) as response:
-            answer = VendorResponse(response.status, response.headers, await response.read())
-        try:
-            return self.adapter().parse_response(answer)
-        except JobError as exc:
-            return exc
+        return await self.by_hand(method, self.settings.juhe_car.base_url, data, **kwargs)
 
 
 @asynccontextmanager
 async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    settings = settings or make_settings()
-    async with (
-        run_simulator(settings, providers=[NAME]) as (url, _sim),
-        aiohttp.ClientSession() as session,
-    ):
-        yield Loopback(url, session, point_at(settings, url, [NAME]))
+    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
+        yield lb
 
 
 def one(image: PreparedImage, settings: Settings | None = None, **kwargs: Any) -> Result:

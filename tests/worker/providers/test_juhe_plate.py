@@ -6,7 +6,7 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from worker import http
+from tests.worker.providers import support
+from tests.worker.providers.support import prepared
 from worker.config import JuhePlateSettings, Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
@@ -42,7 +43,6 @@ from worker.providers.juhe import SYSTEM_ERRORS
 from worker.providers.juhe_plate import ERRORS, JuhePlate
 from worker.providers.registry import get_provider
 from worker.simulator.directives import make_image
-from worker.simulator.server import point_at, run_simulator
 
 NAME = "juhe_plate"
 KEY = "juhe-plate-test-key-fedcba9876543210-DO-NOT-LEAK"
@@ -62,60 +62,19 @@ def adapter(key: str | None = KEY, mode: Mode = "base64") -> JuhePlate:
     return JuhePlate(make_settings(key=key, mode=mode).juhe_plate)
 
 
-def prepared(
-    directive: Mapping[str, Any] | None = None,
-    *,
-    data: bytes | None = None,
-    fmt: str = "PNG",
-    **kwargs: Any,
-) -> PreparedImage:
-    data = data if data is not None else make_image(directive, fmt=fmt, **kwargs)
-    size = kwargs.get("size", (64, 48))
-    return PreparedImage(data, base64.b64encode(data), fmt, *size, transformed=False)
-
-
-class Loopback:
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
-        self.session, self.settings = session, settings
-
+class Loopback(support.Loopback):
     def adapter(self, key: str | None = KEY) -> JuhePlate:
         block = self.settings.juhe_plate
         return JuhePlate(block.model_copy(update={"key": SecretStr(key) if key else None}))
 
-    async def call(
-        self,
-        image: PreparedImage,
-        *,
-        adapter: JuhePlate | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
-    ) -> Result:
-        provider = adapter or self.adapter()
-        try:
-            request = provider.build_request(image, {})
-            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
-            return provider.parse_response(response)
-        except JobError as exc:
-            return exc
-
     async def raw(self, method: str, path: str, data: Any = None, **kwargs: Any) -> Result:
-        """A hand-made request (wrong method, missing fields), parsed by the adapter."""
-        url = self.settings.juhe_plate.base_url + path
-        async with self.session.request(method, url, data=data, **kwargs) as response:
-            answer = VendorResponse(response.status, response.headers, await response.read())
-        try:
-            return self.adapter().parse_response(answer)
-        except JobError as exc:
-            return exc
+        return await self.by_hand(method, self.settings.juhe_plate.base_url + path, data, **kwargs)
 
 
 @asynccontextmanager
 async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    settings = settings or make_settings()
-    async with (
-        run_simulator(settings, providers=[NAME]) as (url, _sim),
-        aiohttp.ClientSession() as session,
-    ):
-        yield Loopback(session, point_at(settings, url, [NAME]))
+    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
+        yield lb
 
 
 def one(image: PreparedImage, settings: Settings | None = None, **kwargs: Any) -> Result:

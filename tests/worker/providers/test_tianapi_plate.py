@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from worker import http
+from tests.worker.providers import support
+from tests.worker.providers.support import prepared
 from worker.config import Settings, SimulatorSettings, TianapiPlateSettings
 from worker.errors import (
     BadResponse,
@@ -35,7 +33,6 @@ from worker.providers.base import VendorResponse as Response
 from worker.providers.registry import get_provider
 from worker.providers.tianapi_plate import ERRORS, TianapiPlate
 from worker.simulator.directives import make_image
-from worker.simulator.server import Simulator, point_at, run_simulator
 
 NAME = "tianapi_plate"
 KEY = "vrec-tianapi-test-key-DO-NOT-LEAK-0123456789"
@@ -48,51 +45,18 @@ def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
     )
 
 
-def prepared(
-    directive: Mapping[str, Any] | None = None, *, data: bytes | None = None, **kwargs: Any
-) -> PreparedImage:
-    data = data if data is not None else make_image(directive, **kwargs)
-    return PreparedImage(data, base64.b64encode(data), "PNG", 64, 48, transformed=False)
-
-
-@dataclass
-class Loopback:
-    base_url: str
-    simulator: Simulator
-    session: aiohttp.ClientSession
-    settings: Settings  # pointed at the simulator
-
+class Loopback(support.Loopback):
     def adapter(self, *, key: str | None = KEY) -> TianapiPlate:
         block = self.settings.tianapi_plate.model_copy(
             update={"key": SecretStr(key) if key is not None else None}
         )
         return TianapiPlate(block)
 
-    async def call(
-        self,
-        image: PreparedImage,
-        *,
-        adapter: TianapiPlate | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
-    ) -> VendorAnswer | JobError:
-        """One full call; a JobError is returned, not raised, so tests can gather many."""
-        provider = adapter or self.adapter()
-        request = provider.build_request(image, {})
-        try:
-            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
-            return provider.parse_response(response)
-        except JobError as exc:
-            return exc
-
 
 @asynccontextmanager
 async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    settings = settings or make_settings()
-    async with (
-        run_simulator(settings, providers=[NAME]) as (url, sim),
-        aiohttp.ClientSession() as session,
-    ):
-        yield Loopback(url, sim, session, point_at(settings, url, [NAME]))
+    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
+        yield lb
 
 
 def one_call(image: PreparedImage, settings: Settings | None = None, **kw: Any) -> Any:

@@ -1,28 +1,24 @@
 """Test helpers: the Tencent adapter talking to the simulator over 127.0.0.1.
 
 Sync tests drive these with ``asyncio.run``; nothing is mocked: real aiohttp requests,
-real signatures, the real simulator.
+real signatures, the real simulator. The generic part is tests/worker/providers/support.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from pydantic import SecretStr
 
-from worker import http
+from tests.worker.providers import support
+from tests.worker.providers.support import prepared
 from worker.config import Settings, SimulatorSettings, TencentVehicleLicenseSettings
-from worker.errors import JobError
-from worker.providers.base import PreparedImage, VendorAnswer
 from worker.providers.tencent_vehicle_license import TencentVehicleLicense
-from worker.simulator.directives import make_image
-from worker.simulator.server import Simulator, point_at, run_simulator
+
+__all__ = ["Loopback", "loopback", "make_settings", "prepared", "run"]
 
 SECRET_ID = "AKIDvrecTest0123456789abcdef"
 SECRET_KEY = "vrec-test-secret-key-DO-NOT-LEAK-42"
@@ -44,20 +40,7 @@ def make_settings(
     )
 
 
-def prepared(
-    directive: Mapping[str, Any] | None = None, *, data: bytes | None = None, **kwargs: Any
-) -> PreparedImage:
-    data = data if data is not None else make_image(directive, **kwargs)
-    return PreparedImage(data, base64.b64encode(data), "PNG", 64, 48, transformed=False)
-
-
-@dataclass
-class Loopback:
-    base_url: str
-    simulator: Simulator
-    session: aiohttp.ClientSession
-    settings: Settings  # pointed at the simulator
-
+class Loopback(support.Loopback):
     def adapter(
         self,
         *,
@@ -75,32 +58,11 @@ class Loopback:
             return TencentVehicleLicense(block)
         return TencentVehicleLicense(block, clock=clock)
 
-    async def call(
-        self,
-        image: PreparedImage,
-        options: Mapping[str, str] | None = None,
-        *,
-        adapter: TencentVehicleLicense | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the provider's timeout setting
-    ) -> VendorAnswer | JobError:
-        """One full call; a JobError is returned, not raised, so tests can gather many."""
-        provider = adapter or self.adapter()
-        request = provider.build_request(image, options or {})
-        try:
-            response = await http.send(self.session, request, provider=NAME, timeout=timeout)
-            return provider.parse_response(response)
-        except JobError as exc:
-            return exc
-
 
 @asynccontextmanager
 async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    settings = settings or make_settings()
-    async with (
-        run_simulator(settings, providers=[NAME]) as (url, sim),
-        aiohttp.ClientSession() as session,
-    ):
-        yield Loopback(url, sim, session, point_at(settings, url, [NAME]))
+    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
+        yield lb
 
 
 def run(coro: Any) -> Any:
