@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,7 +220,6 @@ def test_postgres_redis_with_a_separate_worker(
     truncate(postgres_url)
     folder = tmp_path / "imgs"
     expected = _images(folder)
-    started = time.monotonic()
     # Registered now, processed by the worker process once dispatched (`wait` dispatches,
     # as beat would on a schedule).
     detached = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--detach", "--json"])
@@ -230,7 +228,6 @@ def test_postgres_redis_with_a_separate_worker(
     waited = CliRunner().invoke(app, ["wait", str(batch_id), "--json"])
     assert waited.exit_code == 0, waited.output
     summary = json.loads(waited.stdout)
-    assert time.monotonic() - started < 100
     assert worker_process.poll() is None  # the worker did the work and is still up
     _check_batch(postgres_url, folder, expected, summary)
 
