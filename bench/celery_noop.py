@@ -9,6 +9,6 @@ from celery import shared_task
 NAME = "bench.noop"
 
 
-@shared_task(name=NAME, ignore_result=True)
+@shared_task(name=NAME, ignore_result=True)  # type: ignore[untyped-decorator]
 def noop() -> None:
     """Nothing: what is left is Celery's own cost per message (fetch, run, ack)."""

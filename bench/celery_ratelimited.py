@@ -40,7 +40,7 @@ app.conf.update(
 )
 
 
-@app.task(name="bench.vendor_call", rate_limit=RATE_LIMIT)
+@app.task(name="bench.vendor_call", rate_limit=RATE_LIMIT)  # type: ignore[untyped-decorator]
 def vendor_call(path: str) -> int:
     """One Tencent VehicleLicenseOCR call for the image at ``path``; its HTTP status."""
     rt = get_runtime()  # this process's loop + aiohttp session, built on first use

@@ -141,7 +141,7 @@ class Arrivals:
             original(stats, now)
             times.setdefault(id(stats), []).append(now)  # list.append: atomic under the GIL
 
-        sim_server.VendorStats.arrive = arrive  # type: ignore[method-assign]
+        sim_server.VendorStats.arrive = arrive  # type: ignore[method-assign, assignment]
         try:
             yield self
         finally:
