@@ -3,9 +3,10 @@
 Each vendor has a module ``worker.simulator.<provider name>`` defining ``class Sim``
 that satisfies :class:`VendorSim`. The server (:mod:`worker.simulator.server`) mounts
 every registered provider's ``Sim`` on its real paths and wraps each call with what is
-common to all vendors, in this order: count the arrival (stats), sleep the configured
-latency, inject a configured fault, apply the vendor's per-second limit (answering with
-``Sim.throttled()``), then hand over to ``Sim.handle``.
+common to all vendors, in this order: count the arrival (stats) and decide the vendor's
+per-second limit right then, sleep the configured latency, then answer with
+``Sim.throttled()`` if the call was over the limit on arrival, else inject a configured
+fault or hand over to ``Sim.handle``.
 
 ``Sim.handle`` is faithful to the vendor's doc: it checks auth (keys, APPCODE,
 signatures) against the same ``VREC_<PROVIDER>__*`` settings the adapter reads,

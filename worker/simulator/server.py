@@ -1,13 +1,21 @@
 """The vendor simulator: one aiohttp application serving every registered vendor's ``Sim``.
 
-Each call goes through, in order (see :mod:`worker.simulator.base`): count the arrival,
-sleep the configured latency, maybe inject a fault (:mod:`worker.simulator.faults`),
-apply the vendor's per-second limit (``Sim.throttled()`` when more than the limit were
-admitted in the trailing second), then ``Sim.handle``.
+Each call goes through, in order (see :mod:`worker.simulator.base`): count the arrival
+and decide the vendor's per-second limit *at arrival*, as a vendor counting requests per
+trailing second does (admitted unless ``limit`` calls were already admitted in the
+trailing second), sleep the configured latency, then answer: ``Sim.throttled()`` if the
+call was refused at arrival, else maybe an injected fault (:mod:`worker.simulator.faults`),
+else ``Sim.handle``. Deciding at arrival matters: a client controls only when its calls
+arrive; a limit checked after a random latency would reorder and bunch evenly spaced
+calls, and throttle a client that never exceeded the limit.
 
-``GET /__sim/stats`` answers ``{provider: {calls, throttled, faults, max_per_second}}``
-(``max_per_second``: the most arrivals seen in any sliding one-second window);
-``POST /__sim/reset`` zeroes them.
+``GET /__sim/stats`` answers, per provider: ``calls`` (arrivals), ``admitted`` (calls
+within the limit), ``throttled`` (refused at arrival), ``faults``, ``max_per_second`` (the
+most arrivals in any sliding one-second window), and ``first_arrival`` / ``last_arrival``
+(wall clock, :func:`time.time`; null before the first call), so a client in another
+process can compute an achieved rate without reaching into the server.
+``GET /__sim/stats?arrivals=1`` adds ``arrivals``: every arrival's wall-clock time (the
+latest :data:`ARRIVALS_KEPT`). ``POST /__sim/reset`` zeroes them.
 
 Running it: :func:`serve` (blocking, ``vrec simulator``), :func:`run_simulator` (async
 context manager, tests), :class:`SimulatorThread` (its own loop in a thread, for sync
@@ -38,35 +46,47 @@ from worker.simulator.base import VendorSim
 
 WINDOW = 1.0  # seconds: the per-second limit and max_per_second look this far back
 MAX_BODY = 64 * 1024 * 1024  # above every vendor's limit, so the Sim can answer its own code
+ARRIVALS_KEPT = 1_000_000  # arrival times kept per vendor for ?arrivals=1 (8 MB at most)
 
 
 @dataclass
 class VendorStats:
     calls: int = 0
+    admitted: int = 0
     throttled: int = 0
     faults: int = 0
     max_per_second: int = 0
+    first_arrival: float | None = None  # time.time() of the first call
+    last_arrival: float | None = None  # time.time() of the latest call
     _arrivals: deque[float] = field(default_factory=deque, repr=False)
     _admitted: deque[float] = field(default_factory=deque, repr=False)
+    _history: deque[float] = field(default_factory=lambda: deque(maxlen=ARRIVALS_KEPT), repr=False)
 
-    def arrive(self, now: float) -> None:
+    def arrive(self, now: float, wall: float, limit: int | None) -> bool:
+        """Count one arrival (``now`` monotonic, ``wall`` wall clock) and decide the limit:
+        False when ``limit`` calls were already admitted in the trailing second."""
         self.calls += 1
+        if self.first_arrival is None:
+            self.first_arrival = wall
+        self.last_arrival = wall
+        self._history.append(wall)
         _trim(self._arrivals, now)
         self._arrivals.append(now)
         self.max_per_second = max(self.max_per_second, len(self._arrivals))
-
-    def admit(self, now: float, limit: int | None) -> bool:
-        """Count one call against the limit; False when it is over (throttled)."""
         if limit is not None:
             _trim(self._admitted, now)
             if len(self._admitted) >= limit:
                 self.throttled += 1
                 return False
             self._admitted.append(now)
+        self.admitted += 1
         return True
 
-    def public(self) -> dict[str, int]:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+    def public(self, *, arrivals: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        if arrivals:
+            out["arrivals"] = list(self._history)
+        return out
 
 
 def _trim(times: deque[float], now: float) -> None:
@@ -121,14 +141,15 @@ class Simulator:
             return None
         return self.settings.simulator.limits.get(name, self.sims[name].default_limit)
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        return {name: stats.public() for name, stats in self.stats.items()}
+    def snapshot(self, *, arrivals: bool = False) -> dict[str, dict[str, Any]]:
+        return {name: stats.public(arrivals=arrivals) for name, stats in self.stats.items()}
 
     def reset(self) -> None:
         self.stats = {name: VendorStats() for name in self.sims}
 
-    async def _stats(self, _request: web.Request) -> web.Response:
-        return web.json_response(self.snapshot())
+    async def _stats(self, request: web.Request) -> web.Response:
+        arrivals = request.query.get("arrivals", "") not in ("", "0", "false")
+        return web.json_response(self.snapshot(arrivals=arrivals))
 
     async def _reset(self, _request: web.Request) -> web.Response:
         self.reset()
@@ -138,19 +159,19 @@ class Simulator:
         self, name: str, sim: VendorSim
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
-            self.stats[name].arrive(time.monotonic())
+            admitted = self.stats[name].arrive(time.monotonic(), time.time(), self.limit(name))
             body = await request.read()
-            low, high = self.settings.simulator.latency_ms
+            knobs = self.settings.simulator
+            low, high = knobs.latency_ms
             if high > 0:
                 await asyncio.sleep(self.rng.uniform(low, high) / 1000)
-            knobs = self.settings.simulator
             try:
+                if not admitted:
+                    return sim.throttled()
                 if knobs.faults and self.rng.random() < knobs.fault_rate:
-                    self.stats[name].faults += 1
+                    self.stats[name].faults += 1  # after a reset: the new counters
                     fault = self.rng.choice(knobs.faults)
                     return await faults.answer(fault, request, sim, rng=self.rng)
-                if not self.stats[name].admit(time.monotonic(), self.limit(name)):
-                    return sim.throttled()
                 return await sim.handle(request, body)
             except faults.ConnectionAborted:
                 # The transport is gone; aiohttp needs a response object to finish the

@@ -33,10 +33,29 @@ from worker.simulator.synth import PLATE_LETTERS, PROVINCES, Synth, vin_check_di
 NAME = "tencent_vehicle_license"
 
 
-async def _stats(session: aiohttp.ClientSession, base_url: str) -> dict[str, Any]:
-    async with session.get(f"{base_url}/__sim/stats") as response:
-        stats: dict[str, Any] = await response.json()
-        return stats[NAME]
+async def _stats(
+    session: aiohttp.ClientSession, base_url: str, *, times: bool = False
+) -> dict[str, Any]:
+    """The counters (GET /__sim/stats); the arrival times only when ``times``."""
+    query = "?arrivals=1" if times else ""
+    async with session.get(f"{base_url}/__sim/stats{query}") as response:
+        stats: dict[str, Any] = (await response.json())[NAME]
+    if not times:
+        for key in ("first_arrival", "last_arrival"):
+            stats.pop(key)
+    return stats
+
+
+async def _spaced(lb: Loopback, n: int, spacing: float) -> list[Any]:
+    """``n`` calls leaving ``spacing`` seconds apart on an absolute schedule."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def one(i: int) -> Any:
+        await asyncio.sleep(max(0.0, start + i * spacing - loop.time()))
+        return await lb.call(prepared())
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
 def test_stats_count_calls_and_reset() -> None:
@@ -50,8 +69,9 @@ def test_stats_count_calls_and_reset() -> None:
             return before, await _stats(lb.session, lb.base_url)
 
     before, after = run(scenario())
-    assert before == {"calls": 4, "throttled": 0, "faults": 0, "max_per_second": 4}
-    assert after == {"calls": 0, "throttled": 0, "faults": 0, "max_per_second": 0}
+    counts = {"calls": 4, "admitted": 4, "throttled": 0, "faults": 0, "max_per_second": 4}
+    assert before == counts
+    assert after == dict.fromkeys(counts, 0)
 
 
 def test_max_per_second_is_a_sliding_window_of_arrivals() -> None:
@@ -62,7 +82,13 @@ def test_max_per_second_is_a_sliding_window_of_arrivals() -> None:
             await asyncio.gather(*(lb.call(prepared()) for _ in range(2)))
             return await _stats(lb.session, lb.base_url)
 
-    assert run(scenario()) == {"calls": 5, "throttled": 0, "faults": 0, "max_per_second": 3}
+    assert run(scenario()) == {
+        "calls": 5,
+        "admitted": 5,
+        "throttled": 0,
+        "faults": 0,
+        "max_per_second": 3,
+    }
 
 
 def test_throttling_per_trailing_second() -> None:
@@ -78,7 +104,53 @@ def test_throttling_per_trailing_second() -> None:
     burst, later, stats = run(scenario())
     assert sum(isinstance(r, RateLimited) for r in burst) == 2
     assert all(isinstance(r, VendorAnswer) for r in later)
-    assert stats == {"calls": 8, "throttled": 2, "faults": 0, "max_per_second": 5}
+    assert stats == {"calls": 8, "admitted": 6, "throttled": 2, "faults": 0, "max_per_second": 5}
+
+
+def test_limit_is_decided_at_arrival_whatever_the_latency() -> None:
+    """Calls arriving evenly at the limit are never throttled, however their random
+    latencies reorder the answers: the vendor counts arrivals, which the client controls."""
+    limit, n = 10, 25
+    spacing = 1.1 / limit  # N + 1 arrivals span 1.1 s: 100 ms for the event loop's jitter
+    settings = make_settings(limits={NAME: limit}, latency_ms=(300.0, 1500.0))
+
+    async def scenario() -> tuple[list[Any], dict[str, Any], float, float]:
+        async with loopback(settings) as lb:
+            before = time.time()
+            results = await _spaced(lb, n, spacing)
+            return results, await _stats(lb.session, lb.base_url, times=True), before, time.time()
+
+    results, stats, before, after = run(scenario())
+    assert all(isinstance(r, VendorAnswer) for r in results)
+    assert (stats["calls"], stats["admitted"], stats["throttled"]) == (n, n, 0)
+    assert stats["max_per_second"] <= limit
+    arrivals = stats["arrivals"]
+    assert len(arrivals) == n
+    assert arrivals == sorted(arrivals)
+    assert (stats["first_arrival"], stats["last_arrival"]) == (arrivals[0], arrivals[-1])
+    assert before <= arrivals[0]  # wall clock: comparable across processes
+    assert arrivals[-1] <= after
+    # A benchmark in another process computes its achieved rate from these alone.
+    assert stats["last_arrival"] - stats["first_arrival"] >= (n - 1) * spacing - 0.05
+
+
+def test_one_arrival_over_the_limit_is_the_one_throttled() -> None:
+    """N + 1 arrivals within a second: the (N + 1)-th arrival is refused, whichever answer
+    its latency would have made come first; the refusal is answered after the latency."""
+    limit = 3
+    settings = make_settings(limits={NAME: limit}, latency_ms=(300.0, 1500.0))
+
+    async def scenario() -> tuple[list[Any], dict[str, Any], float]:
+        async with loopback(settings) as lb:
+            start = time.perf_counter()
+            results = await _spaced(lb, limit + 1, 0.1)
+            return results, await _stats(lb.session, lb.base_url), time.perf_counter() - start
+
+    results, stats, elapsed = run(scenario())
+    assert [isinstance(r, RateLimited) for r in results] == [False] * limit + [True]
+    assert all(isinstance(r, VendorAnswer) for r in results[:limit])
+    assert stats == {"calls": 4, "admitted": 3, "throttled": 1, "faults": 0, "max_per_second": 4}
+    assert elapsed >= 0.3 + 0.3  # the refused call left at 0.3 s and still took the latency
 
 
 def test_default_limit_is_the_vendors_and_can_be_disabled() -> None:
