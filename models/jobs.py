@@ -1,8 +1,13 @@
 """Claiming a job with a lease and finishing it in one transaction.
 
 Every step is idempotent by job id: a claim only succeeds on a job that is queued (or
-due and pending), and finishing only writes when this worker still holds the lease, so
-a message delivered twice never produces two results.
+due and pending) and whose provider's circuit is closed, and finishing only writes when
+this worker still holds the lease, so a message delivered twice never produces two
+results.
+
+These run once per job in every worker thread, so they are plain Core statements (one
+UPDATE ... RETURNING to claim; one guarded UPDATE plus bulk INSERTs to finish): the ORM's
+unit of work cost more CPU than the vendor call around them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.core import Attempt, Image, Job, JobStatus, ProviderState, Result
@@ -27,6 +32,7 @@ _READING_TABLES: dict[type, type[Any]] = {
     PlateReading: PlateReadingRow,
     CarModelCandidate: CarModelCandidateRow,
 }
+_NO_ERROR = {"last_error_category": None, "last_error_code": None, "last_error_message": None}
 
 
 @dataclass(frozen=True)
@@ -41,16 +47,28 @@ class ClaimedJob:
     owner: str
 
 
+def _circuit_open(now: datetime) -> Any:
+    """SQL: the job's provider has an open circuit at ``now``."""
+    return exists().where(
+        ProviderState.provider == Job.provider, ProviderState.circuit_open_until > now
+    )
+
+
 def claim(
     session: Session, job_id: int, *, owner: str, now: datetime, lease_seconds: float
 ) -> ClaimedJob | None:
-    """Take the lease on ``job_id``; None if it is not ours to run (done, running, not due)."""
-    claimed = session.execute(
+    """Take the lease on ``job_id``; None if it is not ours to run (done, running, not
+    due, or its provider's circuit is open, in which case it goes back to pending)."""
+    # SQLite's RETURNING can't name another table, but it can hold subqueries.
+    uri = select(Image.source_uri).where(Image.id == Job.image_id).scalar_subquery()
+    sha = select(Image.sha256).where(Image.id == Job.image_id).scalar_subquery()
+    row = session.execute(
         update(Job)
         .where(
             Job.id == job_id,
             Job.status.in_([JobStatus.QUEUED, JobStatus.PENDING]),
             or_(Job.not_before.is_(None), Job.not_before <= now),
+            ~_circuit_open(now),
         )
         .values(
             status=JobStatus.RUNNING,
@@ -58,24 +76,26 @@ def claim(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(Job.id)
-    ).scalar_one_or_none()
-    if claimed is None:
+        .returning(Job.batch_id, Job.image_id, Job.provider, Job.options, uri, sha)
+    ).one_or_none()
+    if row is None:
+        # Its provider is down: no call; back to pending now rather than after the
+        # reconciler's queued timeout.
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED, _circuit_open(now))
+            .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
+        )
         return None
-    job, image = session.execute(
-        select(Job, Image).join(Image, Image.id == Job.image_id).where(Job.id == job_id)
-    ).one()
-    if circuit_open(session, job.provider, now):
-        _release(job, now, not_before=None)  # its provider is down: keep it pending, no call
-        return None
+    batch_id, image_id, provider, options, source_uri, sha256 = row
     return ClaimedJob(
-        job_id=job.id,
-        batch_id=job.batch_id,
-        image_id=image.id,
-        provider=job.provider,
-        options=dict(job.options or {}),
-        source_uri=image.source_uri,
-        sha256=image.sha256,
+        job_id=job_id,
+        batch_id=batch_id,
+        image_id=image_id,
+        provider=provider,
+        options=dict(options or {}),
+        source_uri=source_uri,
+        sha256=sha256,
         owner=owner,
     )
 
@@ -97,70 +117,80 @@ def finish(
     worker: str | None = None,
 ) -> str | None:
     """Write attempt, result, readings and the job's next status; None if the lease was lost."""
-    job = session.execute(
-        select(Job)
-        .where(
-            Job.id == claimed.job_id,
-            Job.status == JobStatus.RUNNING,
-            Job.lease_owner == claimed.owner,
-        )
-        .with_for_update()
-    ).scalar_one_or_none()
-    if job is None:
+    mine = (
+        Job.id == claimed.job_id,
+        Job.status == JobStatus.RUNNING,
+        Job.lease_owner == claimed.owner,
+    )
+    held = session.execute(select(Job.attempts, Job.retries).where(*mine)).one_or_none()
+    if held is None:
         return None
-    if run.source is not None:
-        _record_source(session, claimed.image_id, run)
+    attempts, retries = held
     if run.call is not None:
-        job.attempts += 1
-        session.add(_attempt_row(claimed, run, job.attempts, worker))
+        attempts += 1
+    values = _next_state(session, claimed, run, attempts, retries, settings, now)
+    # Guarded again: the reconciler may have taken the lease back since the SELECT.
+    if session.execute(update(Job).where(*mine).values(**values).returning(Job.id)).first() is None:
+        return None
 
+    if run.call is not None:
+        session.execute(insert(Attempt), [_attempt_row(claimed, run, attempts, worker)])
     if run.answer is not None:
-        result = Result(
-            job_id=job.id,
-            image_id=claimed.image_id,
-            provider=claimed.provider,
-            outcome=run.answer.outcome,
-            raw=run.answer.raw,
-            warnings=list(run.answer.warnings),
-        )
-        session.add(result)
-        session.flush()
-        for reading in run.answer.readings:
-            table = _READING_TABLES[type(reading)]
-            session.add(
-                table(
-                    **asdict(reading),
-                    result_id=result.id,
-                    job_id=job.id,
-                    image_id=claimed.image_id,
-                    provider=claimed.provider,
-                )
-            )
-        _close(job, now, JobStatus(run.answer.outcome.value))
-        _clear_error(job)
-    elif run.error is not None:
-        _set_error(job, run.error)
-        _after_error(session, job, run.error, settings, now)
-    else:  # the limiter had no slot soon enough: give the job back, no call made
-        _release(job, now, not_before=now + timedelta(seconds=run.give_back or 0.0))
-    return job.status
+        result_id = session.execute(
+            insert(Result).returning(Result.id),
+            [
+                {
+                    "job_id": claimed.job_id,
+                    "image_id": claimed.image_id,
+                    "provider": claimed.provider,
+                    "outcome": run.answer.outcome.value,
+                    "raw": run.answer.raw,
+                    "warnings": list(run.answer.warnings),
+                    "created_at": now,
+                }
+            ],
+        ).scalar_one()
+        _insert_readings(session, claimed, run, result_id)
+    if run.source is not None and claimed.sha256 is None:
+        _record_source(session, claimed.image_id, run)
+    return str(values["status"])
 
 
-def _after_error(
-    session: Session, job: Job, error: JobError, settings: Settings, now: datetime
-) -> None:
+def _next_state(
+    session: Session,
+    claimed: ClaimedJob,
+    run: JobRun,
+    attempts: int,
+    retries: int,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """The job's columns after ``run``: terminal, retry later, or back to pending."""
+    free = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    done = {**free, "finished_at": now, "not_before": None}
+    later = {**free, "status": JobStatus.PENDING, "queued_at": None}
+    base = {"attempts": attempts, "retries": retries}
+    if run.answer is not None:
+        return {**base, **done, **_NO_ERROR, "status": JobStatus(run.answer.outcome.value)}
+    if run.error is None:  # the limiter had no slot soon enough: no call was made
+        return {**base, **later, "not_before": now + timedelta(seconds=run.give_back or 0.0)}
+    error = run.error
+    failed = {
+        "last_error_category": error.category,
+        "last_error_code": error.vendor_code,
+        "last_error_message": error.message[:2000],  # provider and code have columns
+    }
     if error.outcome is Outcome.INVALID_IMAGE:
-        _close(job, now, JobStatus.INVALID_IMAGE)
-    elif error.outcome is Outcome.PROVIDER_UNAVAILABLE:
-        open_circuit(session, job.provider, error, now, settings.circuit_cooldown_seconds)
-        _release(job, now, not_before=None)
-    else:
-        job.retries += 1
-        delay = retry_delay(error, job.retries, settings)
-        if delay is None:
-            _close(job, now, JobStatus.FAILED)
-        else:
-            _release(job, now, not_before=now + timedelta(seconds=delay))
+        return {**base, **done, **failed, "status": JobStatus.INVALID_IMAGE}
+    if error.outcome is Outcome.PROVIDER_UNAVAILABLE:
+        open_circuit(session, claimed.provider, error, now, settings.circuit_cooldown_seconds)
+        return {**base, **later, **failed, "not_before": None}
+    retries += 1
+    delay = retry_delay(error, retries, settings)
+    base["retries"] = retries
+    if delay is None:
+        return {**base, **done, **failed, "status": JobStatus.FAILED}
+    return {**base, **later, **failed, "not_before": now + timedelta(seconds=delay)}
 
 
 def open_circuit(
@@ -175,66 +205,59 @@ def open_circuit(
     state.circuit_open_until = now + timedelta(seconds=cooldown)
     state.error_code = error.vendor_code
     state.error_message = error.message
+    session.flush()
 
 
-def _attempt_row(claimed: ClaimedJob, run: JobRun, number: int, worker: str | None) -> Attempt:
+def _insert_readings(session: Session, claimed: ClaimedJob, run: JobRun, result_id: int) -> None:
+    assert run.answer is not None
+    keys = {
+        "result_id": result_id,
+        "job_id": claimed.job_id,
+        "image_id": claimed.image_id,
+        "provider": claimed.provider,
+    }
+    by_table: dict[type[Any], list[dict[str, Any]]] = {}
+    for reading in run.answer.readings:
+        by_table.setdefault(_READING_TABLES[type(reading)], []).append({**asdict(reading), **keys})
+    for table, rows in by_table.items():
+        session.execute(insert(table), rows)
+
+
+def _attempt_row(
+    claimed: ClaimedJob, run: JobRun, number: int, worker: str | None
+) -> dict[str, Any]:
     assert run.call is not None
     call = run.call
-    return Attempt(
-        job_id=claimed.job_id,
-        number=number,
-        provider=claimed.provider,
-        started_at=call.started_at,
-        duration_ms=call.duration_ms,
-        http_status=call.http_status,
-        vendor_code=call.vendor_code,
-        vendor_request_id=call.request_id,
-        outcome=(run.outcome or Outcome.TRANSIENT).value,
-        error_message=run.error.message if run.error else None,
-        billed=call.billed,
-        worker=worker,
-    )
+    return {
+        "job_id": claimed.job_id,
+        "number": number,
+        "provider": claimed.provider,
+        "started_at": call.started_at,
+        "duration_ms": call.duration_ms,
+        "http_status": call.http_status,
+        "vendor_code": call.vendor_code,
+        "vendor_request_id": call.request_id,
+        "outcome": (run.outcome or Outcome.TRANSIENT).value,
+        "error_message": run.error.message if run.error else None,
+        "billed": call.billed,
+        "worker": worker,
+    }
 
 
 def _record_source(session: Session, image_id: int, run: JobRun) -> None:
-    """Fill in what registration could not know (URL images) without clobbering a sibling."""
+    """Fill in what registration could not know (URL images) without clobbering a sibling
+    image that already has this content."""
     assert run.source is not None
-    image = session.get(Image, image_id)
-    if image is None:
-        return
     src = run.source
-    if image.sha256 is None:
-        taken = session.scalar(select(Image.id).where(Image.sha256 == src.sha256))
-        if taken is None:
-            image.sha256 = src.sha256
-    image.bytes = image.bytes or src.size
-    image.width = image.width or src.width
-    image.height = image.height or src.height
-    image.format = image.format or src.format
-
-
-def _close(job: Job, now: datetime, status: JobStatus) -> None:
-    job.status = status
-    job.finished_at = now
-    job.lease_owner = None
-    job.lease_expires_at = None
-    job.not_before = None
-
-
-def _release(job: Job, now: datetime, *, not_before: datetime | None) -> None:
-    job.status = JobStatus.PENDING
-    job.lease_owner = None
-    job.lease_expires_at = None
-    job.queued_at = None
-    job.not_before = not_before
-    job.updated_at = now
-
-
-def _set_error(job: Job, error: JobError) -> None:
-    job.last_error_category = error.category
-    job.last_error_code = error.vendor_code
-    job.last_error_message = error.message[:2000]  # provider and code have their own columns
-
-
-def _clear_error(job: Job) -> None:
-    job.last_error_category = job.last_error_code = job.last_error_message = None
+    taken = session.scalar(select(Image.id).where(Image.sha256 == src.sha256))
+    session.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.sha256.is_(None))
+        .values(
+            sha256=src.sha256 if taken is None else None,
+            bytes=src.size,
+            width=src.width,
+            height=src.height,
+            format=src.format,
+        )
+    )

@@ -39,6 +39,9 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
         "VREC_BROKER_URL": CELERY_REDIS_URL,
         "VREC_REDIS_URL": REDIS_URL,
         "VREC_LEASE_SECONDS": "4",  # longer than any one job here, short for the test
+        # Messages the victim had prefetched but not started stay unacked in Redis: their
+        # jobs come back once queued this long (15 min by default).
+        "VREC_QUEUED_TIMEOUT_SECONDS": "8",
         "VREC_SIMULATOR__LATENCY_MS": "[600, 800]",
     }
     for key, value in env.items():
