@@ -9,7 +9,7 @@ from celery import shared_task
 
 from models import jobs
 from models.db import transaction
-from worker.pipeline import run_job
+from worker import pipeline
 from worker.runtime import get_runtime
 
 
@@ -27,16 +27,15 @@ def process_job(job_id: int) -> str | None:
         )
     if claimed is None:  # done, taken by another worker, or not due: nothing to do
         return None
-    run = rt.run(
-        run_job(
-            rt.provider(claimed.provider),
-            claimed.source_uri,
-            claimed.options,
-            expected_sha256=claimed.sha256,
-            session=rt.http,
-            limiter=rt.limiter,
-            settings=rt.settings,
-        )
+    run = pipeline.process_job(
+        rt.provider(claimed.provider),
+        claimed.source_uri,
+        claimed.options,
+        expected_sha256=claimed.sha256,
+        run=rt.run,
+        session=rt.http,
+        limiter=rt.limiter,
+        settings=rt.settings,
     )
     with transaction(rt.sessions) as session:
         return jobs.finish(

@@ -175,7 +175,11 @@ def worker(
     from worker.app import QUEUE
     from worker.app import app as celery
 
-    argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", QUEUE, "-E"]
+    # Threads, not prefork: tasks spend their time waiting on the vendor, and every thread
+    # of the process shares one event loop, one aiohttp session and one limiter client
+    # (worker/runtime.py). No -E: task events cost three broker messages per job; Flower
+    # switches them on by itself when it is watching.
+    argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", QUEUE]
     celery.worker_main([*argv, *ctx.args])
 
 

@@ -1,6 +1,7 @@
 """One job: source -> prepare -> limit -> call -> outcome. No Celery, no database.
 
-:func:`run_job` never raises for a job's own failure: it returns a :class:`JobRun`
+:func:`process_job` (task threads) and :func:`run_job` (async code) never raise for a
+job's own failure: they return a :class:`JobRun`
 holding the vendor's answer, a :class:`~worker.errors.JobError`, or the limiter's
 give-back. Storage and retry decisions belong to the caller.
 """
@@ -12,9 +13,11 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from redis.exceptions import RedisError
@@ -40,6 +43,13 @@ log = logging.getLogger(__name__)
 LIMITER_DOWN_RETRY_SECONDS = 5.0
 
 
+def read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidImage(f"cannot read source file: {exc.strerror or exc}") from exc
+
+
 async def load_source(uri: str, session: aiohttp.ClientSession, settings: Settings) -> bytes:
     """The submitted bytes: a URL fetched with the SSRF guards, or a file read off-loop."""
     if is_url(uri):
@@ -51,10 +61,79 @@ async def load_source(uri: str, session: aiohttp.ClientSession, settings: Settin
             max_redirects=settings.fetch_max_redirects,
             allow_networks=settings.fetch_allow_networks,
         )
+    return await asyncio.to_thread(read_file, uri)
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A job whose signed request is built: it waits only for its slot and the call."""
+
+    request: VendorRequest
+    source: SourceFacts
+
+
+def prepare_job(
+    provider: Provider, data: bytes, options: Mapping[str, str], *, expected_sha256: str | None
+) -> Ready | JobRun:
+    """The CPU part: hash, probe, fit to the provider's limits, build the signed request.
+
+    Runs in the caller's thread; a failure comes back as a finished :class:`JobRun`.
+    """
+    facts: SourceFacts | None = None
     try:
-        return await asyncio.to_thread(Path(uri).read_bytes)
-    except OSError as exc:
-        raise InvalidImage(f"cannot read source file: {exc.strerror or exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        info = imaging.probe(data)
+        facts = SourceFacts(
+            sha256=digest,
+            size=len(data),
+            width=info.width if info else None,
+            height=info.height if info else None,
+            format=info.format if info else None,
+        )
+        if expected_sha256 is not None and digest != expected_sha256:
+            raise InvalidImage("source changed since it was submitted (sha256 differs)")
+        prepared = imaging.prepare(data, provider.limits)
+        try:
+            return Ready(provider.build_request(prepared, options), facts)
+        except ConfigError as exc:  # e.g. no credentials: stop calling this provider
+            raise ProviderUnavailable(str(exc), provider=provider.name) from exc
+    except JobError as exc:
+        exc.provider = exc.provider or provider.name
+        return JobRun(error=exc, source=facts)
+    except Exception as exc:  # a bug must not wedge the job: retried, then failed, with its name
+        error = Transient(f"unexpected {type(exc).__name__} preparing the image: {exc}"[:500])
+        error.provider = provider.name
+        return JobRun(error=error, source=facts)
+
+
+def process_job(
+    provider: Provider,
+    source_uri: str,
+    options: Mapping[str, str],
+    *,
+    expected_sha256: str | None,
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+    session: aiohttp.ClientSession,
+    limiter: Limiter,
+    settings: Settings,
+) -> JobRun:
+    """The synchronous driver a task thread uses: file reading and image work happen in
+    this thread, and ``run`` (the process's event loop) gets only I/O: a URL fetch, the
+    limiter's wait and the vendor call. Each hop to the loop competes for the GIL with
+    every other task thread, so there is one per job, not three."""
+    try:
+        if is_url(source_uri):
+            data: bytes = run(load_source(source_uri, session, settings))
+        else:
+            data = read_file(source_uri)
+    except JobError as exc:
+        exc.provider = exc.provider or provider.name
+        return JobRun(error=exc)
+    ready = prepare_job(provider, data, options, expected_sha256=expected_sha256)
+    if isinstance(ready, JobRun):
+        return ready
+    result: JobRun = run(call_job(provider, ready, limiter, session, settings))
+    return result
 
 
 async def run_job(
@@ -67,44 +146,29 @@ async def run_job(
     limiter: Limiter,
     settings: Settings,
 ) -> JobRun:
-    facts: SourceFacts | None = None
+    """The same job from async code: the CPU part runs in the loop's executor."""
     try:
         data = await load_source(source_uri, session, settings)
-        digest = hashlib.sha256(data).hexdigest()
-        info = imaging.probe(data)
-        facts = SourceFacts(
-            sha256=digest,
-            size=len(data),
-            width=info.width if info else None,
-            height=info.height if info else None,
-            format=info.format if info else None,
-        )
-        if expected_sha256 is not None and digest != expected_sha256:
-            raise InvalidImage("source changed since it was submitted (sha256 differs)")
-        # CPU-bound: off the event loop, so other calls keep flowing meanwhile.
-        prepared = await asyncio.to_thread(imaging.prepare, data, provider.limits)
-        try:
-            request = provider.build_request(prepared, options)
-        except ConfigError as exc:  # e.g. no credentials: stop calling this provider
-            raise ProviderUnavailable(str(exc), provider=provider.name) from exc
     except JobError as exc:
         exc.provider = exc.provider or provider.name
-        return JobRun(error=exc, source=facts)
-    except Exception as exc:  # a bug must not wedge the job: retried, then failed, with its name
-        error = Transient(f"unexpected {type(exc).__name__} preparing the image: {exc}"[:500])
-        error.provider = provider.name
-        return JobRun(error=error, source=facts)
-    return await _call(provider, request, limiter, session, settings, facts)
+        return JobRun(error=exc)
+    ready = await asyncio.to_thread(
+        prepare_job, provider, data, options, expected_sha256=expected_sha256
+    )
+    if isinstance(ready, JobRun):
+        return ready
+    return await call_job(provider, ready, limiter, session, settings)
 
 
-async def _call(
+async def call_job(
     provider: Provider,
-    request: VendorRequest,
+    ready: Ready,
     limiter: Limiter,
     session: aiohttp.ClientSession,
     settings: Settings,
-    facts: SourceFacts,
 ) -> JobRun:
+    """Wait for the provider's shared slot, call the vendor once, map the answer."""
+    request, facts = ready.request, ready.source
     key = f"{provider.name}:{provider.credential_id()}"
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:

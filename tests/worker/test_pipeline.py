@@ -116,3 +116,45 @@ def test_busy_or_unreachable_limiter_gives_the_job_back(settings: Settings, tmp_
     down = _run(settings, str(path), limiter=RedisLimiter("redis://127.0.0.1:9/0"))
     assert down.give_back == 5.0
     assert down.call is None
+
+
+def test_process_job_from_a_task_thread_uses_the_runtime_loop(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from worker.pipeline import process_job
+    from worker.runtime import Runtime
+    from worker.simulator.server import SimulatorThread
+
+    path = tmp_path / "car.jpg"
+    path.write_bytes(vehicle_photo(5, (900, 600)))
+    with SimulatorThread(settings, providers=[P]) as sim:
+        pointed = point_at(settings, sim.base_url, [P])
+        rt = Runtime(pointed)
+        try:
+            ok = process_job(
+                rt.provider(P),
+                str(path),
+                {"card_side": "BACK"},
+                expected_sha256=None,
+                run=rt.run,
+                session=rt.http,
+                limiter=rt.limiter,
+                settings=pointed,
+            )
+            bad = process_job(
+                rt.provider(P),
+                str(tmp_path / "missing.jpg"),
+                {},
+                expected_sha256=None,
+                run=rt.run,
+                session=rt.http,
+                limiter=rt.limiter,
+                settings=pointed,
+            )
+        finally:
+            rt.close()
+    assert ok.outcome is Outcome.SUCCEEDED
+    assert ok.answer is not None
+    assert [r.side for r in ok.answer.readings] == ["BACK"]  # type: ignore[union-attr]
+    assert bad.outcome is Outcome.INVALID_IMAGE
+    assert bad.call is None
