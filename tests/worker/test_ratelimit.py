@@ -82,6 +82,87 @@ def test_default_margin_never_exceeds_the_limit(backend: Backend) -> None:
     assert in_run >= 0.5 * rate * duration  # liveness; the achieved rate is bench's job
 
 
+@pytest.fixture(params=KINDS)
+def wide_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    # A 200 ms jitter budget (100 ms of lateness tolerated): the tests below block the
+    # loop far longer than that on purpose, and no ordinary hiccup comes close.
+    yield from _backend(request, margin=0.2)
+
+
+def test_a_caller_woken_late_reserves_again_instead_of_crowding_a_window(
+    wide_backend: Backend,
+) -> None:
+    """Call 1 wakes 250 ms after its slot (the loop was blocked); sent then, it would be
+    within one second of call N + 1. It must give the slot up and take the next one."""
+    rate = 4  # slots T = 0.3 s apart; N + 1 = 5 slots span 1.2 s, a budget of 0.2 s
+    interval = (1 + wide_backend.margin) / rate
+
+    async def main() -> tuple[float, dict[int, float]]:
+        async with wide_backend.open() as limiter:
+            await limiter.acquire("warm-up", rate, max_wait=1)  # connect outside the run
+            sent: dict[int, float] = {}
+
+            async def caller(i: int) -> None:
+                await limiter.acquire("k", rate, max_wait=10)
+                sent[i] = time.monotonic()  # the step that checked lateness: no await between
+
+            await caller(0)
+            t0 = sent[0]
+            tasks = [asyncio.create_task(caller(1))]
+            await asyncio.sleep(0.05)  # caller 1 holds slot 1 (t0 + T) before the others ask
+            tasks += [asyncio.create_task(caller(i)) for i in range(2, rate + 2)]
+            # Block the event loop from just before slot 1 until 250 ms after it.
+            await asyncio.sleep(max(0.0, t0 + interval - 0.01 - time.monotonic()))
+            time.sleep(0.26)  # noqa: ASYNC251 - blocking the loop is the point
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=20)
+            return t0, sent
+
+    t0, sent = asyncio.run(main())
+    assert max_in_window(list(sent.values())) <= rate  # strictly: what the vendor counts
+    # Caller 1 went after every slot reserved when it woke (slots 2..N+1, up to t0 + 5T);
+    # sent late, at ~t0 + T + 0.25, it would have been the fifth call in (t0 + 0.5, t0 + 1.5].
+    assert sent[1] > t0 + (rate + 1) * interval - 0.01
+    assert all(sent[i] < sent[1] for i in range(2, rate + 2))
+
+
+def test_never_over_the_limit_while_the_loop_is_blocked_and_a_thread_hogs_the_cpu(
+    wide_backend: Backend,
+) -> None:
+    """Every 0.4 s the event loop blocks for 0.25 s (more than the budget) while another
+    thread spins in Python (GIL contention): late callers re-reserve; the calls that are
+    sent never put more than N in any second."""
+    rate, duration = 10, 3.0
+    stop = threading.Event()
+
+    def hog() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    async def blocker(end: float) -> None:
+        while time.monotonic() < end:
+            await asyncio.sleep(0.15)
+            time.sleep(0.25)  # noqa: ASYNC251 - blocking the loop is the point
+
+    async def main() -> list[float]:
+        async with wide_backend.open() as limiter:
+            await limiter.acquire("warm-up", rate, max_wait=1)
+            blocking = asyncio.create_task(blocker(time.monotonic() + duration))
+            stamps = await hammer(limiter, "tencent:a", rate, duration, 8)
+            await blocking
+            return stamps
+
+    thread = threading.Thread(target=hog, daemon=True)
+    thread.start()
+    try:
+        stamps = asyncio.run(main())
+    finally:
+        stop.set()
+        thread.join(10)
+    assert max_in_window(stamps) <= rate  # strictly
+    assert stamps  # liveness only; how fast is bench's job
+
+
 def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
     backend: Backend,
 ) -> None:

@@ -16,8 +16,10 @@ class Limiter(Protocol):
     async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
         """Reserve the next slot for ``key`` at ``rate`` calls/s and sleep until it.
 
-        Returns the seconds waited. Raises :class:`~worker.errors.LimiterBusy` (key, wait)
-        *without reserving* if the slot is more than ``max_wait`` seconds away.
+        A caller that wakes more than ``margin / 2`` seconds after its slot forfeits it and
+        reserves again (see :func:`late`). Returns the seconds waited in all. Raises
+        :class:`~worker.errors.LimiterBusy` (key, wait) *without reserving* if the next
+        slot is more than ``max_wait`` seconds after the call began (a total budget).
         """
         ...
 
@@ -60,6 +62,22 @@ def check_args(rate: float, max_wait: float) -> None:
         raise ValueError(f"rate must be a positive number of calls/s, not {rate!r}")
     if not max_wait >= 0:
         raise ValueError(f"max_wait must be >= 0, not {max_wait!r}")
+
+
+def late(lateness: float, margin: float) -> bool:
+    """Whether a caller woken ``lateness`` seconds after its slot must not send.
+
+    Half the jitter budget (``margin`` seconds) is spent here, the other half is left for
+    what follows the check (the send, the network, the vendor's own accept). ``margin`` 0
+    has no budget to protect: the check is off (it would refuse every wake-up).
+    """
+    return margin > 0 and lateness > margin / 2
+
+
+def budget_left(deadline: float, now: float) -> float:
+    """What is left of a ``max_wait`` budget ending at ``deadline``: never negative, so
+    ``max_wait=0`` still takes a free slot."""
+    return max(0.0, deadline - now)
 
 
 async def sleep_until(deadline: float) -> None:

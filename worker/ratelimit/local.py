@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from worker.errors import LimiterBusy
-from worker.ratelimit.base import Aimd, check_args, sleep_until
+from worker.ratelimit.base import Aimd, budget_left, check_args, late, sleep_until
 from worker.ratelimit.caps import Caps
 
 
@@ -43,17 +43,28 @@ class LocalLimiter:
 
     async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
         check_args(rate, max_wait)
+        start = time.monotonic()
+        deadline = start + max_wait
+        while True:
+            slot = self._reserve(key, rate, deadline)
+            await sleep_until(slot)
+            # Woken too late (a blocked event loop, a starved thread): sending now could
+            # put N + 1 arrivals in one second. Forfeit the slot, take the next free one.
+            if not late(time.monotonic() - slot, self.margin):
+                return time.monotonic() - start
+
+    def _reserve(self, key: str, rate: float, deadline: float) -> float:
+        """The next slot for ``key``, reserved; LimiterBusy (nothing reserved) past ``deadline``."""
         with self._lock:
             now = time.monotonic()
             state = self._states.setdefault(key, _State())
             interval = (1 + self.margin) / (rate * self._factor(state, now))
             slot = max(now, state.not_before, state.last + interval)
             wait = slot - now
-            if wait > max_wait:
+            if wait > budget_left(deadline, now):
                 raise LimiterBusy(key, wait)
             state.last = slot
-        await sleep_until(slot)
-        return time.monotonic() - now
+            return slot
 
     async def penalize(self, key: str, *, retry_after: float | None = None) -> None:
         with self._lock:

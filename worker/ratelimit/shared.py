@@ -10,13 +10,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from worker.errors import LimiterBusy
-from worker.ratelimit.base import Aimd, check_args, sleep_until
+from worker.ratelimit.base import Aimd, budget_left, check_args, late, sleep_until
 from worker.ratelimit.caps import Caps
 
 # One script, three operations, all on one hash per key (so it is cluster-safe too).
 # Times are integer microseconds of Redis's clock, written with %.0f because Lua's default
 # number formatting keeps only 14 significant digits. Fields: last (latest reserved slot),
 # f / ft (factor at the last cut, and when), nb (not before: a vendor's Retry-After).
+# 'acquire' answers {reserved, wait, now}: the script's own TIME lets a caller tell how
+# long the reply took to reach it (see RedisLimiter.acquire).
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -38,10 +40,10 @@ if op == 'acquire' then
     if next_slot > slot then slot = next_slot end
   end
   local wait = slot - now
-  if wait > max_wait then return {0, wait} end
+  if wait > max_wait then return {0, wait, now} end
   redis.call('HSET', KEYS[1], 'last', string.format('%.0f', slot))
   keep(math.max(slot, nb or 0))
-  return {1, wait}
+  return {1, wait, now}
 elseif op == 'penalize' then
   local decrease, floor, cooldown, retry_after =
     tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -86,6 +88,9 @@ class RedisLimiter:
         # Penalty state must outlive its recovery, whoever is idle meanwhile.
         self._ttl_ms = math.ceil(self.aimd.recovery_seconds * 1000) + 60_000
         self._caps = Caps()
+        # The largest (our wall clock at sending) - (Redis's TIME in the script) so far: as
+        # no request arrives before it is sent, it bounds the clocks' offset from one side.
+        self._ahead = -math.inf
 
     async def _call(self, key: str, *args: Any) -> Any:
         return await self._script(
@@ -95,19 +100,35 @@ class RedisLimiter:
 
     async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
         check_args(rate, max_wait)
-        sent = time.monotonic()
-        reserved, wait_us = await self._call(
-            key, "acquire", repr(float(rate)), repr(self.margin), math.floor(max_wait * 1e6)
-        )
-        received = time.monotonic()
-        wait = int(wait_us) / 1e6
-        if not reserved:
-            raise LimiterBusy(key, wait)
-        # Count the wait from the reply, not the request: what precedes the script (a new
-        # connection, the pool, NOSCRIPT and a load) can take far longer than what follows
-        # it, and waking late by one reply's transit keeps the error one-sided and small.
-        await sleep_until(received + wait)
-        return time.monotonic() - sent
+        start = time.monotonic()
+        deadline = start + max_wait
+        while True:
+            sent_wall = time.time()
+            reserved, wait_us, script_us = await self._call(
+                key,
+                "acquire",
+                repr(float(rate)),
+                repr(self.margin),
+                math.floor(budget_left(deadline, time.monotonic()) * 1e6),
+            )
+            received, received_wall = time.monotonic(), time.time()
+            wait = int(wait_us) / 1e6
+            if not reserved:
+                raise LimiterBusy(key, wait)
+            script = int(script_us) / 1e6  # Redis's clock; ours differs by an unknown offset
+            self._ahead = max(self._ahead, sent_wall - script)
+            # Count the wait from the reply, not the request: what precedes the script (a
+            # new connection, the pool, NOSCRIPT and a load) can take far longer than what
+            # follows it, and waking late by one reply's transit keeps the error one-sided.
+            await sleep_until(received + wait)
+            # Late = the sleep's overrun plus the reply's transit (it may have sat unread on
+            # a blocked loop, making `received` late). The transit is bounded above, offset
+            # cancelled, by `(received - script)` less the largest `(sent - script)` seen:
+            # it over-counts by the fastest request's transit, never under-counts.
+            lateness = time.monotonic() - (received + wait)
+            lateness += (received_wall - script) - self._ahead
+            if not late(lateness, self.margin):
+                return time.monotonic() - start
 
     async def penalize(self, key: str, *, retry_after: float | None = None) -> None:
         retry_us = math.ceil(retry_after * 1e6) if retry_after and retry_after > 0 else 0
