@@ -2,15 +2,15 @@
 
 Everything runs on loopback against real services: a throwaway PostgreSQL database
 (dropped afterwards), Redis DBs 10-12 (flushed before and after; nothing else is
-touched), the vendor simulator in a thread of the benchmark process, and real worker
-*processes* (``vrec worker`` or ``celery -A ...``) started in their own sessions, so a
-Ctrl-C reaches only the benchmark, which then stops them in its ``finally``.
+touched), the vendor simulator as its own process (``python -m worker simulator``), and
+real worker *processes* (``vrec worker`` or ``celery -A ...``). All of them are started in
+their own sessions, so a Ctrl-C reaches only the benchmark, which then stops them in its
+``finally``.
 
-Arrival timestamps: the simulator counts arrivals and keeps the busiest trailing second
-(``max_per_second``) but no history. To measure a steady-state rate we record each
-arrival's ``time.monotonic()`` in this process (the simulator runs here) by wrapping
-``VendorStats.arrive`` for the duration of a run; the simulator's own counters stay the
-reference for ``max_per_second`` and ``throttled``.
+Figures come from the simulator the way any client reads them, ``GET /__sim/stats``:
+calls, admitted, throttled, the busiest trailing second, the wall-clock first and last
+arrival, and (``?arrivals=1``) every arrival's time. Nothing of the simulator runs in the
+benchmark's process, so the benchmark's own work cannot delay its arrivals.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,8 +44,6 @@ from models import migrate
 from worker.config import Settings
 from worker.demo import demo_credentials, simulator_urls
 from worker.samples import vehicle_photo
-from worker.simulator import server as sim_server
-from worker.simulator.server import SimulatorThread
 
 REPO = Path(__file__).resolve().parent.parent
 P = "tencent_vehicle_license"
@@ -126,30 +125,54 @@ def image_folder(n: int, size: tuple[int, int] = (200, 120)) -> Iterator[list[st
 # -- the simulator ------------------------------------------------------------------------
 
 
-class Arrivals:
-    """Every arrival's monotonic time per provider, recorded while the context is open."""
+class SimulatorProcess:
+    """``python -m worker simulator`` on a free loopback port, in its own session."""
 
-    def __init__(self) -> None:
-        self.times: dict[int, list[float]] = {}
-
-    @contextlib.contextmanager
-    def recording(self) -> Iterator[Arrivals]:
-        original = sim_server.VendorStats.arrive
-        times = self.times
-
-        def arrive(stats: sim_server.VendorStats, now: float) -> None:
-            original(stats, now)
-            times.setdefault(id(stats), []).append(now)  # list.append: atomic under the GIL
-
-        sim_server.VendorStats.arrive = arrive  # type: ignore[method-assign, assignment]
+    def __init__(self, env: dict[str, str], *, start_timeout: float = 60.0) -> None:
+        with socket.socket() as probe:  # a free port; the child binds it a moment later
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.logdir = Path(tempfile.mkdtemp(prefix="vrec-bench-sim-"))
+        self.log = self.logdir / "simulator.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker", "simulator", "--port", str(port)],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
-            yield self
-        finally:
-            sim_server.VendorStats.arrive = original  # type: ignore[method-assign]
+            wait_for(self._ready, timeout=start_timeout, poll=0.1, what="simulator start")
+        except BaseException:
+            self.stop()
+            raise
 
-    def of(self, sim: SimulatorThread, provider: str = P) -> list[float]:
-        assert sim.simulator is not None
-        return list(self.times.get(id(sim.simulator.stats[provider]), []))
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"simulator exited early:\n{self.log.read_text(errors='replace')}")
+        try:
+            self.stats()
+        except OSError:
+            return False
+        return True
+
+    def stats(self, *, arrivals: bool = False) -> dict[str, dict[str, Any]]:
+        url = f"{self.base_url}/__sim/stats" + ("?arrivals=1" if arrivals else "")
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our loopback
+            stats: dict[str, dict[str, Any]] = json.load(answer)
+        return stats
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # aiohttp's run_app: graceful on SIGINT
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 @contextlib.contextmanager
@@ -159,34 +182,40 @@ def simulator(
     latency_ms: tuple[float, float] = (0.0, 0.0),
     limit: int | None = None,
     throttle: bool = True,
-) -> Iterator[SimulatorThread]:
-    """The simulator (Tencent only) on a free loopback port, accepting ``credentials``."""
-    tencent = {
-        "secret_id": credentials["VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID"],
-        "secret_key": credentials["VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY"],
-    }
-    knobs: dict[str, Any] = {"latency_ms": latency_ms, "throttle": throttle}
+) -> Iterator[SimulatorProcess]:
+    """The simulator (every vendor; Tencent limited to ``limit``) accepting ``credentials``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
+    env.update(credentials)
+    env["VREC_SIMULATOR__LATENCY_MS"] = json.dumps(list(latency_ms))
+    env["VREC_SIMULATOR__THROTTLE"] = json.dumps(throttle)
     if limit is not None:
-        knobs["limits"] = {P: limit}
-    # Init values win over VREC_* in this process's environment and over a .env file.
-    settings = Settings.model_validate({P: tencent, "simulator": knobs})
-    with SimulatorThread(settings, providers=[P]) as sim:
+        env["VREC_SIMULATOR__LIMITS"] = json.dumps({P: limit})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    sim = SimulatorProcess(env)
+    ok = False
+    try:
         yield sim
+        ok = True
+    finally:
+        sim.stop()
+        if ok:  # keep the log only when something went wrong
+            shutil.rmtree(sim.logdir, ignore_errors=True)
+        else:
+            print(f"simulator log kept in {sim.logdir}", file=sys.stderr)
 
 
-def sim_stats(sim: SimulatorThread, provider: str = P) -> dict[str, int]:
-    """The simulator's own counters, read the way any client would: GET /__sim/stats."""
-    url = f"{sim.base_url}/__sim/stats"  # http://127.0.0.1:<port>, our own thread
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310
-        stats: dict[str, dict[str, int]] = json.load(answer)
-    return stats[provider]
+def sim_stats(
+    sim: SimulatorProcess, provider: str = P, *, arrivals: bool = False
+) -> dict[str, Any]:
+    """The simulator's own figures for ``provider``, read as any client would."""
+    return sim.stats(arrivals=arrivals)[provider]
 
 
 # -- worker processes ---------------------------------------------------------------------
 
 
 def worker_env(
-    credentials: dict[str, str], sim: SimulatorThread, database_url: str, **extra: str
+    credentials: dict[str, str], sim: SimulatorProcess, database_url: str, **extra: str
 ) -> dict[str, str]:
     """The environment of every worker process: this one minus any VREC_*, plus the run's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
@@ -300,62 +329,45 @@ class Workers:
 @dataclass
 class RateFigures:
     calls: int  # arrivals at the simulator
-    throttled: int  # answered RequestLimitExceeded by the simulator
-    max_per_second: int  # the simulator's own busiest trailing second
+    admitted: int  # within the simulator's limit when they arrived
+    throttled: int  # refused on arrival (answered RequestLimitExceeded)
+    max_per_second: int  # the simulator's busiest trailing second of arrivals
     span: float  # seconds from the first to the last arrival
     arrival_rate: float  # calls/s over the span
-    accepted_rate: float  # non-throttled calls/s over the span
-    middle_rate: float  # accepted calls/s over the middle 80% of the span (steady state)
-    recorded_max: int  # busiest trailing second from our own timestamps (cross-check)
-    over_at_arrival: int  # calls a limit applied on *arrival* would refuse (see below)
+    accepted_rate: float  # admitted calls/s over the span
+    middle_rate: float  # admitted calls/s over the middle 80% of the span (steady state)
+    first_seconds_max: int  # busiest trailing second within the first 10 s (start-up)
 
 
-def rate_figures(times: Sequence[float], stats: dict[str, int], limit: int) -> RateFigures:
-    times = sorted(times)
-    calls = stats["calls"]
-    throttled = stats["throttled"]
-    span = times[-1] - times[0] if len(times) > 1 else 0.0
-    arrival = (len(times) - 1) / span if span > 0 else 0.0
-    # The throttled calls are spread over the run; counting them out pro rata is exact for
-    # vrec (none) and close for the baseline (throttled evenly once saturated).
-    accepted_share = (calls - throttled) / calls if calls else 0.0
-    # Steady state: arrivals within the middle 80% of the span (no start-up or tail).
+def rate_figures(stats: dict[str, Any]) -> RateFigures:
+    """Figures from the simulator's stats (``?arrivals=1``), all of them its own counts.
+
+    The rate over a span of ``n`` arrivals is ``(n - 1) / span``, and the admitted rate its
+    admitted share (exact when nothing is throttled; the throttled calls are spread over
+    the run otherwise).
+    """
+    calls, admitted = int(stats["calls"]), int(stats["admitted"])
+    times = sorted(stats["arrivals"])
+    span = stats["last_arrival"] - stats["first_arrival"] if calls > 1 else 0.0
+    arrival = (calls - 1) / span if span > 0 else 0.0
+    share = admitted / calls if calls else 0.0
     middle = 0.0
-    if span > 0:
+    if span > 0:  # arrivals within the middle 80% of the span: no start-up or tail
         lo, hi = times[0] + 0.1 * span, times[0] + 0.9 * span
         inside = bisect.bisect_right(times, hi) - bisect.bisect_left(times, lo)
         middle = inside / (hi - lo)
+    early = times[: bisect.bisect_right(times, times[0] + 10.0)] if times else []
     return RateFigures(
         calls=calls,
-        throttled=throttled,
-        max_per_second=stats["max_per_second"],
+        admitted=admitted,
+        throttled=int(stats["throttled"]),
+        max_per_second=int(stats["max_per_second"]),
         span=span,
         arrival_rate=arrival,
-        accepted_rate=arrival * accepted_share,
-        middle_rate=middle * accepted_share,
-        recorded_max=busiest_second(times),
-        over_at_arrival=refused_at_arrival(times, limit),
+        accepted_rate=arrival * share,
+        middle_rate=middle * share,
+        first_seconds_max=busiest_second(early),
     )
-
-
-def refused_at_arrival(times: Sequence[float], limit: int, window: float = 1.0) -> int:
-    """How many of these arrivals a vendor counting *arrivals* would refuse.
-
-    The simulator admits a call against its limit after the latency sleep, i.e. at arrival
-    + U(low, high); with random latency that reorders and bunches calls that arrived evenly
-    spaced. A client controls only when its calls leave (arrive), so this replays the
-    simulator's own admission rule (admitted calls in the trailing second) on arrival times.
-    """
-    admitted: list[float] = []
-    first, refused = 0, 0
-    for t in times:
-        while first < len(admitted) and admitted[first] <= t - window:
-            first += 1
-        if len(admitted) - first >= limit:
-            refused += 1
-        else:
-            admitted.append(t)
-    return refused
 
 
 def busiest_second(times: Sequence[float], window: float = 1.0) -> int:
