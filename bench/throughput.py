@@ -155,7 +155,7 @@ def report(
     setup = (
         f"{args.workers} x `vrec worker --concurrency {args.concurrency} "
         "--include bench.celery_noop` (threads pool), broker Redis, PostgreSQL; "
-        "simulator in-process, no latency, no throttling"
+        "simulator in its own process, no latency, no throttling"
     )
     print(setup)
     rows = [
