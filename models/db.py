@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write locks.
 
     SQLite transactions begin IMMEDIATE: a deferred transaction that reads and then writes
@@ -19,6 +19,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     timeout; taking the write lock up front makes concurrent worker threads queue instead.
     """
     sa_url = make_url(url)
+    if pool_size is not None:
+        kwargs.update(pool_size=pool_size, max_overflow=max(4, pool_size // 4))
     if sa_url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(sa_url, **kwargs)

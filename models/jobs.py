@@ -7,11 +7,13 @@ results.
 
 These run once per job in every worker thread, so they are plain Core statements (one
 UPDATE ... RETURNING to claim; one guarded UPDATE plus bulk INSERTs to finish): the ORM's
-unit of work cost more CPU than the vendor call around them.
+unit of work cost more CPU than the vendor call around them, and they run on the session's
+Connection so the ORM's bulk-persistence layer is bypassed too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,18 +56,25 @@ def _circuit_open(now: datetime) -> Any:
     )
 
 
-def claim(
-    session: Session, job_id: int, *, owner: str, now: datetime, lease_seconds: float
-) -> ClaimedJob | None:
-    """Take the lease on ``job_id``; None if it is not ours to run (done, running, not
-    due, or its provider's circuit is open, in which case it goes back to pending)."""
+def claim_many(
+    session: Session, job_ids: Sequence[int], *, owner: str, now: datetime, lease_seconds: float
+) -> list[ClaimedJob]:
+    """Take the lease on each of ``job_ids`` that is ours to run, in one statement.
+
+    Skipped: jobs done, running elsewhere or not due yet, and jobs whose provider's
+    circuit is open; those go straight back to pending rather than waiting for the
+    reconciler's queued timeout.
+    """
+    if not job_ids:
+        return []
     # SQLite's RETURNING can't name another table, but it can hold subqueries.
     uri = select(Image.source_uri).where(Image.id == Job.image_id).scalar_subquery()
     sha = select(Image.sha256).where(Image.id == Job.image_id).scalar_subquery()
-    row = session.execute(
+    conn = session.connection()
+    rows = conn.execute(
         update(Job)
         .where(
-            Job.id == job_id,
+            Job.id.in_(job_ids),
             Job.status.in_([JobStatus.QUEUED, JobStatus.PENDING]),
             or_(Job.not_before.is_(None), Job.not_before <= now),
             ~_circuit_open(now),
@@ -76,28 +85,37 @@ def claim(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(Job.batch_id, Job.image_id, Job.provider, Job.options, uri, sha)
-    ).one_or_none()
-    if row is None:
-        # Its provider is down: no call; back to pending now rather than after the
-        # reconciler's queued timeout.
-        session.execute(
+        .returning(Job.id, Job.batch_id, Job.image_id, Job.provider, Job.options, uri, sha)
+    ).all()
+    if len(rows) < len(job_ids):
+        conn.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED, _circuit_open(now))
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED, _circuit_open(now))
             .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
         )
-        return None
-    batch_id, image_id, provider, options, source_uri, sha256 = row
-    return ClaimedJob(
-        job_id=job_id,
-        batch_id=batch_id,
-        image_id=image_id,
-        provider=provider,
-        options=dict(options or {}),
-        source_uri=source_uri,
-        sha256=sha256,
-        owner=owner,
-    )
+    order = {job_id: i for i, job_id in enumerate(job_ids)}
+    claimed = [
+        ClaimedJob(
+            job_id=job_id,
+            batch_id=batch_id,
+            image_id=image_id,
+            provider=provider,
+            options=dict(options or {}),
+            source_uri=source_uri,
+            sha256=sha256,
+            owner=owner,
+        )
+        for job_id, batch_id, image_id, provider, options, source_uri, sha256 in rows
+    ]
+    return sorted(claimed, key=lambda c: order[c.job_id])
+
+
+def claim(
+    session: Session, job_id: int, *, owner: str, now: datetime, lease_seconds: float
+) -> ClaimedJob | None:
+    """Take the lease on ``job_id``; None if it is not ours to run (see :func:`claim_many`)."""
+    claimed = claim_many(session, [job_id], owner=owner, now=now, lease_seconds=lease_seconds)
+    return claimed[0] if claimed else None
 
 
 def circuit_open(session: Session, provider: str, now: datetime) -> bool:
@@ -122,7 +140,8 @@ def finish(
         Job.status == JobStatus.RUNNING,
         Job.lease_owner == claimed.owner,
     )
-    held = session.execute(select(Job.attempts, Job.retries).where(*mine)).one_or_none()
+    conn = session.connection()
+    held = conn.execute(select(Job.attempts, Job.retries).where(*mine)).one_or_none()
     if held is None:
         return None
     attempts, retries = held
@@ -130,13 +149,13 @@ def finish(
         attempts += 1
     values = _next_state(session, claimed, run, attempts, retries, settings, now)
     # Guarded again: the reconciler may have taken the lease back since the SELECT.
-    if session.execute(update(Job).where(*mine).values(**values).returning(Job.id)).first() is None:
+    if conn.execute(update(Job).where(*mine).values(**values).returning(Job.id)).first() is None:
         return None
 
     if run.call is not None:
-        session.execute(insert(Attempt), [_attempt_row(claimed, run, attempts, worker)])
+        conn.execute(insert(Attempt), [_attempt_row(claimed, run, attempts, worker)])
     if run.answer is not None:
-        result_id = session.execute(
+        result_id = conn.execute(
             insert(Result).returning(Result.id),
             [
                 {
@@ -220,7 +239,7 @@ def _insert_readings(session: Session, claimed: ClaimedJob, run: JobRun, result_
     for reading in run.answer.readings:
         by_table.setdefault(_READING_TABLES[type(reading)], []).append({**asdict(reading), **keys})
     for table, rows in by_table.items():
-        session.execute(insert(table), rows)
+        session.connection().execute(insert(table), rows)
 
 
 def _attempt_row(

@@ -1,8 +1,10 @@
-"""The one task that does work: run a job by id. What it calls lives in worker/ and models/."""
+"""The one task that does work: run a chunk of jobs by id. What it calls lives in worker/
+and models/."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 from celery import shared_task
@@ -13,31 +15,34 @@ from worker import pipeline
 from worker.runtime import get_runtime
 
 
-@shared_task(name="vrec.process_job", ignore_result=True)
-def process_job(job_id: int) -> str | None:
-    """Claim ``job_id`` with a lease, run it, store the outcome. Idempotent by job id."""
+@shared_task(name="vrec.process_jobs", ignore_result=True)
+def process_jobs(job_ids: list[int]) -> dict[str, int]:
+    """Claim the jobs with a lease, run them (their vendor calls concurrently on this
+    process's event loop), store every outcome. Idempotent by job id: ids already done,
+    or held by another worker, are skipped."""
     rt = get_runtime()
+    owner = uuid.uuid4().hex
     with transaction(rt.sessions) as session:
-        claimed = jobs.claim(
+        claimed = jobs.claim_many(
             session,
-            job_id,
-            owner=uuid.uuid4().hex,
+            job_ids,
+            owner=owner,
             now=datetime.now(UTC),
             lease_seconds=rt.settings.lease_seconds,
         )
-    if claimed is None:  # done, taken by another worker, or not due: nothing to do
-        return None
-    run = pipeline.process_job(
-        rt.provider(claimed.provider),
-        claimed.source_uri,
-        claimed.options,
-        expected_sha256=claimed.sha256,
-        run=rt.run,
-        session=rt.http,
-        limiter=rt.limiter,
-        settings=rt.settings,
+    if not claimed:
+        return {}
+    specs = [
+        pipeline.JobSpec(rt.provider(c.provider), c.source_uri, c.options, c.sha256)
+        for c in claimed
+    ]
+    runs = pipeline.process_jobs(
+        specs, run=rt.run, session=rt.http, limiter=rt.limiter, settings=rt.settings
     )
     with transaction(rt.sessions) as session:
-        return jobs.finish(
-            session, claimed, run, settings=rt.settings, now=datetime.now(UTC), worker=rt.worker_id
-        )
+        now = datetime.now(UTC)
+        statuses = [
+            jobs.finish(session, c, r, settings=rt.settings, now=now, worker=rt.worker_id)
+            for c, r in zip(claimed, runs, strict=True)
+        ]
+    return dict(Counter(str(s) for s in statuses))

@@ -12,7 +12,9 @@ from worker.sender import send_jobs
 @shared_task(name="vrec.dispatch", ignore_result=True)
 def dispatch() -> int:
     rt = get_runtime()
-    return dispatch_once(rt.sessions, lambda ids: send_jobs(current_app, ids), rt.settings)
+    return dispatch_once(
+        rt.sessions, lambda ids: send_jobs(current_app, ids, rt.settings.chunk_size), rt.settings
+    )
 
 
 @shared_task(name="vrec.reconcile", ignore_result=True)

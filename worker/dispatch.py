@@ -31,20 +31,21 @@ def window(provider: str, settings: Settings) -> int:
 
 def dispatch_once(
     sessions: sessionmaker[Session],
-    send: Callable[[list[int]], None],
+    send: Callable[[list[int]], object],
     settings: Settings,
     now: datetime | None = None,
 ) -> int:
     """Top up every provider's window; returns how many jobs were sent."""
     now = now or datetime.now(UTC)
     with transaction(sessions) as session:
-        plan: list[int] = []
+        plan: list[list[int]] = []
         for provider in queue.providers_due(session, now):
             room = window(provider, settings) - queue.in_flight(session, provider)
-            plan += queue.mark_queued(session, provider, room, now)
-    if plan:
-        send(plan)
-    return len(plan)
+            plan.append(queue.mark_queued(session, provider, room, now))
+    for ids in plan:  # one provider's jobs at a time, so chunks don't mix providers
+        if ids:
+            send(ids)
+    return sum(len(ids) for ids in plan)
 
 
 def reconcile_once(

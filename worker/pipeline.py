@@ -1,6 +1,6 @@
 """One job: source -> prepare -> limit -> call -> outcome. No Celery, no database.
 
-:func:`process_job` (task threads) and :func:`run_job` (async code) never raise for a
+:func:`process_jobs` (task threads) and :func:`run_job` (async code) never raise for a
 job's own failure: they return a :class:`JobRun`
 holding the vendor's answer, a :class:`~worker.errors.JobError`, or the limiter's
 give-back. Storage and retry decisions belong to the caller.
@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,34 +106,67 @@ def prepare_job(
         return JobRun(error=error, source=facts)
 
 
-def process_job(
-    provider: Provider,
-    source_uri: str,
-    options: Mapping[str, str],
+@dataclass(frozen=True)
+class JobSpec:
+    """What a task knows of one job: who to call, with which image and options."""
+
+    provider: Provider
+    source_uri: str
+    options: Mapping[str, str]
+    expected_sha256: str | None
+
+
+def process_jobs(
+    specs: Sequence[JobSpec],
     *,
-    expected_sha256: str | None,
     run: Callable[[Coroutine[Any, Any, Any]], Any],
     session: aiohttp.ClientSession,
     limiter: Limiter,
     settings: Settings,
-) -> JobRun:
-    """The synchronous driver a task thread uses: file reading and image work happen in
-    this thread, and ``run`` (the process's event loop) gets only I/O: a URL fetch, the
-    limiter's wait and the vendor call. Each hop to the loop competes for the GIL with
-    every other task thread, so there is one per job, not three."""
+) -> list[JobRun]:
+    """The synchronous driver a task thread uses for a chunk of jobs, one result each.
+
+    File reading and image work happen in this thread; ``run`` (the process's event loop)
+    gets only I/O: URL fetches, then every job's limiter wait and vendor call gathered in
+    one hop. Each hop to the loop competes for the GIL with every other task thread, so
+    a chunk costs one, not three per job.
+    """
+    results: list[JobRun | None] = []
+    ready: list[tuple[int, Provider, Ready]] = []
+    for spec in specs:
+        outcome = _prepare_spec(spec, run, session, settings)
+        if isinstance(outcome, Ready):
+            ready.append((len(results), spec.provider, outcome))
+        results.append(outcome if isinstance(outcome, JobRun) else None)
+    if ready:
+
+        async def calls() -> list[JobRun]:
+            return list(
+                await asyncio.gather(
+                    *(call_job(p, r, limiter, session, settings) for _, p, r in ready)
+                )
+            )
+
+        for (index, _, _), done in zip(ready, run(calls()), strict=True):
+            results[index] = done
+    return [r for r in results if r is not None]
+
+
+def _prepare_spec(
+    spec: JobSpec,
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+    session: aiohttp.ClientSession,
+    settings: Settings,
+) -> Ready | JobRun:
     try:
-        if is_url(source_uri):
-            data: bytes = run(load_source(source_uri, session, settings))
+        if is_url(spec.source_uri):
+            data: bytes = run(load_source(spec.source_uri, session, settings))
         else:
-            data = read_file(source_uri)
+            data = read_file(spec.source_uri)
     except JobError as exc:
-        exc.provider = exc.provider or provider.name
+        exc.provider = exc.provider or spec.provider.name
         return JobRun(error=exc)
-    ready = prepare_job(provider, data, options, expected_sha256=expected_sha256)
-    if isinstance(ready, JobRun):
-        return ready
-    result: JobRun = run(call_job(provider, ready, limiter, session, settings))
-    return result
+    return prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
 
 
 async def run_job(

@@ -39,7 +39,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.engine: Engine = make_engine(settings.database_url)
+        self.engine: Engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         self.sessions: sessionmaker[Session] = make_sessions(self.engine)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

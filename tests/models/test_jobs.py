@@ -207,3 +207,23 @@ def test_dispatch_window_and_lost_messages(sessions: sessionmaker[Session]) -> N
         assert queue.reconcile(s, NOW + timedelta(seconds=901), queued_timeout=900) == 5
         assert reports.status_counts(s)["pending"] == 5
     assert JobStatus.SUCCEEDED in JobStatus.terminal()
+
+
+def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> None:
+    ids = _batch(sessions, 4)
+    with transaction(sessions) as s:
+        queue.mark_queued(s, P, 4, NOW)
+    _claim(sessions, ids[1])  # already running elsewhere
+    with transaction(sessions) as s:
+        claimed = jobs.claim_many(s, ids, owner="w", now=NOW, lease_seconds=60)
+    assert [c.job_id for c in claimed] == [ids[0], ids[2], ids[3]]
+    assert {c.source_uri for c in claimed} == {"/img/0.jpg", "/img/2.jpg", "/img/3.jpg"}
+    assert claimed[0].options == {"card_side": "FRONT"}
+
+    more = _batch(sessions, 2)
+    with transaction(sessions) as s:
+        queue.mark_queued(s, P, 2, NOW)
+        jobs.open_circuit(s, P, ProviderUnavailable("arrears"), NOW, 60)
+    with transaction(sessions) as s:
+        assert jobs.claim_many(s, more, owner="w", now=NOW, lease_seconds=60) == []
+        assert {s.get_one(Job, i).status for i in more} == {"pending"}  # back, not stuck

@@ -121,7 +121,7 @@ def test_busy_or_unreachable_limiter_gives_the_job_back(settings: Settings, tmp_
 def test_process_job_from_a_task_thread_uses_the_runtime_loop(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from worker.pipeline import process_job
+    from worker.pipeline import JobSpec, process_jobs
     from worker.runtime import Runtime
     from worker.simulator.server import SimulatorThread
 
@@ -131,21 +131,12 @@ def test_process_job_from_a_task_thread_uses_the_runtime_loop(
         pointed = point_at(settings, sim.base_url, [P])
         rt = Runtime(pointed)
         try:
-            ok = process_job(
-                rt.provider(P),
-                str(path),
-                {"card_side": "BACK"},
-                expected_sha256=None,
-                run=rt.run,
-                session=rt.http,
-                limiter=rt.limiter,
-                settings=pointed,
-            )
-            bad = process_job(
-                rt.provider(P),
-                str(tmp_path / "missing.jpg"),
-                {},
-                expected_sha256=None,
+            provider = rt.provider(P)
+            ok, bad = process_jobs(
+                [
+                    JobSpec(provider, str(path), {"card_side": "BACK"}, None),
+                    JobSpec(provider, str(tmp_path / "missing.jpg"), {}, None),
+                ],
                 run=rt.run,
                 session=rt.http,
                 limiter=rt.limiter,
