@@ -13,7 +13,7 @@ from worker.sender import send_jobs
 def dispatch() -> int:
     rt = get_runtime()
     return dispatch_once(
-        rt.sessions, lambda ids: send_jobs(current_app, ids, rt.settings.chunk_size), rt.settings
+        rt.sessions, lambda ids, size: send_jobs(current_app, ids, size), rt.settings
     )
 
 

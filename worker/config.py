@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     backoff_cap_seconds: float = Field(default=300.0, gt=0)
     circuit_cooldown_seconds: float = Field(default=300.0, gt=0)
     window_seconds: float = Field(default=60.0, gt=0)  # dispatch window: rate x this
-    chunk_size: int = Field(default=8, ge=1, le=100)  # job ids per Celery message
+    chunk_size: int = Field(default=8, ge=1, le=100)  # most job ids per Celery message
     # Connections kept per process. Keep it >= the worker's threads: a smaller pool opens
     # and closes an overflow connection (a new server process on PostgreSQL) per burst.
     db_pool_size: int = Field(default=32, ge=1)

@@ -21,6 +21,16 @@ from worker.providers.base import rate_of
 from worker.providers.registry import get_provider
 
 MIN_WINDOW = 20
+CHUNK_PER_RATE = 20.0  # requests/s per job id in a message; see chunk()
+
+
+def chunk(provider: str, settings: Settings) -> int:
+    """Job ids per message for ``provider``: one at vendor rates like 10/s, where the vendor
+    is the bottleneck and many ids per message would only pile reservations up at the
+    limiter; up to ``chunk_size`` at high rates, where Celery's and the database's
+    per-message cost is what limits throughput."""
+    rate = rate_of(get_provider(provider, settings))
+    return max(1, min(settings.chunk_size, int(rate / CHUNK_PER_RATE)))
 
 
 def window(provider: str, settings: Settings) -> int:
@@ -31,21 +41,25 @@ def window(provider: str, settings: Settings) -> int:
 
 def dispatch_once(
     sessions: sessionmaker[Session],
-    send: Callable[[list[int]], object],
+    send: Callable[[list[int], int], object],
     settings: Settings,
     now: datetime | None = None,
 ) -> int:
-    """Top up every provider's window; returns how many jobs were sent."""
+    """Top up every provider's window; returns how many jobs were sent.
+
+    ``send(ids, chunk)`` publishes one provider's ids, ``chunk`` ids per message.
+    """
     now = now or datetime.now(UTC)
     with transaction(sessions) as session:
-        plan: list[list[int]] = []
+        plan: list[tuple[list[int], int]] = []
         for provider in queue.providers_due(session, now):
             room = window(provider, settings) - queue.in_flight(session, provider)
-            plan.append(queue.mark_queued(session, provider, room, now))
-    for ids in plan:  # one provider's jobs at a time, so chunks don't mix providers
+            ids = queue.mark_queued(session, provider, room, now)
+            plan.append((ids, chunk(provider, settings)))
+    for ids, size in plan:  # one provider's jobs at a time, so chunks don't mix providers
         if ids:
-            send(ids)
-    return sum(len(ids) for ids in plan)
+            send(ids, size)
+    return sum(len(ids) for ids, _ in plan)
 
 
 def reconcile_once(

@@ -112,7 +112,7 @@ def follow(
     started = time.monotonic()
     last_reconcile = 0.0
     while True:
-        dispatch_once(sessions, lambda ids: send_jobs(app, ids, settings.chunk_size), settings)
+        dispatch_once(sessions, lambda ids, size: send_jobs(app, ids, size), settings)
         if time.monotonic() - last_reconcile > 5:
             reconcile_once(sessions, settings)
             last_reconcile = time.monotonic()

@@ -90,7 +90,9 @@ def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres
     celery = make_app(get_settings())
     try:
         dispatch_once(
-            get_runtime().sessions, lambda ids: send_jobs(celery, ids, chunk=2), get_settings()
+            get_runtime().sessions,
+            lambda ids, _size: send_jobs(celery, ids, chunk=2),
+            get_settings(),
         )
         deadline = time.monotonic() + 30
         while _count(postgres_url, Job.status == "running") == 0:
