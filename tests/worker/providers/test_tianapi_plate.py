@@ -373,6 +373,7 @@ def test_code_200_without_a_plate_is_a_billed_no_result(result: Any) -> None:
         (200, b"[1, 2]", BadResponse),
         (200, b'{"msg": "no code"}', BadResponse),
         (200, b'{"code": true}', BadResponse),
+        (200, '{"code": "²"}'.encode(), BadResponse),  # isdigit() but not int()
         (200, b'{"code": 200, "msg": "success"}', BadResponse),
         (200, b'{"code": 200, "result": "bad"}', BadResponse),
         (200, b'{"code": 200, "result": {"other": 1}}', BadResponse),
