@@ -51,6 +51,19 @@ class Summary:
     def complete(self) -> bool:
         return not any(self.counts.get(s, 0) for s in ACTIVE)
 
+    @property
+    def stalled(self) -> bool:
+        """Only jobs of providers with an open circuit are left, none in a worker's hands:
+        they stay pending for later (`vrec resume`, `vrec wait`)."""
+        blocked = {state.provider for state in self.blocked}
+        if not blocked:
+            return False
+        for provider, counts in self.by_provider.items():
+            waiting = counts.get(JobStatus.QUEUED, 0) + counts.get(JobStatus.RUNNING, 0)
+            if waiting or (provider not in blocked and counts.get(JobStatus.PENDING, 0)):
+                return False
+        return True
+
 
 def job_options(providers: Sequence[str], options: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """Each provider's options: an option goes to the providers that know it."""
@@ -119,10 +132,7 @@ def follow(
         result = summary(sessions, batch_id)
         if on_progress:
             on_progress(result.counts)
-        stalled = result.blocked and not any(
-            result.counts[s] for s in (JobStatus.QUEUED, JobStatus.RUNNING)
-        )
-        if result.complete or stalled:
+        if result.complete or result.stalled:
             result.seconds = time.monotonic() - started
             return result
         if timeout is not None and time.monotonic() - started > timeout:

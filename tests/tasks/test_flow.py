@@ -256,3 +256,22 @@ def test_several_providers_in_one_run(vendor_env: dict[str, str], tmp_path: Path
         "image too small: 8x8, shortest side 8 < 15 px",
         "image too small: 8x8, shortest side 8 < 32 px",
     ]
+
+
+def test_one_provider_down_does_not_stop_the_others(
+    vendor_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tencent's circuit opens while juhe_car's jobs wait out a retry backoff with nothing
+    in flight: the run must still finish juhe_car's jobs."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(3):  # Juhe's internal error: transient, retried after the backoff
+        (folder / f"{i}.png").write_bytes(make_image({"error": 10014, "n": i}, size=(200, 150)))
+    monkeypatch.setenv("VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY", "wrong")
+    monkeypatch.setenv("VREC_BACKOFF_BASE_SECONDS", "1.5")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["run", str(folder), "-p", P, "-p", "juhe_car", "--json"])
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    assert summary["by_provider"]["juhe_car"]["failed"] == 3  # both attempts made, then failed
+    assert summary["by_provider"][P]["pending"] == 3
