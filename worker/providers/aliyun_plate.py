@@ -13,6 +13,8 @@ Answers come from two layers, mapped to one outcome each:
   ``showapi_res_body.ret_code`` (the doc's table, :data:`RET_CODES`). An HTTP 200 carrying
   an error is an error.
 
+Both tables live in :mod:`worker.providers.aliyun_codes`.
+
 Billing: ``showapi_fee_num`` when present (the doc's 失败响应, an empty ``car_no``, carries
 ``showapi_fee_num: 1``: "nothing found" is billed); otherwise ret_code 0 answers are billed
 and error answers are not. Gateway refusals never reach the API and are not billed.
@@ -24,7 +26,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from worker.config import AliyunPlateSettings, ProviderSettings
@@ -36,10 +38,16 @@ from worker.errors import (
     ProviderUnavailable,
     RateLimited,
     ServerError,
-    Transient,
-    VendorRejectedImage,
 )
 from worker.providers import aliyun_sign
+from worker.providers.aliyun_codes import (
+    OK,
+    RATE_WORDS,
+    RET_CODES,
+    UNAVAILABLE_WORDS,
+    classify_gateway,
+    gateway_code,
+)
 from worker.providers.base import (
     ImageLimits,
     PlateReading,
@@ -52,7 +60,6 @@ from worker.providers.base import (
 from worker.providers.common import (
     check_b64_size,
     decode_json,
-    http_status_kind,
     int_of,
     strip_secrets,
     text,
@@ -63,104 +70,6 @@ NAME: Final = "aliyun_plate"
 CONTENT_TYPE: Final = "application/x-www-form-urlencoded; charset=UTF-8"  # as the doc's demo
 # Set explicitly: it is signed, and aiohttp would otherwise send "*/*" (the doc warns).
 ACCEPT: Final = "application/json"
-
-Ok = Literal["ok"]
-OK: Final[Ok] = "ok"
-
-# The doc's ret_code table -> outcome. Anything else: ServerError (transient), code kept.
-RET_CODES: Final[Mapping[int, type[JobError] | Ok]] = {
-    0: OK,  # 成功 (an empty car_no is no_result)
-    # 文件下载失败: only img_url is downloaded and we send base64, so it is vendor-side.
-    10: Transient,
-    20: VendorRejectedImage,  # 图片解析失败: the same bytes will not parse next time
-    # OCR识别失败: the engine failed on a decodable image. Read as a vendor fault rather
-    # than the image's (no_result covers "looked, found nothing"); the attempt cap bounds it.
-    30: ServerError,
-    # 参数错误: we send exactly the documented field, so every call would fail alike:
-    # stop calling until the request (our code) is fixed.
-    40: ProviderUnavailable,
-    50: VendorRejectedImage,  # 文件内容过大
-    60: VendorRejectedImage,  # 文件格式错误
-    70: Transient,  # 操作失败,请勿重复提交: try again later
-    80: ServerError,  # 服务超时 (the vendor's own, not our client timeout)
-    90: ServerError,  # 未知错误
-}
-
-# Gateway X-Ca-Error-Message (text before any "`" or ",") -> outcome. From Aliyun API
-# Gateway's client error table (help.aliyun.com/document_detail/43906.htm). "Throttled by
-# <X> Flow Control" (USER, APP, API, DOMAIN, GROUP) is matched by prefix.
-GATEWAY_ERRORS: Final[Mapping[str, type[JobError]]] = {
-    # Credentials and account: stop calling (circuit open), keep the jobs.
-    "Missing AppCode": ProviderUnavailable,
-    "Empty AppCode": ProviderUnavailable,
-    "Invalid AppCode": ProviderUnavailable,  # the gateway echoes the code: never kept
-    "Unauthorized": ProviderUnavailable,  # the app is not authorised for this API
-    "Invalid AppKey": ProviderUnavailable,
-    "Invalid AppSecret": ProviderUnavailable,
-    "Empty Signature": ProviderUnavailable,
-    "Invalid Signature": ProviderUnavailable,  # our signer or secret is wrong
-    "Invalid Signature Method": ProviderUnavailable,
-    # Our clock is off by > 15 min, or nonces repeat (ours are uuid4): retrying the same
-    # way cannot help until someone fixes the host.
-    "Invalid Timestamp": ProviderUnavailable,
-    "Timestamp Expired": ProviderUnavailable,
-    "Nonce Used": ProviderUnavailable,
-    "Quota Exhausted": ProviderUnavailable,
-    "Quota Expired": ProviderUnavailable,
-    "Expiry of Authorization": ProviderUnavailable,
-    "User Arrears": ProviderUnavailable,
-    # Our request does not fit the API definition: every call would fail alike.
-    "Invalid Url": ProviderUnavailable,
-    "Invalid Domain": ProviderUnavailable,
-    "Invalid HttpMethod": ProviderUnavailable,
-    "Invalid Param Location": ProviderUnavailable,
-    "Unsupported Multipart": ProviderUnavailable,
-    "Empty Request Body": ProviderUnavailable,
-    "Invalid Request Body": ProviderUnavailable,
-    "Invalid Content-MD5": ProviderUnavailable,
-    "Api Not Found": ProviderUnavailable,
-    "Request body too Large": VendorRejectedImage,  # the body is essentially the image
-    # Gateway-side failures (5xx).
-    "Internal Error": ServerError,
-    "Failed To Call Backend Service": ServerError,
-    "Service Unavailable": ServerError,
-    "Async Service": ServerError,
-    "Backend Service Timeout": ServerError,
-}
-THROTTLED_PREFIX: Final = "throttled by "
-
-# showapi_res_code != 0 is the showapi platform failing before the OCR ran. The vendor doc
-# lists no codes, so the message decides: quota/permission words open the circuit,
-# frequency words slow down, anything else is retried.
-_UNAVAILABLE_WORDS: Final = ("次数", "余额", "欠费", "权限", "套餐", "授权", "过期", "停用")
-_RATE_WORDS: Final = ("频率", "频繁", "限流", "QPS")
-
-
-def gateway_code(message: str) -> str:
-    """The stable part of an X-Ca-Error-Message: ``Invalid AppCode `abc``` -> ``Invalid AppCode``.
-
-    The gateway appends echoes (the AppCode itself, the server StringToSign) that are
-    per-request and may be secret; they are cut off before anything is stored.
-    """
-    return message.split("`", 1)[0].split(",", 1)[0].strip()[:100]
-
-
-def classify_gateway(status: int, code: str) -> type[JobError]:
-    if code.lower().startswith(THROTTLED_PREFIX):
-        return RateLimited
-    for known, kind in GATEWAY_ERRORS.items():
-        if known.lower() == code.lower():
-            return kind
-    return _status_error(status, gateway=bool(code))
-
-
-def _status_error(status: int, *, gateway: bool) -> type[JobError]:
-    """:func:`~worker.providers.common.http_status_kind`, except that any other 4xx the
-    gateway itself answered (it named an error) refuses our request: stop calling."""
-    kind = http_status_kind(status)
-    if gateway and kind is BadResponse and 400 <= status < 500:
-        return ProviderUnavailable
-    return kind
 
 
 def _float(value: Any) -> float | None:
@@ -330,9 +239,9 @@ def _platform_error(
 ) -> JobError:
     message = text(decoded.get("showapi_res_error")) or f"showapi_res_code {code}"
     kind: type[JobError] = ServerError
-    if any(word in message for word in _UNAVAILABLE_WORDS):
+    if any(word in message for word in UNAVAILABLE_WORDS):
         kind = ProviderUnavailable
-    elif any(word.lower() in message.lower() for word in _RATE_WORDS):
+    elif any(word.lower() in message.lower() for word in RATE_WORDS):
         kind = RateLimited
     fee = int_of(decoded.get("showapi_fee_num"))
     return kind(

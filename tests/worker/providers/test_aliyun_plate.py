@@ -30,7 +30,8 @@ from worker.errors import (
     VendorRejectedImage,
     VendorTimeout,
 )
-from worker.providers.aliyun_plate import GATEWAY_ERRORS, RET_CODES, AliyunPlate
+from worker.providers.aliyun_codes import GATEWAY_ERRORS, RET_CODES
+from worker.providers.aliyun_plate import AliyunPlate
 from worker.providers.base import PlateReading, VendorAnswer, VendorResponse
 from worker.providers.form import form_body
 from worker.simulator.directives import make_image

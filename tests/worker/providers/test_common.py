@@ -15,7 +15,7 @@ from worker.errors import (
     ServerError,
     VendorRejectedImage,
 )
-from worker.providers.aliyun_plate import classify_gateway
+from worker.providers.aliyun_codes import classify_gateway
 from worker.providers.common import (
     credential_id,
     decode_json,
