@@ -36,7 +36,7 @@ from worker.errors import (
 from worker.fetch import fetch_url
 from worker.ingest import is_url
 from worker.outcome import CallFacts, JobRun, SourceFacts
-from worker.providers.base import Provider, VendorRequest, rate_of
+from worker.providers.base import Provider, VendorRequest, VendorResponse, rate_of
 from worker.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
@@ -170,27 +170,18 @@ def _prepare_spec(
 
 
 async def run_job(
-    provider: Provider,
-    source_uri: str,
-    options: Mapping[str, str],
-    *,
-    expected_sha256: str | None,
-    session: aiohttp.ClientSession,
-    limiter: Limiter,
-    settings: Settings,
+    spec: JobSpec, *, session: aiohttp.ClientSession, limiter: Limiter, settings: Settings
 ) -> JobRun:
-    """The same job from async code: the CPU part runs in the loop's executor."""
-    try:
-        data = await load_source(source_uri, session, settings)
-    except JobError as exc:
-        exc.provider = exc.provider or provider.name
-        return JobRun(error=exc)
-    ready = await asyncio.to_thread(
-        prepare_job, provider, data, options, expected_sha256=expected_sha256
+    """One job from async code: :func:`process_jobs` in a worker thread, its I/O on this loop."""
+    loop = asyncio.get_running_loop()
+
+    def on_loop(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    runs = await asyncio.to_thread(
+        process_jobs, [spec], run=on_loop, session=session, limiter=limiter, settings=settings
     )
-    if isinstance(ready, JobRun):
-        return ready
-    return await call_job(provider, ready, limiter, session, settings)
+    return runs[0]
 
 
 async def call_job(
@@ -217,6 +208,14 @@ async def call_job(
             return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+
+        def facts_of(
+            status: int | None, code: str | None, rid: str | None, billed: bool
+        ) -> CallFacts:
+            ms = (time.perf_counter() - t0) * 1000
+            return CallFacts(started, ms, status, code, rid, billed)
+
+        response: VendorResponse | None = None
         try:
             response = await http.send(
                 session, request, provider=provider.name, timeout=provider.settings.timeout
@@ -227,25 +226,13 @@ async def call_job(
             if exc.outcome is Outcome.RATE_LIMITED:
                 with contextlib.suppress(RedisError, OSError):  # best effort: the answer counts
                     await limiter.penalize(key, retry_after=exc.retry_after)
-            call = CallFacts(
-                started_at=started,
-                duration_ms=(time.perf_counter() - t0) * 1000,
-                http_status=exc.http_status,
-                vendor_code=exc.vendor_code,
-                request_id=exc.request_id,
-                billed=exc.billed,
-            )
+            call = facts_of(exc.http_status, exc.vendor_code, exc.request_id, exc.billed)
             return JobRun(error=exc, call=call, source=facts)
         except Exception as exc:  # a bug in an adapter must not wedge the job: retry, then fail
             error = Transient(f"unexpected {type(exc).__name__} in {provider.name} adapter")
             error.provider = provider.name
-            return JobRun(error=error, source=facts)
-    call = CallFacts(
-        started_at=started,
-        duration_ms=(time.perf_counter() - t0) * 1000,
-        http_status=response.status,
-        vendor_code=answer.vendor_code,
-        request_id=answer.request_id,
-        billed=answer.billed,
-    )
+            # The vendor did answer (and may bill): the attempt is recorded all the same.
+            made = facts_of(response.status, None, None, False) if response else None
+            return JobRun(error=error, call=made, source=facts)
+    call = facts_of(response.status, answer.vendor_code, answer.request_id, answer.billed)
     return JobRun(answer=answer, call=call, source=facts)

@@ -13,7 +13,8 @@ from worker.config import Settings, get_settings
 from worker.demo import demo_credentials
 from worker.errors import Outcome
 from worker.outcome import JobRun
-from worker.pipeline import run_job
+from worker.pipeline import JobSpec, run_job
+from worker.providers.base import VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, LocalLimiter, RedisLimiter
 from worker.samples import vehicle_photo
@@ -54,10 +55,7 @@ def _run(
                 if rate is not None:  # take the only slot there is for a while
                     await lim.acquire(f"{P}:{provider.credential_id()}", rate, max_wait=1)
                 return await run_job(
-                    provider,
-                    source,
-                    {"card_side": "FRONT"},
-                    expected_sha256=expected_sha256,
+                    JobSpec(provider, source, {"card_side": "FRONT"}, expected_sha256),
                     session=session,
                     limiter=lim,
                     settings=settings.model_copy(update={"limiter_max_wait_seconds": 1.0}),
@@ -121,7 +119,7 @@ def test_busy_or_unreachable_limiter_gives_the_job_back(settings: Settings, tmp_
 def test_process_job_from_a_task_thread_uses_the_runtime_loop(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from worker.pipeline import JobSpec, process_jobs
+    from worker.pipeline import process_jobs
     from worker.runtime import Runtime
     from worker.simulator.server import SimulatorThread
 
@@ -149,3 +147,35 @@ def test_process_job_from_a_task_thread_uses_the_runtime_loop(
     assert [r.side for r in ok.answer.readings] == ["BACK"]  # type: ignore[union-attr]
     assert bad.outcome is Outcome.INVALID_IMAGE
     assert bad.call is None
+
+
+def test_a_broken_adapter_is_transient_and_its_call_still_counted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from worker.providers.tencent_vehicle_license import TencentVehicleLicense
+
+    class Broken(TencentVehicleLicense):
+        def parse_response(self, response: VendorResponse) -> VendorAnswer:
+            raise RuntimeError("bug")
+
+    path = tmp_path / "car.jpg"
+    path.write_bytes(vehicle_photo(6, (900, 600)))
+
+    async def go() -> JobRun:
+        async with (
+            run_simulator(settings, providers=[P]) as (url, _sim),
+            aiohttp.ClientSession() as session,
+        ):
+            provider = Broken(point_at(settings, url, [P]).tencent_vehicle_license)
+            limiter = LocalLimiter(margin=0.03)
+            spec = JobSpec(provider, str(path), {}, None)
+            try:
+                return await run_job(spec, session=session, limiter=limiter, settings=settings)
+            finally:
+                await limiter.aclose()
+
+    run = asyncio.run(go())
+    assert run.outcome is Outcome.TRANSIENT
+    assert "unexpected RuntimeError" in str(run.error)
+    assert run.call is not None  # the vendor answered: one attempt row
+    assert run.call.http_status == 200
