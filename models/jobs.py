@@ -118,13 +118,6 @@ def claim(
     return claimed[0] if claimed else None
 
 
-def circuit_open(session: Session, provider: str, now: datetime) -> bool:
-    until = session.scalar(
-        select(ProviderState.circuit_open_until).where(ProviderState.provider == provider)
-    )
-    return until is not None and until > now
-
-
 def finish(
     session: Session,
     claimed: ClaimedJob,

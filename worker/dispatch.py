@@ -24,19 +24,17 @@ MIN_WINDOW = 20
 CHUNK_PER_RATE = 20.0  # requests/s per job id in a message; see chunk()
 
 
-def chunk(provider: str, settings: Settings) -> int:
-    """Job ids per message for ``provider``: one at vendor rates like 10/s, where the vendor
-    is the bottleneck and many ids per message would only pile reservations up at the
+def chunk(rate: float, settings: Settings) -> int:
+    """Job ids per message at ``rate``: one at vendor rates like 10/s, where the vendor is
+    the bottleneck and many ids per message would only pile reservations up at the
     limiter; up to ``chunk_size`` at high rates, where Celery's and the database's
     per-message cost is what limits throughput."""
-    rate = rate_of(get_provider(provider, settings))
     return max(1, min(settings.chunk_size, int(rate / CHUNK_PER_RATE)))
 
 
-def window(provider: str, settings: Settings) -> int:
-    return max(
-        MIN_WINDOW, math.ceil(rate_of(get_provider(provider, settings)) * settings.window_seconds)
-    )
+def window(rate: float, settings: Settings) -> int:
+    """Jobs queued or running at once for a provider at ``rate``."""
+    return max(MIN_WINDOW, math.ceil(rate * settings.window_seconds))
 
 
 def dispatch_once(
@@ -53,9 +51,10 @@ def dispatch_once(
     with transaction(sessions) as session:
         plan: list[tuple[list[int], int]] = []
         for provider in queue.providers_due(session, now):
-            room = window(provider, settings) - queue.in_flight(session, provider)
+            rate = rate_of(get_provider(provider, settings))
+            room = window(rate, settings) - queue.in_flight(session, provider)
             ids = queue.mark_queued(session, provider, room, now)
-            plan.append((ids, chunk(provider, settings)))
+            plan.append((ids, chunk(rate, settings)))
     for ids, size in plan:  # one provider's jobs at a time, so chunks don't mix providers
         if ids:
             send(ids, size)

@@ -39,7 +39,6 @@ BRANDS = (
     ("比亚迪", "BYD7005BEV"),
     ("吉利", "MR7153A01"),
 )
-CAR_MODELS = ("大众朗逸", "丰田卡罗拉", "本田雅阁", "别克英朗", "比亚迪秦", "吉利帝豪")
 COLORS_CN = ("白色", "黑色", "银色", "红色", "蓝色", "灰色")
 PLATE_COLORS = (("蓝", "blue", 1), ("黄", "yellow", 3), ("绿", "green", 17), ("白", "white", 5))
 VEHICLE_TYPES = ("小型轿车", "小型普通客车", "中型厢式货车", "小型越野客车")
@@ -101,10 +100,6 @@ class Synth:
         """A licence-style model: brand + 牌 + type code (别克牌SGM7151LAAA)."""
         brand, code = self.choice(BRANDS)
         return f"{brand}牌{code}"
-
-    def car_model(self) -> tuple[str, str]:
-        """(model name, model year) as car recognisers answer."""
-        return self.choice(CAR_MODELS), str(self.rng.randint(2008, 2024))
 
     def color(self) -> str:
         return self.choice(COLORS_CN)
