@@ -20,11 +20,15 @@ class ErrorCount:
 
 
 def status_counts(session: Session, batch_id: int | None = None) -> dict[str, int]:
-    query = select(Job.status, func.count()).group_by(Job.status)
-    if batch_id is not None:
-        query = query.where(Job.batch_id == batch_id)
+    """status -> jobs (every status, zeros included), for one batch or all."""
+    return totals(counts_by_provider(session, batch_id))
+
+
+def totals(by_provider: dict[str, dict[str, int]]) -> dict[str, int]:
     counts = {status.value: 0 for status in JobStatus}
-    counts.update({status: int(n) for status, n in session.execute(query)})
+    for per_status in by_provider.values():
+        for status, n in per_status.items():
+            counts[status] += n
     return counts
 
 
@@ -58,13 +62,12 @@ def invalid_files(session: Session, batch_id: int, limit: int = 50) -> list[tupl
     return [(uri, msg or "") for uri, msg in rows]
 
 
-def counts_by_provider(session: Session, batch_id: int) -> dict[str, dict[str, int]]:
-    """provider -> status -> jobs, for one batch."""
-    rows = session.execute(
-        select(Job.provider, Job.status, func.count())
-        .where(Job.batch_id == batch_id)
-        .group_by(Job.provider, Job.status)
-    )
+def counts_by_provider(session: Session, batch_id: int | None = None) -> dict[str, dict[str, int]]:
+    """provider -> status -> jobs (every status, zeros included), for one batch or all."""
+    query = select(Job.provider, Job.status, func.count()).group_by(Job.provider, Job.status)
+    if batch_id is not None:
+        query = query.where(Job.batch_id == batch_id)
+    rows = session.execute(query)
     table: dict[str, dict[str, int]] = {}
     for provider, status, n in rows:
         table.setdefault(provider, {s.value: 0 for s in JobStatus})[status] = int(n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Annotated
@@ -98,12 +99,14 @@ def _follow_and_report(batch_id: int, *, as_json: bool, concurrency: int) -> Non
     rt = get_runtime()
     celery = make_app(settings)
     try:
-        with _progress(as_json) as update:
-            if settings.broker_url is None:
-                with embedded_worker(celery, concurrency=concurrency):
-                    result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
-            else:
-                result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
+        # No broker configured: a real Celery worker in this process does the work.
+        workers = (
+            embedded_worker(celery, concurrency=concurrency)
+            if settings.broker_url is None
+            else contextlib.nullcontext()
+        )
+        with _progress(as_json) as update, workers:
+            result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
     finally:
         shutdown_runtime()
     if as_json:

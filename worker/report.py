@@ -7,10 +7,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 
 from models import reports
-from models.core import Job
 from models.db import make_engine, make_sessions, transaction
 from worker.config import Settings
 from worker.runner import Summary
@@ -83,16 +81,13 @@ def print_status(console: Console, settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
         with transaction(make_sessions(engine)) as session:
-            rows = session.execute(
-                select(Job.provider, Job.status, func.count())
-                .group_by(Job.provider, Job.status)
-                .order_by(Job.provider, Job.status)
-            )
             table = Table(title="jobs by provider and status")
             for column in ("provider", "status", "jobs"):
                 table.add_column(column)
-            for provider, status, n in rows:
-                table.add_row(provider, status, str(n))
+            for provider, counts in reports.counts_by_provider(session).items():
+                for status, n in counts.items():
+                    if n:
+                        table.add_row(provider, status, str(n))
             console.print(table)
             for state in reports.open_circuits(session, datetime.now(UTC)):
                 console.print(

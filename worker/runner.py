@@ -36,12 +36,16 @@ ACTIVE = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING)
 @dataclass
 class Summary:
     batch_id: int
-    counts: dict[str, int]
+    by_provider: dict[str, dict[str, int]]  # provider -> status -> jobs
+    blocked: list[ProviderState] = field(default_factory=list)  # providers with open circuits
     errors: list[reports.ErrorCount] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
-    blocked: list[ProviderState] = field(default_factory=list)  # providers with open circuits
-    by_provider: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """status -> jobs over all providers."""
+        return reports.totals(self.by_provider)
 
     @property
     def total(self) -> int:
@@ -96,18 +100,21 @@ def submit(
         return batch.id
 
 
-def summary(sessions: sessionmaker[Session], batch_id: int) -> Summary:
+def summary(sessions: sessionmaker[Session], batch_id: int, *, detail: bool = True) -> Summary:
+    """Where a batch stands; with ``detail``, also its commonest errors and invalid files
+    (left out while polling for progress)."""
     now = datetime.now(UTC)
     with transaction(sessions) as session:
         by_provider = reports.counts_by_provider(session, batch_id)
-        return Summary(
+        result = Summary(
             batch_id=batch_id,
-            counts=reports.status_counts(session, batch_id),
             by_provider=by_provider,
-            errors=reports.common_errors(session, batch_id),
-            invalid=reports.invalid_files(session, batch_id),
             blocked=[s for s in reports.open_circuits(session, now) if s.provider in by_provider],
         )
+        if detail:
+            result.errors = reports.common_errors(session, batch_id)
+            result.invalid = reports.invalid_files(session, batch_id)
+        return result
 
 
 def follow(
@@ -129,10 +136,11 @@ def follow(
         if time.monotonic() - last_reconcile > 5:
             reconcile_once(sessions, settings)
             last_reconcile = time.monotonic()
-        result = summary(sessions, batch_id)
+        progress = summary(sessions, batch_id, detail=False)
         if on_progress:
-            on_progress(result.counts)
-        if result.complete or result.stalled:
+            on_progress(progress.counts)
+        if progress.complete or progress.stalled:
+            result = summary(sessions, batch_id)
             result.seconds = time.monotonic() - started
             return result
         if timeout is not None and time.monotonic() - started > timeout:
