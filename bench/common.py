@@ -41,7 +41,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from models import migrate
-from worker.config import Settings
+from worker.config import settings_from_env
 from worker.demo import demo_credentials, simulator_urls
 from worker.samples import vehicle_photo
 
@@ -406,20 +406,6 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 # -- a vrec batch, end to end -------------------------------------------------------------
-
-
-def settings_from_env(env: dict[str, str]) -> Settings:
-    """The Settings the workers will read from ``env`` (for this process's dispatcher)."""
-    data: dict[str, Any] = {}
-    for key, value in env.items():
-        if not key.startswith("VREC_"):
-            continue
-        parts = key.removeprefix("VREC_").lower().split("__")
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return Settings.model_validate(data)
 
 
 @dataclass

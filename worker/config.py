@@ -17,8 +17,10 @@ environment configures both sides of a loopback test.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -144,3 +146,19 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The settings a process started with environment ``env`` would read (its VREC_*
+    variables, nested on ``__``; JSON for lists, tuples and mappings, as pydantic-settings
+    reads them), for a parent that configures children (demo, bench)."""
+    data: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("VREC_"):
+            continue
+        *path, leaf = key.removeprefix("VREC_").lower().split("__")
+        node = data
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = json.loads(value) if value.lstrip()[:1] in ("[", "{") else value
+    return Settings.model_validate(data)

@@ -15,12 +15,11 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from worker.config import Settings
+from worker.config import settings_from_env
 from worker.providers.registry import names
 from worker.samples import write_demo_set
 from worker.simulator.server import SimulatorThread
@@ -75,7 +74,7 @@ def run_demo(workdir: str = ".demo") -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
     env.update(demo_credentials())
     env["VREC_DATABASE_URL"] = f"sqlite:///{db}"
-    sim_settings = Settings.model_validate(_nested(env))
+    sim_settings = settings_from_env(env)
     with SimulatorThread(sim_settings) as sim:
         env.update(simulator_urls(sim.base_url))
         table = Table(title=f"sample images in {images}", title_justify="left")
@@ -95,20 +94,6 @@ def run_demo(workdir: str = ".demo") -> int:
         return code
     _show_queries(console, db)
     return 0
-
-
-def _nested(env: dict[str, str]) -> dict[str, Any]:
-    """VREC_* variables as the nested dict Settings validates (for the in-process simulator)."""
-    data: dict[str, Any] = {}
-    for key, value in env.items():
-        if not key.startswith("VREC_"):
-            continue
-        parts = key.removeprefix("VREC_").lower().split("__")
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return data
 
 
 def _show_queries(console: Console, db: Path) -> None:
