@@ -184,6 +184,22 @@ def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
     asyncio.run(main())
 
 
+def test_many_concurrent_callers_on_one_client_all_get_a_slot(backend: Backend) -> None:
+    # One worker process keeps hundreds of calls waiting at once (threads x chunk). The
+    # Redis client must queue them for a connection, not fail them: redis-py's asyncio
+    # pool raised MaxConnectionsError past 100, and those jobs were given back for 5 s.
+    callers = 300
+
+    async def main() -> None:
+        async with backend.open() as limiter:
+            waits = await asyncio.gather(
+                *(limiter.acquire("k", 100_000.0, max_wait=30) for _ in range(callers))
+            )
+            assert len(waits) == callers
+
+    asyncio.run(main())
+
+
 def test_max_wait_zero_takes_only_a_free_slot(backend: Backend) -> None:
     async def main() -> None:
         async with backend.open() as limiter:

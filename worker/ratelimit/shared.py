@@ -63,6 +63,13 @@ else
 end
 """
 
+# One process keeps hundreds of acquires outstanding (task threads x jobs per message) and
+# redis-py needs a connection per outstanding command: its default asyncio pool fails the
+# 101st with MaxConnectionsError, so callers queue for one of a blocking pool's instead
+# (time before the script runs is not lateness, see RedisLimiter.acquire).
+POOL_CONNECTIONS = 32
+POOL_TIMEOUT_SECONDS = 10.0  # then ConnectionError: the caller treats the limiter as down
+
 
 class RedisLimiter:
     """The limiter shared by every process on every machine, through one Redis.
@@ -82,7 +89,10 @@ class RedisLimiter:
         self.margin = margin
         self.aimd = aimd or Aimd()
         self.prefix = prefix
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(url)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_CONNECTIONS, timeout=POOL_TIMEOUT_SECONDS
+        )
+        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # closes the pool too
         # redis-py sends EVALSHA and loads the script once per server on NOSCRIPT.
         self._script = self._redis.register_script(_SCRIPT)
         # Penalty state must outlive its recovery, whoever is idle meanwhile.
