@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.core import Attempt, Image, Job, JobStatus, ProviderState, Result
@@ -128,44 +128,105 @@ def finish(
     worker: str | None = None,
 ) -> str | None:
     """Write attempt, result, readings and the job's next status; None if the lease was lost."""
-    mine = (
-        Job.id == claimed.job_id,
-        Job.status == JobStatus.RUNNING,
-        Job.lease_owner == claimed.owner,
-    )
-    conn = session.connection()
-    held = conn.execute(select(Job.attempts, Job.retries).where(*mine)).one_or_none()
-    if held is None:
-        return None
-    attempts, retries = held
-    if run.call is not None:
-        attempts += 1
-    values = _next_state(session, claimed, run, attempts, retries, settings, now)
-    # Guarded again: the reconciler may have taken the lease back since the SELECT.
-    if conn.execute(update(Job).where(*mine).values(**values).returning(Job.id)).first() is None:
-        return None
+    return finish_many(session, [(claimed, run)], settings=settings, now=now, worker=worker)[0]
 
-    if run.call is not None:
-        conn.execute(insert(Attempt), [_attempt_row(claimed, run, attempts, worker)])
-    if run.answer is not None:
-        result_id = conn.execute(
-            insert(Result).returning(Result.id),
-            [
-                {
-                    "job_id": claimed.job_id,
-                    "image_id": claimed.image_id,
-                    "provider": claimed.provider,
-                    "outcome": run.answer.outcome.value,
-                    "raw": run.answer.raw,
-                    "warnings": list(run.answer.warnings),
-                    "created_at": now,
-                }
-            ],
-        ).scalar_one()
-        _insert_readings(session, claimed, run, result_id)
-    if run.source is not None and claimed.sha256 is None:
-        _record_source(session, claimed.image_id, run)
-    return str(values["status"])
+
+def finish_many(
+    session: Session,
+    done: Sequence[tuple[ClaimedJob, JobRun]],
+    *,
+    settings: Settings,
+    now: datetime,
+    worker: str | None = None,
+) -> list[str | None]:
+    """:func:`finish` for a chunk of jobs: each job's next status, None where the lease was
+    lost. One statement per table for the whole chunk, not per job (per-statement CPU is
+    what limits a worker when the vendor is fast)."""
+    if not done:
+        return []
+    conn = session.connection()
+    # Locked until commit, so the reconciler cannot take a lease back between this read and
+    # the updates below (SQLite: the transaction already holds the write lock).
+    held = {
+        job_id: (attempts, retries, owner)
+        for job_id, attempts, retries, owner in conn.execute(
+            select(Job.id, Job.attempts, Job.retries, Job.lease_owner)
+            .where(Job.id.in_([c.job_id for c, _ in done]), Job.status == JobStatus.RUNNING)
+            .order_by(Job.id)
+            .with_for_update()
+        )
+    }
+    mine: list[tuple[ClaimedJob, JobRun, int]] = []
+    statuses: list[str | None] = []
+    updates: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for claimed, run in done:
+        attempts, retries, owner = held.get(claimed.job_id, (0, 0, None))
+        if owner != claimed.owner:
+            statuses.append(None)
+            continue
+        attempts += run.call is not None
+        values = _next_state(session, claimed, run, attempts, retries, settings, now)
+        updates.setdefault(frozenset(values), []).append({"b_id": claimed.job_id, **values})
+        mine.append((claimed, run, attempts))
+        statuses.append(str(values["status"]))
+    for rows in updates.values():  # one executemany per shape; usually one shape per chunk
+        conn.execute(_UPDATE_JOB, rows)
+    _insert_attempts(conn, mine, worker)
+    _insert_results(conn, [(c, r) for c, r, _ in mine if r.answer is not None], now)
+    for claimed, run, _ in mine:
+        if run.source is not None and claimed.sha256 is None:
+            _record_source(session, claimed.image_id, run)
+    return statuses
+
+
+_UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
+
+
+def _insert_attempts(
+    conn: Connection, mine: Sequence[tuple[ClaimedJob, JobRun, int]], worker: str | None
+) -> None:
+    rows = [_attempt_row(c, r, n, worker) for c, r, n in mine if r.call is not None]
+    if rows:
+        conn.execute(insert(Attempt), rows)
+
+
+def _insert_results(
+    conn: Connection, answered: Sequence[tuple[ClaimedJob, JobRun]], now: datetime
+) -> None:
+    """Results, then every reading with its result's id."""
+    if not answered:
+        return
+    rows = []
+    for claimed, run in answered:
+        assert run.answer is not None
+        rows.append(
+            {
+                "job_id": claimed.job_id,
+                "image_id": claimed.image_id,
+                "provider": claimed.provider,
+                "outcome": run.answer.outcome.value,
+                "raw": run.answer.raw,
+                "warnings": list(run.answer.warnings),
+                "created_at": now,
+            }
+        )
+    ids = conn.execute(
+        insert(Result).returning(Result.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    by_table: dict[type[Any], list[dict[str, Any]]] = {}
+    for (claimed, run), result_id in zip(answered, ids, strict=True):
+        assert run.answer is not None
+        keys = {
+            "result_id": result_id,
+            "job_id": claimed.job_id,
+            "image_id": claimed.image_id,
+            "provider": claimed.provider,
+        }
+        for reading in run.answer.readings:
+            table = _READING_TABLES[type(reading)]
+            by_table.setdefault(table, []).append({**asdict(reading), **keys})
+    for table, readings in by_table.items():
+        conn.execute(insert(table), readings)
 
 
 def _next_state(
@@ -218,21 +279,6 @@ def open_circuit(
     state.error_code = error.vendor_code
     state.error_message = error.message
     session.flush()
-
-
-def _insert_readings(session: Session, claimed: ClaimedJob, run: JobRun, result_id: int) -> None:
-    assert run.answer is not None
-    keys = {
-        "result_id": result_id,
-        "job_id": claimed.job_id,
-        "image_id": claimed.image_id,
-        "provider": claimed.provider,
-    }
-    by_table: dict[type[Any], list[dict[str, Any]]] = {}
-    for reading in run.answer.readings:
-        by_table.setdefault(_READING_TABLES[type(reading)], []).append({**asdict(reading), **keys})
-    for table, rows in by_table.items():
-        session.connection().execute(insert(table), rows)
 
 
 def _attempt_row(

@@ -40,9 +40,11 @@ def process_jobs(job_ids: list[int]) -> dict[str, int]:
         specs, run=rt.run, session=rt.http, limiter=rt.limiter, settings=rt.settings
     )
     with transaction(rt.sessions) as session:
-        now = datetime.now(UTC)
-        statuses = [
-            jobs.finish(session, c, r, settings=rt.settings, now=now, worker=rt.worker_id)
-            for c, r in zip(claimed, runs, strict=True)
-        ]
+        statuses = jobs.finish_many(
+            session,
+            list(zip(claimed, runs, strict=True)),
+            settings=rt.settings,
+            now=datetime.now(UTC),
+            worker=rt.worker_id,
+        )
     return dict(Counter(str(s) for s in statuses))

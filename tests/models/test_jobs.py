@@ -227,3 +227,53 @@ def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> 
     with transaction(sessions) as s:
         assert jobs.claim_many(s, more, owner="w", now=NOW, lease_seconds=60) == []
         assert {s.get_one(Job, i).status for i in more} == {"pending"}  # back, not stuck
+
+
+def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
+    sessions: sessionmaker[Session],
+) -> None:
+    ids = _batch(sessions, 5)
+    with transaction(sessions) as s:
+        queue.mark_queued(s, P, 5, NOW)
+        claimed = jobs.claim_many(s, ids, owner="w", now=NOW, lease_seconds=60)
+    with transaction(sessions) as s:  # job 4's lease is taken back and given to another worker
+        s.get_one(Job, ids[4]).lease_owner = "thief"
+
+    def plate(no: str) -> VehicleLicenseReading:
+        return VehicleLicenseReading(side="FRONT", plate_no=no)
+
+    answers = [VendorAnswer(Outcome.SUCCEEDED, {"n": i}, [plate(f"沪A0000{i}")]) for i in range(2)]
+    runs = [
+        JobRun(answer=answers[0], call=_call()),
+        JobRun(answer=answers[1], call=_call()),
+        JobRun(error=ServerError("HTTP 502", provider=P, http_status=502), call=_call(False)),
+        JobRun(error=InvalidImage("truncated JPEG")),
+        JobRun(answer=VendorAnswer(Outcome.NO_RESULT, {}), call=_call()),
+    ]
+    with transaction(sessions) as s:
+        statuses = jobs.finish_many(
+            s, list(zip(claimed, runs, strict=True)), settings=Settings(), now=NOW, worker="w"
+        )
+    assert statuses == ["succeeded", "succeeded", "pending", "invalid_image", None]
+
+    with transaction(sessions) as s:
+        got = {j.id: (j.status, j.attempts, j.lease_owner) for j in s.scalars(select(Job))}
+        assert got == {
+            ids[0]: ("succeeded", 1, None),
+            ids[1]: ("succeeded", 1, None),
+            ids[2]: ("pending", 1, None),
+            ids[3]: ("invalid_image", 0, None),
+            ids[4]: ("running", 0, "thief"),
+        }
+        assert s.get_one(Job, ids[2]).last_error_message == "HTTP 502"
+        # Each reading points at its own job's result, in order.
+        pairs = s.execute(
+            select(Result.job_id, Result.raw, VehicleLicense.plate_no)
+            .join(VehicleLicense, VehicleLicense.result_id == Result.id)
+            .order_by(Result.job_id)
+        ).all()
+        assert [tuple(p) for p in pairs] == [
+            (ids[0], {"n": 0}, "沪A00000"),
+            (ids[1], {"n": 1}, "沪A00001"),
+        ]
+        assert sorted(s.scalars(select(Attempt.job_id))) == ids[:3]
