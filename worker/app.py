@@ -11,7 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
+from celery.concurrency.thread import TaskPool as ThreadPool
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from worker.config import Settings, get_settings
 from worker.runtime import get_runtime, shutdown_runtime
@@ -80,6 +86,14 @@ app.config_from_object(_LazyConfig())
 @worker_process_init.connect
 def _build_runtime(**_: Any) -> None:
     get_runtime()  # each prefork child builds its own loop, session, engine and limiter
+
+
+@worker_ready.connect
+def _build_runtime_for_threads(sender: Any = None, **_: Any) -> None:
+    # The threads pool runs tasks in this process and sends no worker_process_init: build
+    # the runtime now rather than inside the first task (and its timing).
+    if isinstance(getattr(sender, "pool", None), ThreadPool):
+        get_runtime()
 
 
 @worker_process_shutdown.connect
