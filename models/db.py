@@ -19,7 +19,8 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
     timeout; taking the write lock up front makes concurrent worker threads queue instead.
     """
     sa_url = make_url(url)
-    if pool_size is not None:
+    in_memory = sa_url.get_backend_name() == "sqlite" and sa_url.database in (None, "", ":memory:")
+    if pool_size is not None and not in_memory:  # one connection per thread: no pool to size
         kwargs.update(pool_size=pool_size, max_overflow=max(4, pool_size // 4))
     if sa_url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
@@ -31,7 +32,7 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
     def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook below own BEGIN
         cursor = dbapi_connection.cursor()
-        if sa_url.database not in (None, "", ":memory:"):
+        if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
