@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import islice
+from itertools import count, islice
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from models.core import Batch, Image, Job, JobStatus
@@ -48,46 +49,83 @@ def create_batch(
     batch = Batch(label=label, sources=sources or [])
     session.add(batch)
     session.flush()
+    conn = session.connection()
+    ids: dict[object, int] = {}  # image key -> image id, over the whole batch
     seen: set[tuple[int, str]] = set()
-    url_images: dict[str, int] = {}
+    serial = count()
     for chunk in _chunks(entries, 500):
-        shas = {e.sha256 for e in chunk if e.sha256}
-        query = select(Image.sha256, Image.id).where(Image.sha256.in_(shas))
-        known: dict[str | None, int] = {sha: id_ for sha, id_ in session.execute(query)}
-        for entry in chunk:
-            image_id = known.get(entry.sha256) if entry.sha256 else url_images.get(entry.uri)
-            if image_id is None:
-                image = Image(
-                    sha256=entry.sha256,
-                    source_uri=entry.uri,
-                    bytes=entry.size,
-                    width=entry.width,
-                    height=entry.height,
-                    format=entry.format,
-                )
-                session.add(image)
-                session.flush()
-                image_id = image.id
-                if entry.sha256:
-                    known[entry.sha256] = image_id
-                elif entry.error is None:
-                    url_images[entry.uri] = image_id
+        shas = [e.sha256 for e in chunk if e.sha256 and e.sha256 not in ids]
+        if shas:
+            known = conn.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
+            ids.update({sha: image_id for sha, image_id in known})
+        keys = [_image_key(entry, next(serial)) for entry in chunk]
+        ids.update(_insert_images(conn, chunk, keys, ids))
+        jobs = []
+        for entry, key in zip(chunk, keys, strict=True):
             for provider, job_options in options.items():
-                if (image_id, provider) in seen:
+                if (ids[key], provider) in seen:
                     continue
-                seen.add((image_id, provider))
-                job = Job(
-                    batch_id=batch.id,
-                    image_id=image_id,
-                    provider=provider,
-                    options=dict(job_options),
-                    status=JobStatus.PENDING,
-                )
-                if entry.error is not None:
-                    job.status = JobStatus.INVALID_IMAGE
-                    job.last_error_category = "invalid_image"
-                    job.last_error_message = entry.error
-                    job.finished_at = batch.created_at
-                session.add(job)
-    session.flush()
+                seen.add((ids[key], provider))
+                jobs.append(_job_row(batch, ids[key], provider, job_options, entry.error))
+        if jobs:
+            conn.execute(insert(Job), jobs)
     return batch
+
+
+def _image_key(entry: SourceEntry, serial: int) -> object:
+    """What makes two entries one image: their content, else (not yet fetched) the same URL;
+    an unreadable file is an image of its own."""
+    if entry.sha256:
+        return entry.sha256
+    if entry.error is None:
+        return ("uri", entry.uri)
+    return ("unreadable", serial)
+
+
+def _insert_images(
+    conn: Connection, chunk: list[SourceEntry], keys: list[object], known: dict[object, int]
+) -> dict[object, int]:
+    """One INSERT for the chunk's images not seen before; their ids by key."""
+    new: dict[object, SourceEntry] = {}
+    for entry, key in zip(chunk, keys, strict=True):
+        if key not in known:
+            new.setdefault(key, entry)
+    if not new:
+        return {}
+    rows = [
+        {
+            "sha256": e.sha256,
+            "source_uri": e.uri,
+            "bytes": e.size,
+            "width": e.width,
+            "height": e.height,
+            "format": e.format,
+        }
+        for e in new.values()
+    ]
+    stmt = insert(Image).returning(Image.id, sort_by_parameter_order=True)
+    return dict(zip(new, conn.execute(stmt, rows).scalars(), strict=True))
+
+
+def _job_row(
+    batch: Batch, image_id: int, provider: str, options: Mapping[str, str], error: str | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "batch_id": batch.id,
+        "image_id": image_id,
+        "provider": provider,
+        "options": dict(options),
+        "status": JobStatus.PENDING,
+        # Every row has every key: an executemany INSERT takes its columns from the first.
+        "last_error_category": None,
+        "last_error_message": None,
+        "finished_at": None,
+    }
+    if error is not None:  # it could not be read: terminal at once
+        row.update(
+            status=JobStatus.INVALID_IMAGE,
+            last_error_category="invalid_image",
+            last_error_message=error,
+            finished_at=batch.created_at,
+        )
+    return row

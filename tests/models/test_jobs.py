@@ -78,6 +78,41 @@ def test_batch_dedupes_content_and_records_unreadable_files(
         )
 
 
+def test_registration_across_chunks_keeps_one_image_per_content_and_url(
+    sessions: sessionmaker[Session],
+) -> None:
+    # 1,200 entries span three of create_batch's 500-entry chunks; duplicates sit both
+    # within a chunk and across chunks, and one content is known from an earlier batch.
+    with transaction(sessions) as s:
+        create_batch(s, [SourceEntry(uri="/old/7.jpg", sha256=f"{7:064x}", size=1)], {P: {}})
+    entries = [
+        SourceEntry(uri=f"/img/{i}.jpg", sha256=f"{i % 900:064x}", size=i) for i in range(1200)
+    ]
+    entries[10] = SourceEntry(uri="https://cdn.example/a.jpg")  # URL: no content yet
+    entries[700] = SourceEntry(uri="https://cdn.example/a.jpg")  # the same URL, later chunk
+    entries[20] = SourceEntry(uri="/img/bad.jpg", error="cannot read file: EIO")
+    entries[1100] = SourceEntry(uri="/img/bad.jpg", error="cannot read file: EIO")
+    with transaction(sessions) as s:
+        batch_id = create_batch(s, entries, {P: {}, "juhe_car": {"x": "1"}}).id
+    with transaction(sessions) as s:
+        # Contents 0..899 but 700 (replaced, no twin; 10 and 20 have twins at 910 and 920),
+        # one of them the earlier batch's row; one row for the URL; one per unreadable entry.
+        assert s.scalar(select(func.count()).select_from(Image)) == 899 + 1 + 2
+        seven = s.scalars(select(Image).where(Image.sha256 == f"{7:064x}")).one()
+        assert seven.source_uri == "/old/7.jpg"  # reused, not added again
+        batch_jobs = s.scalars(select(Job).where(Job.batch_id == batch_id)).all()
+        assert len(batch_jobs) == 2 * (899 + 1 + 2)
+        assert len({(j.image_id, j.provider) for j in batch_jobs}) == len(batch_jobs)
+        assert all(j.options == {"x": "1"} for j in batch_jobs if j.provider == "juhe_car")
+        counts = reports.status_counts(s, batch_id)
+        assert (counts["pending"], counts["invalid_image"]) == (2 * 900, 2 * 2)
+        bad = [j for j in batch_jobs if j.status == "invalid_image"]
+        assert {j.last_error_message for j in bad} == {"cannot read file: EIO"}
+        assert all(j.finished_at is not None for j in bad)
+        good = [j for j in batch_jobs if j.status == "pending"]
+        assert all(j.finished_at is None and j.last_error_message is None for j in good)
+
+
 def test_success_writes_result_readings_attempt_and_status_in_one_go(
     sessions: sessionmaker[Session],
 ) -> None:
