@@ -380,6 +380,18 @@ def busiest_second(times: Sequence[float], window: float = 1.0) -> int:
     return best
 
 
+def pending_messages(client: redis.Redis, queue: str) -> int:
+    """Messages of ``queue`` not yet acked: its lists (kombu keeps one per priority step)
+    plus the transport's ``unacked`` hash (delivered to a worker, task not finished). With
+    late acks, 0 means every task has run (or failed)."""
+    waiting = sum(
+        int(client.llen(key))
+        for key in client.scan_iter(match=f"{queue}*")
+        if client.type(key) == b"list"
+    )
+    return waiting + int(client.hlen("unacked"))
+
+
 def wait_for(
     condition: Callable[[], bool], *, timeout: float, poll: float = 0.1, what: str = ""
 ) -> None:

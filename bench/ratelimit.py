@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import redis
 from celery import Celery
 
 from bench.common import (
@@ -50,6 +51,7 @@ from bench.common import (
     flush_redis,
     fresh_credentials,
     image_folder,
+    pending_messages,
     rate_figures,
     redis_url,
     run_vrec_batch,
@@ -164,6 +166,7 @@ def celery_scenario(
             with Workers(cmd, workers, env, redis_url(BASELINE_DB), tag=name) as procs:
                 print(f"[{name}] {jobs} tasks ...", flush=True)
                 app = Celery("bench-send", broker=redis_url(BASELINE_DB))
+                broker = redis.Redis.from_url(redis_url(BASELINE_DB))
                 try:
                     t0 = time.monotonic()
                     with app.producer_or_acquire() as producer:
@@ -172,13 +175,19 @@ def celery_scenario(
 
                     def done() -> bool:
                         procs.check_alive()
-                        return sim_stats(sim)["calls"] >= jobs
+                        drained = pending_messages(broker, "bench_rl") == 0  # read first
+                        if sim_stats(sim)["calls"] >= jobs:
+                            return True
+                        if drained:  # every task ran, and some made no call: they failed
+                            raise RuntimeError(f"{name}: tasks failed\n{procs.logs()}")
+                        return False
 
                     # Each task makes exactly one call (no retries): done at `jobs` arrivals.
                     wait_for(done, timeout=jobs / limit * 3 + 120, poll=0.2, what=name)
                     wall = time.monotonic() - t0
                     time.sleep(max(latency) / 1000 + 0.5)  # let the last answers go out
                 finally:
+                    broker.close()
                     app.close()
             stats = sim_stats(sim, arrivals=True)
             if dump:

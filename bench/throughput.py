@@ -42,6 +42,7 @@ from bench.common import (
     flush_redis,
     fresh_credentials,
     image_folder,
+    pending_messages,
     redis_url,
     run_vrec_batch,
     sim_stats,
@@ -59,17 +60,6 @@ from worker.app import QUEUE
 TARGET_RATIO = 0.25
 
 
-def pending_messages(client: redis.Redis) -> int:
-    """Messages not yet acked: the queue's lists (kombu keeps one per priority step) plus
-    the transport's ``unacked`` hash (delivered to a worker, task not finished)."""
-    waiting = sum(
-        int(client.llen(key))
-        for key in client.scan_iter(match=f"{QUEUE}*")
-        if client.type(key) == b"list"
-    )
-    return waiting + int(client.hlen("unacked"))
-
-
 def noop_rate(n: int, workers: Workers) -> tuple[float, float]:
     """(tasks/s, seconds) for ``n`` no-op tasks through the running workers."""
     app = Celery("bench-noop", broker=redis_url(BROKER_DB))
@@ -82,7 +72,7 @@ def noop_rate(n: int, workers: Workers) -> tuple[float, float]:
 
         def drained() -> bool:
             workers.check_alive()
-            return pending_messages(client) == 0
+            return pending_messages(client, QUEUE) == 0
 
         wait_for(drained, timeout=n / 10 + 60, poll=0.005, what="no-op tasks")
         seconds = time.monotonic() - t0
