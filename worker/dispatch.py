@@ -33,8 +33,11 @@ def chunk(rate: float, settings: Settings) -> int:
 
 
 def window(rate: float, settings: Settings) -> int:
-    """Jobs queued or running at once for a provider at ``rate``."""
-    return max(MIN_WINDOW, math.ceil(rate * settings.window_seconds))
+    """Jobs queued or running at once for a provider at ``rate``: ``window_seconds`` of
+    calls, but never more than the limiter would let wait (``limiter_max_wait_seconds``);
+    a deeper window's tail would only be handed back by the limiter and dispatched again."""
+    seconds = min(settings.window_seconds, settings.limiter_max_wait_seconds)
+    return max(MIN_WINDOW, math.ceil(rate * seconds))
 
 
 def dispatch_once(
