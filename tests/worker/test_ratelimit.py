@@ -23,6 +23,7 @@ from tests.worker.ratelimit_support import (
 )
 from worker.errors import LimiterBusy
 from worker.ratelimit import Aimd, LocalLimiter, RedisLimiter, make_limiter
+from worker.ratelimit.shared import OffsetBound
 
 KINDS = ["local", pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -378,3 +379,21 @@ def test_make_limiter_picks_redis_only_with_a_url() -> None:
         await shared.aclose()
 
     asyncio.run(main())
+
+
+def test_the_clock_offset_bound_follows_a_clock_stepping_back() -> None:
+    # Samples are (our wall clock at sending) - (Redis's TIME); the bound is the largest
+    # recent one. Our clock steps back 50 ms at t=5: within two 10 s buckets the bound
+    # follows, where an all-time maximum would under-count every transit by 50 ms forever.
+    bound = OffsetBound(bucket=10.0)
+    bound.add(0.250, now=0.0)
+    bound.add(0.252, now=1.0)  # a faster request gives a larger sample, a tighter bound
+    assert bound.value == 0.252
+    bound.add(0.200, now=5.0)
+    assert bound.value == 0.252  # still counted: the estimate over-counts, never under-
+    bound.add(0.200, now=12.0)  # a new bucket; the last one still counts
+    assert bound.value == 0.252
+    bound.add(0.201, now=23.0)
+    assert bound.value == 0.201
+    bound.add(0.150, now=100.0)  # after an idle spell nothing old is kept
+    assert bound.value == 0.150

@@ -49,16 +49,18 @@ runs and sleeps until ``reply + wait`` (never early). Its lateness is the sleep'
 plus the reply's transit from the script to the caller, since a reply that sat unread on a
 blocked loop makes ``reply`` itself late. The script returns its ``TIME``; the transit is
 ``(wall clock at reply) - TIME`` less the clocks' offset, which is bounded by the largest
-``(wall clock at sending) - TIME`` seen (no request arrives before it is sent). So the
-estimate over-counts by the fastest request's transit (microseconds on loopback) and
-never under-counts, even at start-up when every round trip is slow. Time spent *before*
-the script (the pool, a new connection, a busy loop sending the request) is not lateness:
-the slot is reserved when the script runs. (A first version charged the whole round trip
-instead, and forfeited every slot of the first 13 s of a 4-process start-up, where round
-trips took 100-300 ms; one that trusted the smallest recent reply transit was fooled at
-start-up, when every reply is slow.) Consequence: a Redis whose round trip exceeds
-``margin / 2`` (15 ms by default) makes every caller late; raise the margin for such a
-deployment (the jitter budget must cover that transit's variation anyway).
+``(wall clock at sending) - TIME`` seen in the last 10-20 s (no request arrives before it
+is sent; older samples are dropped so that a clock drifting or stepping back is followed).
+So the estimate over-counts by the fastest recent request's transit (microseconds on
+loopback) and never under-counts, even at start-up when every round trip is slow. Time
+spent *before* the script (the pool, a new connection, a busy loop sending the request)
+is not lateness: the slot is reserved when the script runs. (A first version charged the
+whole round trip instead, and forfeited every slot of the first 13 s of a 4-process
+start-up, where round trips took 100-300 ms; one that trusted the smallest recent reply
+transit was fooled at start-up, when every reply is slow.) Consequence: a Redis whose
+round trip exceeds ``margin / 2`` (15 ms by default) makes every caller late; raise the
+margin for such a deployment (the jitter budget must cover that transit's variation
+anyway).
 ``margin`` 0 has no budget and no check.
 
 Why not a sliding window of reserved slot times (at most N in any ``(t - W, t]``,

@@ -71,6 +71,34 @@ POOL_CONNECTIONS = 32
 POOL_TIMEOUT_SECONDS = 10.0  # then ConnectionError: the caller treats the limiter as down
 
 
+class OffsetBound:
+    """A lower bound on (our wall clock) - (Redis's clock), from recent requests only.
+
+    A request gives ``(wall clock at sending) - (TIME in the script)``, never more than the
+    offset, as no request arrives before it is sent; the largest is the tightest bound. Only
+    samples of the last one or two ``bucket`` seconds count, so the bound follows a clock
+    that drifts or steps back: a stale, larger sample would make replies' transits look
+    shorter than they were, and late callers look on time.
+    """
+
+    def __init__(self, bucket: float = 10.0) -> None:
+        self.bucket = bucket
+        self._started = -math.inf  # monotonic start of the current bucket
+        self._current = -math.inf
+        self._previous = -math.inf
+
+    def add(self, sample: float, now: float) -> None:
+        if now - self._started >= self.bucket:
+            adjacent = now - self._started < 2 * self.bucket
+            self._previous = self._current if adjacent else -math.inf
+            self._current, self._started = -math.inf, now
+        self._current = max(self._current, sample)
+
+    @property
+    def value(self) -> float:
+        return max(self._current, self._previous)
+
+
 class RedisLimiter:
     """The limiter shared by every process on every machine, through one Redis.
 
@@ -98,9 +126,7 @@ class RedisLimiter:
         # Penalty state must outlive its recovery, whoever is idle meanwhile.
         self._ttl_ms = math.ceil(self.aimd.recovery_seconds * 1000) + 60_000
         self._caps = Caps()
-        # The largest (our wall clock at sending) - (Redis's TIME in the script) so far: as
-        # no request arrives before it is sent, it bounds the clocks' offset from one side.
-        self._ahead = -math.inf
+        self._offset = OffsetBound()
 
     async def _call(self, key: str, *args: Any) -> Any:
         return await self._script(
@@ -126,17 +152,17 @@ class RedisLimiter:
             if not reserved:
                 raise LimiterBusy(key, wait)
             script = int(script_us) / 1e6  # Redis's clock; ours differs by an unknown offset
-            self._ahead = max(self._ahead, sent_wall - script)
+            self._offset.add(sent_wall - script, received)
             # Count the wait from the reply, not the request: what precedes the script (a
             # new connection, the pool, NOSCRIPT and a load) can take far longer than what
             # follows it, and waking late by one reply's transit keeps the error one-sided.
             await sleep_until(received + wait)
             # Late = the sleep's overrun plus the reply's transit (it may have sat unread on
             # a blocked loop, making `received` late). The transit is bounded above, offset
-            # cancelled, by `(received - script)` less the largest `(sent - script)` seen:
+            # cancelled, by `(received - script)` less the largest recent `(sent - script)`:
             # it over-counts by the fastest request's transit, never under-counts.
             lateness = time.monotonic() - (received + wait)
-            lateness += (received_wall - script) - self._ahead
+            lateness += (received_wall - script) - self._offset.value
             if not late(lateness, self.margin):
                 return time.monotonic() - start
 
