@@ -20,7 +20,6 @@ from worker.config import AliyunPlateSettings, Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
-    ConnectionFailed,
     InvalidImage,
     JobError,
     Outcome,
@@ -28,7 +27,6 @@ from worker.errors import (
     RateLimited,
     ServerError,
     VendorRejectedImage,
-    VendorTimeout,
 )
 from worker.providers.aliyun_codes import GATEWAY_ERRORS, RET_CODES
 from worker.providers.aliyun_plate import AliyunPlate
@@ -223,32 +221,6 @@ def test_rate_limited_by_real_throttling() -> None:
         assert result.request_id
         assert not result.billed
     assert sum(isinstance(r, VendorAnswer) for r in results) == 10 - len(limited)
-
-
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("5xx", ServerError),
-        ("timeout", VendorTimeout),
-        ("reset", ConnectionFailed),
-        ("malformed", BadResponse),
-        ("error200", ServerError),
-    ],
-)
-def test_transient_faults(fault: str, error: type[JobError]) -> None:
-    settings = make_settings(fault_rate=1.0, faults=[fault])
-    result = one(lambda lb: lb.call(prepared(), timeout=0.5), settings)
-    assert isinstance(result, error), result
-    assert result.outcome is Outcome.TRANSIENT
-    assert result.retryable
-    if fault == "error200":
-        assert result.vendor_code == "90"
-
-
-@pytest.mark.parametrize("fault", ["5xx", "error200"])
-def test_faults_by_directive(fault: str) -> None:
-    result = one(lambda lb: lb.call(prepared({"fault": fault})))
-    assert isinstance(result, ServerError), result
 
 
 def test_auth_failures() -> None:

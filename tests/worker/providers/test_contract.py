@@ -1,9 +1,14 @@
 """One contract, every provider: each adapter against its simulator over loopback reaches
 all six outcomes of design.md by the same generic means, and leaks no secret doing so.
 
+Every transport fault of :mod:`worker.simulator.faults` (5xx, timeout, reset, malformed,
+error200), injected both by the simulator's settings and by an image's directive, is a
+transient, retryable, unbilled error of its own class; error200 carries the vendor's own
+internal-error code (``INTERNAL_ERROR_CODES``, one entry per registered provider).
+
 Vendor-specific code tables are tested per provider in the neighbouring modules; here only
 mechanisms every vendor has are used: a normal image, an empty answer, undecodable bytes,
-more calls than the vendor's per-second limit, server faults, and the wrong credentials.
+more calls than the vendor's per-second limit, transport faults, and the wrong credentials.
 """
 
 from __future__ import annotations
@@ -23,11 +28,19 @@ from PIL import Image
 from worker import http
 from worker.config import Settings, get_settings
 from worker.demo import demo_credentials
-from worker.errors import JobError, Outcome
+from worker.errors import (
+    BadResponse,
+    ConnectionFailed,
+    JobError,
+    Outcome,
+    ServerError,
+    VendorTimeout,
+)
 from worker.providers.base import PreparedImage, Provider, VendorAnswer
 from worker.providers.registry import get_provider, names
 from worker.samples import vehicle_photo
 from worker.simulator.directives import make_image
+from worker.simulator.faults import FAULTS
 from worker.simulator.server import point_at, run_simulator
 
 # Variants with other request shapes or auth schemes, where the provider has them.
@@ -44,6 +57,25 @@ VARIANTS: dict[str, dict[str, str]] = {
 CASES: list[tuple[str, dict[str, str]]] = [(name, {}) for name in names()]
 CASES += [(name, env) for name, env in VARIANTS.items() if name in names()]
 LIMIT = 2  # the simulator's per-second limit in this test
+
+# The error each transport fault must become, and each vendor's own internal-error code,
+# as its simulator answers the "error200" fault.
+FAULT_ERRORS: dict[str, type[JobError]] = {
+    "5xx": ServerError,
+    "timeout": VendorTimeout,
+    "reset": ConnectionFailed,
+    "malformed": BadResponse,
+    "error200": ServerError,
+}
+INTERNAL_ERROR_CODES: dict[str, str] = {
+    "tencent_vehicle_license": "InternalError",
+    "tianapi_plate": "100",
+    "aliyun_plate": "90",
+    "juhe_car": "10014",
+    "juhe_plate": "10014",
+}
+FAULT_TIMEOUT = 0.5  # the client's timeout with faults: "timeout" answers far later
+WAYS = ("directive", "settings")  # an image's {"fault": ...}, the simulator's fault_rate
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, extra: Mapping[str, str]) -> Settings:
@@ -63,6 +95,23 @@ def _secrets(settings: Settings, name: str) -> list[str]:
     return [v.get_secret_value() for v in block.values() if hasattr(v, "get_secret_value")]
 
 
+def _with_simulator(settings: Settings, **knobs: Any) -> Settings:
+    """A copy of ``settings`` with some of its simulator's knobs changed."""
+    return settings.model_copy(update={"simulator": settings.simulator.model_copy(update=knobs)})
+
+
+def _assert_no_secret(
+    name: str, results: list[VendorAnswer | JobError], secrets: list[str]
+) -> None:
+    """Nothing a vendor call produced carries a credential: messages, raw answers, codes."""
+    for result in results:
+        text = json.dumps(result.raw, ensure_ascii=False, default=str)
+        if isinstance(result, JobError):
+            text += str(result) + repr(result.args) + str(result.vendor_code)
+        for secret in secrets:
+            assert secret not in text, f"{name} leaks a credential"
+
+
 def _image(data: bytes) -> PreparedImage:
     with Image.open(io.BytesIO(data)) as im:
         fmt, (w, h) = im.format or "PNG", im.size
@@ -75,11 +124,14 @@ def _garbage() -> PreparedImage:
 
 
 async def _call(
-    provider: Provider, session: aiohttp.ClientSession, image: PreparedImage
+    provider: Provider,
+    session: aiohttp.ClientSession,
+    image: PreparedImage,
+    timeout: float = 5,  # noqa: ASYNC109 - the provider's timeout setting
 ) -> VendorAnswer | JobError:
     request = provider.build_request(image, {})
     try:
-        response = await http.send(session, request, provider=provider.name, timeout=5)
+        response = await http.send(session, request, provider=provider.name, timeout=timeout)
         return provider.parse_response(response)
     except JobError as exc:
         return exc
@@ -106,9 +158,7 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
     name, settings, wrong = case
     # A second simulator with a low per-second limit takes the burst; the first keeps the
     # vendor's own limit, which six calls in a row stay under.
-    limited = settings.model_copy(
-        update={"simulator": settings.simulator.model_copy(update={"limits": {name: LIMIT}})}
-    )
+    limited = _with_simulator(settings, limits={name: LIMIT})
 
     async def scenario() -> dict[str, list[VendorAnswer | JobError]]:
         async with (
@@ -154,15 +204,67 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
     assert Outcome.RATE_LIMITED in burst
     assert set(burst) <= {Outcome.SUCCEEDED, Outcome.RATE_LIMITED}
 
-    # Nothing a vendor call produced carries a credential: messages, raw answers, codes.
-    secrets = _secrets(settings, name) + _secrets(wrong, name)
-    for results in seen.values():
-        for result in results:
-            text = json.dumps(result.raw, ensure_ascii=False, default=str)
-            if isinstance(result, JobError):
-                text += str(result) + repr(result.args) + str(result.vendor_code)
-            for secret in secrets:
-                assert secret not in text, f"{name} leaks a credential"
+    everything = [result for results in seen.values() for result in results]
+    _assert_no_secret(name, everything, _secrets(settings, name) + _secrets(wrong, name))
+
+
+def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) -> None:
+    """Each fault, by an image's directive and by the simulator's settings."""
+    name, settings, _ = case
+    assert set(FAULT_ERRORS) == set(FAULTS)
+    assert name in INTERNAL_ERROR_CODES, f"add {name}'s internal-error code to the table"
+    # Calls in a quick row: the vendor's per-second limit is not what is tested here.
+    settings = _with_simulator(settings, throttle=False)
+
+    async def scenario() -> dict[tuple[str, str], VendorAnswer | JobError]:
+        # One simulator per way, side by side, so the two timeouts are waited out together.
+        async with (
+            run_simulator(settings, providers=[name]) as (url, _),
+            run_simulator(settings, providers=[name]) as (faulty_url, faulty),
+            aiohttp.ClientSession() as session,
+        ):
+            seen: dict[tuple[str, str], VendorAnswer | JobError] = {}
+
+            async def by_directive() -> None:
+                provider = get_provider(name, point_at(settings, url, [name]))
+                images = [_image(make_image({"fault": fault})) for fault in FAULTS]
+                calls = (_call(provider, session, image, FAULT_TIMEOUT) for image in images)
+                for fault, result in zip(FAULTS, await asyncio.gather(*calls), strict=True):
+                    seen[fault, "directive"] = result
+
+            async def by_settings() -> None:
+                # The simulator reads its knobs on every call: each fault in turn, at rate 1.
+                provider = get_provider(name, point_at(settings, faulty_url, [name]))
+                for fault in FAULTS:
+                    faulty.settings = _with_simulator(settings, fault_rate=1.0, faults=[fault])
+                    image = _image(make_image())
+                    seen[fault, "settings"] = await _call(provider, session, image, FAULT_TIMEOUT)
+
+            await asyncio.gather(by_directive(), by_settings())
+            return seen
+
+    seen = asyncio.run(scenario())
+
+    def view(fault: str, result: VendorAnswer | JobError) -> tuple[Any, ...]:
+        code = result.vendor_code if fault == "error200" else None
+        return type(result), result.outcome, getattr(result, "retryable", None), result.billed, code
+
+    internal = INTERNAL_ERROR_CODES[name]
+    assert {key: view(key[0], result) for key, result in seen.items()} == {
+        (fault, way): (
+            FAULT_ERRORS[fault],
+            Outcome.TRANSIENT,
+            True,
+            False,
+            internal if fault == "error200" else None,
+        )
+        for fault in FAULTS
+        for way in WAYS
+    }
+    # A transport failure keeps the exception it was translated from (raise ... from).
+    for fault in ("timeout", "reset", "malformed"):
+        assert all(seen[fault, way].__cause__ is not None for way in WAYS), fault
+    _assert_no_secret(name, list(seen.values()), _secrets(settings, name))
 
 
 def test_every_provider_is_registered_with_its_simulator() -> None:

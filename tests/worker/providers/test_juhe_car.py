@@ -19,7 +19,6 @@ from worker.config import JuheCarSettings, Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
-    ConnectionFailed,
     InvalidImage,
     JobError,
     Outcome,
@@ -27,7 +26,6 @@ from worker.errors import (
     RateLimited,
     ServerError,
     VendorRejectedImage,
-    VendorTimeout,
 )
 from worker.providers.base import (
     CarModelCandidate,
@@ -218,29 +216,6 @@ def test_rate_limited_when_over_the_simulators_limit() -> None:
     limited = [r for r in results if isinstance(r, RateLimited)]
     assert len(limited) == 5
     assert all(r.vendor_code == "10012" and r.retryable and not r.billed for r in limited)
-
-
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("5xx", ServerError),
-        ("error200", ServerError),
-        ("malformed", BadResponse),
-        ("timeout", VendorTimeout),
-        ("reset", ConnectionFailed),
-    ],
-)
-def test_faults_are_transient(fault: str, error: type[JobError]) -> None:
-    for settings, image in (
-        (make_settings(fault_rate=1.0, faults=[fault]), prepared()),
-        (None, prepared({"fault": fault})),
-    ):
-        result = one(image, settings, timeout=0.5)
-        assert isinstance(result, error), result
-        assert result.outcome is Outcome.TRANSIENT
-        assert result.billed is False
-        if fault == "error200":
-            assert result.vendor_code == "10014"
 
 
 def test_wrong_or_unconfigured_key_is_provider_unavailable() -> None:

@@ -21,7 +21,6 @@ from worker.config import JuhePlateSettings, Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
-    ConnectionFailed,
     InvalidImage,
     JobError,
     Outcome,
@@ -30,7 +29,6 @@ from worker.errors import (
     ServerError,
     Transient,
     VendorRejectedImage,
-    VendorTimeout,
 )
 from worker.providers.base import (
     PlateReading,
@@ -251,23 +249,6 @@ def test_rate_limited_when_over_the_simulators_limit(mode: Mode) -> None:
     limited = [r for r in asyncio.run(scenario()) if isinstance(r, RateLimited)]
     assert len(limited) == 4
     assert all(r.vendor_code == "10012" and not r.billed for r in limited)
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("5xx", ServerError),
-        ("error200", ServerError),
-        ("malformed", BadResponse),
-        ("timeout", VendorTimeout),
-        ("reset", ConnectionFailed),
-    ],
-)
-def test_faults_are_transient(mode: Mode, fault: str, error: type[JobError]) -> None:
-    result = one(prepared({"fault": fault}), make_settings(mode=mode), timeout=0.5)
-    assert isinstance(result, error), result
-    assert result.outcome is Outcome.TRANSIENT
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -22,7 +22,6 @@ from tests.worker.simulator.loopback import (
 from worker.errors import (
     BadResponse,
     ConfigError,
-    ConnectionFailed,
     InvalidImage,
     JobError,
     Outcome,
@@ -30,7 +29,6 @@ from worker.errors import (
     RateLimited,
     ServerError,
     VendorRejectedImage,
-    VendorTimeout,
 )
 from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
@@ -183,38 +181,6 @@ def test_rate_limited_by_real_throttling() -> None:
     assert len(limited) == stats["throttled"] >= 5
     assert all(r.vendor_code == "RequestLimitExceeded" and r.retryable for r in limited)
     assert sum(isinstance(r, VendorAnswer) for r in results) == 15 - len(limited)
-
-
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("5xx", ServerError),
-        ("timeout", VendorTimeout),
-        ("reset", ConnectionFailed),
-        ("malformed", BadResponse),
-        ("error200", ServerError),
-    ],
-)
-def test_transient_faults(fault: str, error: type[JobError]) -> None:
-    settings = make_settings(fault_rate=1.0, faults=[fault])
-
-    async def scenario() -> Any:
-        async with loopback(settings) as lb:
-            return await lb.call(prepared(), timeout=0.5)
-
-    result = run(scenario())
-    assert isinstance(result, error), result
-    assert result.outcome is Outcome.TRANSIENT
-    assert result.retryable
-    assert result.__cause__ is not None or fault in ("5xx", "error200")
-
-
-def test_fault_by_directive() -> None:
-    async def scenario() -> Any:
-        async with loopback() as lb:
-            return await lb.call(prepared({"fault": "reset"}))
-
-    assert isinstance(run(scenario()), ConnectionFailed)
 
 
 def _auth_failures(lb: Loopback) -> list[Any]:

@@ -18,7 +18,6 @@ from worker.config import Settings, SimulatorSettings, TianapiPlateSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
-    ConnectionFailed,
     InvalidImage,
     JobError,
     Outcome,
@@ -26,7 +25,6 @@ from worker.errors import (
     RateLimited,
     ServerError,
     VendorRejectedImage,
-    VendorTimeout,
 )
 from worker.providers.base import PlateReading, PreparedImage, Provider, VendorAnswer
 from worker.providers.base import VendorResponse as Response
@@ -212,23 +210,6 @@ def test_rate_limited_by_real_throttling() -> None:
     assert len(limited) == stats["throttled"] == 5
     assert all(r.vendor_code == "130" and r.retryable and not r.billed for r in limited)
     assert sum(isinstance(r, VendorAnswer) for r in results) == 3
-
-
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("5xx", ServerError),
-        ("timeout", VendorTimeout),
-        ("reset", ConnectionFailed),
-        ("malformed", BadResponse),
-        ("error200", ServerError),
-    ],
-)
-def test_transient_faults(fault: str, error: type[JobError]) -> None:
-    result = one_call(prepared(), make_settings(fault_rate=1.0, faults=[fault]), timeout=0.5)
-    assert isinstance(result, error), result
-    assert result.outcome is Outcome.TRANSIENT
-    assert result.retryable
 
 
 @pytest.mark.parametrize(
