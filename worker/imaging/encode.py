@@ -14,6 +14,7 @@ from worker.providers.base import ImageLimits, PreparedImage
 FIRST_QUALITY = 90  # one encode at a quality that keeps plate/licence text crisp
 SHRINK_QUALITY = 75  # when pixels must go too, keep this quality for what remains
 MAX_ENCODES = 10  # hard bound on encodes per image
+CLOSE_ENOUGH = 0.85  # of the byte budget: a fitting encode this big is not improved on
 # JPEG size relative to quality 90 (libjpeg-turbo, 4:2:0), a middle of photos, noise
 # and flat scans; each encode recalibrates the absolute level. The lowest key (50) is
 # the floor: below it, text artefacts cost more than losing pixels.
@@ -64,35 +65,49 @@ def _output_format(limits: ImageLimits) -> str:
 
 
 def _encode_to_budget(im: Image.Image, limits: ImageLimits, notes: list[str]) -> PreparedImage:
-    """Encode once at FIRST_QUALITY; if over budget, step quality down, then scale down.
+    """Encode once at FIRST_QUALITY; if over budget, search quality, then scale down.
 
-    Each encode calibrates a size model (bytes per pixel at q90 times _SIZE_AT), so the
-    next candidate is the best quality predicted to fit, not a blind bisection step.
+    Each encode calibrates a size model (bytes per pixel at q90 times _SIZE_AT) on this
+    image, and the next candidate is the best quality predicted to fit between the best
+    that fitted and the lowest that did not. A result under CLOSE_ENOUGH of the budget is
+    searched upwards too: the model is a middle of images and may overshoot.
     """
     fmt = _output_format(limits)
     budget = limits.max_b64_bytes // 4 * 3  # raw bytes whose base64 fits
     if fmt != "JPEG":
         return _lossless_to_budget(im, fmt, budget, limits, notes)
     quality, size = FIRST_QUALITY, 0
+    best: bytes | None = None  # the best-quality encode that fitted, at the current size
+    fitted, over = 0, FIRST_QUALITY + 1  # qualities known to fit / to be over, this size
     for _ in range(MAX_ENCODES):
         data = _encode(im, fmt, quality)
         size = len(data)
         if size <= budget:
-            return _prepared(data, fmt, *im.size, transformed=True, notes=notes, limits=limits)
+            best, fitted = data, quality
+            if size >= budget * CLOSE_ENOUGH:
+                break
+        else:
+            over = quality
         pixels = im.width * im.height
-        bpp90 = size / pixels / _SIZE_AT[quality]  # calibrated on this image
-        lower = [q for q in _SIZE_AT if q < quality and bpp90 * _SIZE_AT[q] * pixels <= budget]
-        if lower:
-            quality = max(lower)
+        bpp90 = size / pixels / _SIZE_AT[quality]
+        candidates = [
+            q for q in _SIZE_AT if fitted < q < over and bpp90 * _SIZE_AT[q] * pixels <= budget
+        ]
+        if candidates:
+            quality = max(candidates)
             continue
+        if best is not None:
+            break
         # Not even the lowest quality fits: lose pixels instead, at SHRINK_QUALITY.
-        quality = SHRINK_QUALITY
+        quality, fitted, over = SHRINK_QUALITY, 0, FIRST_QUALITY + 1
         factor = math.sqrt(budget * 0.9 / (bpp90 * _SIZE_AT[quality] * pixels))
         new = (max(1, int(im.width * factor)), max(1, int(im.height * factor)))
         if min(new) < limits.min_side:
             break
         im = im.resize(new, Image.Resampling.LANCZOS, reducing_gap=2.0)
         notes.append(f"scaled to {new[0]}x{new[1]} to fit the byte budget")
+    if best is not None:
+        return _prepared(best, fmt, *im.size, transformed=True, notes=notes, limits=limits)
     raise InvalidImage(
         f"cannot fit within {limits.max_b64_bytes:,} bytes of base64 "
         f"(still {b64_length(size):,} at {im.width}x{im.height})"
