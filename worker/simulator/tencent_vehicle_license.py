@@ -45,7 +45,10 @@ WARN_MSGS: Final = {
     -9106: "WARN_DRIVER_LICENSE_BORDER_INCOMPLETE",
 }
 MESSAGES: Final = {
-    "AuthFailure.InvalidAuthorization": "Authorization header is not a valid TC3 signature.",
+    # Wording as real answers report it (the SDK's TencentCloudSDKError texts).
+    "AuthFailure.InvalidAuthorization": (
+        "The request `Authorization` header does not conform to tencentcloud standards."
+    ),
     "AuthFailure.SecretIdNotFound": "The SecretId is not found, please ensure it is correct.",
     "AuthFailure.SignatureExpire": "Signature expired: timestamp differs from server time.",
     "AuthFailure.SignatureFailure": "The provided credentials could not be validated.",
