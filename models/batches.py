@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import count, islice
@@ -11,6 +12,8 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from models.core import Batch, Image, Job, JobStatus
+
+ImageKey = tuple[str, str | int]  # ("sha256", hex) | ("uri", uri) | ("unreadable", serial)
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,18 @@ def create_batch(
     session.add(batch)
     session.flush()
     conn = session.connection()
-    ids: dict[object, int] = {}  # image key -> image id, over the whole batch
+    url_ids: dict[ImageKey, int] = {}  # URL images have no content yet: known by URI
     seen: set[tuple[int, str]] = set()
     serial = count()
     for chunk in _chunks(entries, 500):
-        shas = [e.sha256 for e in chunk if e.sha256 and e.sha256 not in ids]
-        if shas:
-            known = conn.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
-            ids.update({sha: image_id for sha, image_id in known})
+        # Content already stored, by this batch's earlier chunks too (same transaction).
+        shas = {e.sha256 for e in chunk if e.sha256}
+        known = conn.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
+        chunk_ids: dict[ImageKey, int] = {("sha256", sha): id_ for sha, id_ in known if sha}
+        ids = ChainMap(chunk_ids, url_ids)
         keys = [_image_key(entry, next(serial)) for entry in chunk]
-        ids.update(_insert_images(conn, chunk, keys, ids))
+        for key, image_id in _insert_images(conn, chunk, keys, ids).items():
+            (url_ids if key[0] == "uri" else chunk_ids)[key] = image_id
         jobs = []
         for entry, key in zip(chunk, keys, strict=True):
             for provider, job_options in options.items():
@@ -72,21 +77,24 @@ def create_batch(
     return batch
 
 
-def _image_key(entry: SourceEntry, serial: int) -> object:
+def _image_key(entry: SourceEntry, serial: int) -> ImageKey:
     """What makes two entries one image: their content, else (not yet fetched) the same URL;
     an unreadable file is an image of its own."""
     if entry.sha256:
-        return entry.sha256
+        return ("sha256", entry.sha256)
     if entry.error is None:
         return ("uri", entry.uri)
     return ("unreadable", serial)
 
 
 def _insert_images(
-    conn: Connection, chunk: list[SourceEntry], keys: list[object], known: dict[object, int]
-) -> dict[object, int]:
+    conn: Connection,
+    chunk: list[SourceEntry],
+    keys: list[ImageKey],
+    known: Mapping[ImageKey, int],
+) -> dict[ImageKey, int]:
     """One INSERT for the chunk's images not seen before; their ids by key."""
-    new: dict[object, SourceEntry] = {}
+    new: dict[ImageKey, SourceEntry] = {}
     for entry, key in zip(chunk, keys, strict=True):
         if key not in known:
             new.setdefault(key, entry)
