@@ -267,9 +267,9 @@ def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> 
 def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
     sessions: sessionmaker[Session],
 ) -> None:
-    ids = _batch(sessions, 5)
+    ids = _batch(sessions, 6)
     with transaction(sessions) as s:
-        queue.mark_queued(s, P, 5, NOW)
+        queue.mark_queued(s, P, 6, NOW)
         claimed = jobs.claim_many(s, ids, owner="w", now=NOW, lease_seconds=60)
     with transaction(sessions) as s:  # job 4's lease is taken back and given to another worker
         s.get_one(Job, ids[4]).lease_owner = "thief"
@@ -284,12 +284,13 @@ def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
         JobRun(error=ServerError("HTTP 502", provider=P, http_status=502), call=_call(False)),
         JobRun(error=InvalidImage("truncated JPEG")),
         JobRun(answer=VendorAnswer(Outcome.NO_RESULT, {}), call=_call()),
+        JobRun(give_back=4.0),  # the limiter had no slot soon enough: no call
     ]
     with transaction(sessions) as s:
         statuses = jobs.finish_many(
             s, list(zip(claimed, runs, strict=True)), settings=Settings(), now=NOW, worker="w"
         )
-    assert statuses == ["succeeded", "succeeded", "pending", "invalid_image", None]
+    assert statuses == ["succeeded", "succeeded", "pending", "invalid_image", None, "pending"]
 
     with transaction(sessions) as s:
         got = {j.id: (j.status, j.attempts, j.lease_owner) for j in s.scalars(select(Job))}
@@ -299,8 +300,10 @@ def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
             ids[2]: ("pending", 1, None),
             ids[3]: ("invalid_image", 0, None),
             ids[4]: ("running", 0, "thief"),
+            ids[5]: ("pending", 0, None),
         }
         assert s.get_one(Job, ids[2]).last_error_message == "HTTP 502"
+        assert s.get_one(Job, ids[5]).not_before == NOW + timedelta(seconds=4)
         # Each reading points at its own job's result, in order.
         pairs = s.execute(
             select(Result.job_id, Result.raw, VehicleLicense.plate_no)
