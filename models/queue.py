@@ -72,9 +72,14 @@ def mark_queued(session: Session, provider: str, limit: int, now: datetime) -> l
 def reconcile(session: Session, now: datetime, *, queued_timeout: float) -> int:
     """Return lost work to ``pending``: expired leases, and queued jobs whose message
     never arrived. A late duplicate message then finds the job claimed or done."""
+    lapsed = (Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    # A job whose row is locked is being finished right now (models.jobs.finish_many): skip
+    # it rather than wait for, or deadlock with, that worker. (SQLite has no row locks;
+    # its transactions take turns.)
+    free = select(Job.id).where(*lapsed).with_for_update(skip_locked=True)
     expired = session.execute(
         update(Job)
-        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+        .where(Job.id.in_(free), *lapsed)
         .values(status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
         .returning(Job.id)
     ).all()

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Attempt, Image, Job, JobStatus, Result, VehicleLicense, jobs, queue, reports
 from models.batches import SourceEntry, create_batch
 from models.db import make_engine, make_sessions, transaction
+from tests.support import truncate
 from worker.config import Settings
 from worker.errors import InvalidImage, Outcome, ProviderUnavailable, RateLimited, ServerError
 from worker.outcome import CallFacts, JobRun, SourceFacts
@@ -315,3 +316,28 @@ def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
             (ids[1], {"n": 1}, "沪A00001"),
         ]
         assert sorted(s.scalars(select(Attempt.job_id))) == ids[:3]
+
+
+def test_reconcile_skips_a_lapsed_job_that_a_worker_is_finishing(postgres_url: str) -> None:
+    # PostgreSQL only: SQLite has no row locks (its write transactions take turns).
+    truncate(postgres_url)
+    engine = make_engine(postgres_url)
+    sessions = make_sessions(engine)
+    try:
+        ids = _batch(sessions, 2)
+        finishing, lost = (_claim(sessions, i) for i in ids)
+        later = NOW + timedelta(minutes=5)  # both leases have lapsed by then
+        with transaction(sessions) as worker:
+            # The worker finishing the first job holds its row lock, as finish_many does.
+            worker.execute(select(Job.id).where(Job.id == finishing.job_id).with_for_update())
+            with transaction(sessions) as s:  # neither waits for the worker nor blocks it
+                s.execute(text("SET LOCAL lock_timeout = '2s'"))
+                assert queue.reconcile(s, later, queued_timeout=900) == 1
+            run = JobRun(answer=VendorAnswer(Outcome.NO_RESULT, {}), call=_call())
+            statuses = jobs.finish_many(worker, [(finishing, run)], settings=Settings(), now=later)
+            assert statuses == ["no_result"]
+        with transaction(sessions) as s:
+            assert s.get_one(Job, lost.job_id).status == "pending"
+            assert s.get_one(Job, finishing.job_id).status == "no_result"
+    finally:
+        engine.dispose()
