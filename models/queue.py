@@ -3,6 +3,7 @@ which come back to ``pending`` because their message or worker was lost."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -11,20 +12,30 @@ from sqlalchemy.orm import Session
 from models.core import Job, JobStatus, ProviderState
 
 
-def providers_due(session: Session, now: datetime) -> list[str]:
-    """Providers with pending jobs that are due and whose circuit is closed."""
-    open_ = select(ProviderState.provider).where(ProviderState.circuit_open_until > now)
-    return list(
+def providers_due(session: Session, now: datetime, providers: Iterable[str]) -> list[str]:
+    """Those of ``providers`` with pending jobs that are due and whose circuit is closed.
+
+    One EXISTS probe per provider on ``ix_jobs_due`` (it stops at the first due job), not
+    a DISTINCT over every pending job: that took 100 ms at a million pending jobs, and the
+    dispatcher asks every few hundred milliseconds while ``vrec run`` follows a batch.
+    """
+    blocked = set(
         session.scalars(
-            select(Job.provider)
-            .where(
-                Job.status == JobStatus.PENDING,
-                or_(Job.not_before.is_(None), Job.not_before <= now),
-                Job.provider.not_in(open_),
-            )
-            .distinct()
+            select(ProviderState.provider).where(ProviderState.circuit_open_until > now)
         )
     )
+    due = []
+    for provider in providers:
+        if provider in blocked:
+            continue
+        waiting = select(Job.id).where(
+            Job.provider == provider,
+            Job.status == JobStatus.PENDING,
+            or_(Job.not_before.is_(None), Job.not_before <= now),
+        )
+        if session.scalar(select(waiting.exists())):
+            due.append(provider)
+    return due
 
 
 def in_flight(session: Session, provider: str) -> int:

@@ -18,7 +18,7 @@ from models import queue
 from models.db import transaction
 from worker.config import Settings
 from worker.providers.base import rate_of
-from worker.providers.registry import get_provider
+from worker.providers.registry import get_provider, names
 
 MIN_WINDOW = 20
 CHUNK_PER_RATE = 20.0  # requests/s per job id in a message; see chunk()
@@ -53,7 +53,7 @@ def dispatch_once(
     now = now or datetime.now(UTC)
     with transaction(sessions) as session:
         plan: list[tuple[list[int], int]] = []
-        for provider in queue.providers_due(session, now):
+        for provider in queue.providers_due(session, now, names()):
             rate = rate_of(get_provider(provider, settings))
             room = window(rate, settings) - queue.in_flight(session, provider)
             ids = queue.mark_queued(session, provider, room, now)

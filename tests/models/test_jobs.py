@@ -204,12 +204,12 @@ def test_provider_unavailable_opens_the_circuit_and_keeps_jobs_pending(
     assert _finish(sessions, claimed, JobRun(error=error, call=_call(False))) == "pending"
     with transaction(sessions) as s:
         assert [st.provider for st in reports.open_circuits(s, NOW)] == [P]
-        assert queue.providers_due(s, NOW) == []  # nothing is dispatched for it
+        assert queue.providers_due(s, NOW, [P, "juhe_car"]) == []  # nothing is dispatched for it
         assert jobs.claim(s, ids[1], owner="x", now=NOW, lease_seconds=60) is None
         assert s.get_one(Job, ids[1]).status == "pending"
         assert queue.reset_circuit(s, P)
     with transaction(sessions) as s:
-        assert queue.providers_due(s, NOW) == [P]
+        assert queue.providers_due(s, NOW, [P, "juhe_car"]) == [P]
 
 
 def test_rate_limited_returns_to_pending_after_the_vendor_hint(
@@ -341,3 +341,19 @@ def test_reconcile_skips_a_lapsed_job_that_a_worker_is_finishing(postgres_url: s
             assert s.get_one(Job, finishing.job_id).status == "no_result"
     finally:
         engine.dispose()
+
+
+def test_providers_due_names_only_providers_with_a_due_pending_job(
+    sessions: sessionmaker[Session],
+) -> None:
+    with transaction(sessions) as s:
+        batch = create_batch(s, _entries(3), {P: {}, "juhe_car": {}})
+        for job in s.scalars(select(Job).where(Job.batch_id == batch.id)):
+            if job.provider == "juhe_car":  # all retrying later
+                job.not_before = NOW + timedelta(hours=1)
+    asked = [P, "juhe_car", "tianapi_plate"]
+    with transaction(sessions) as s:
+        assert queue.providers_due(s, NOW, asked) == [P]
+        assert queue.providers_due(s, NOW + timedelta(hours=2), asked) == [P, "juhe_car"]
+        queue.mark_queued(s, P, 10, NOW)  # nothing of P is pending any more
+        assert queue.providers_due(s, NOW, asked) == []
