@@ -52,8 +52,10 @@ class Runtime:
         self._lock = threading.Lock()
 
     async def _open_http(self) -> aiohttp.ClientSession:
-        # No per-host cap: the rate limiter, not the pool, decides how many calls go out.
-        connector = aiohttp.TCPConnector(limit=256, limit_per_host=0, ttl_dns_cache=300)
+        # No cap: the rate limiter (and the optional max_in_flight) decide how many calls go
+        # out, and threads x job ids per message bound them. A wait for a pooled connection
+        # would come after the limiter's lateness check, where no delay is accounted for.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
         # No cookie jar: fetched hosts must not plant cookies that later calls would send.
         return aiohttp.ClientSession(
             connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
