@@ -166,8 +166,6 @@ def test_several_plates_per_image() -> None:
         ({"error": 270}, Outcome.INVALID_IMAGE, "270", False),
         ({"error": 100}, Outcome.TRANSIENT, "100", False),
         ({"error": 150, "message": "余额不足"}, Outcome.PROVIDER_UNAVAILABLE, "150", False),
-        ({"fault": "5xx"}, Outcome.TRANSIENT, None, False),
-        ({"fault": "error200"}, Outcome.TRANSIENT, "100", False),
     ],
 )
 def test_directed_outcomes(
