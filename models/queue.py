@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.core import Job, JobStatus, ProviderState
+from models.reports import open_circuits
 
 
 def providers_due(session: Session, now: datetime, providers: Iterable[str]) -> list[str]:
@@ -19,11 +20,7 @@ def providers_due(session: Session, now: datetime, providers: Iterable[str]) -> 
     a DISTINCT over every pending job: that took 100 ms at a million pending jobs, and the
     dispatcher asks every few hundred milliseconds while ``vrec run`` follows a batch.
     """
-    blocked = set(
-        session.scalars(
-            select(ProviderState.provider).where(ProviderState.circuit_open_until > now)
-        )
-    )
+    blocked = {state.provider for state in open_circuits(session, now)}
     due = []
     for provider in providers:
         if provider in blocked:
