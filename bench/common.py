@@ -175,6 +175,15 @@ class SimulatorProcess:
                 self.proc.wait()
 
 
+def child_env(credentials: dict[str, str]) -> dict[str, str]:
+    """A child process's environment: this one minus any VREC_* (the run sets its own), plus
+    ``credentials`` and the repository on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
+    env.update(credentials)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
 @contextlib.contextmanager
 def simulator(
     credentials: dict[str, str],
@@ -184,13 +193,11 @@ def simulator(
     throttle: bool = True,
 ) -> Iterator[SimulatorProcess]:
     """The simulator (every vendor; Tencent limited to ``limit``) accepting ``credentials``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
-    env.update(credentials)
+    env = child_env(credentials)
     env["VREC_SIMULATOR__LATENCY_MS"] = json.dumps(list(latency_ms))
     env["VREC_SIMULATOR__THROTTLE"] = json.dumps(throttle)
     if limit is not None:
         env["VREC_SIMULATOR__LIMITS"] = json.dumps({P: limit})
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     sim = SimulatorProcess(env)
     ok = False
     try:
@@ -217,14 +224,12 @@ def sim_stats(
 def worker_env(
     credentials: dict[str, str], sim: SimulatorProcess, database_url: str, **extra: str
 ) -> dict[str, str]:
-    """The environment of every worker process: this one minus any VREC_*, plus the run's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
-    env.update(credentials)
+    """The environment of every worker process: the run's settings on :func:`child_env`."""
+    env = child_env(credentials)
     env.update(simulator_urls(sim.base_url))
     env["VREC_DATABASE_URL"] = database_url
     env["VREC_BROKER_URL"] = redis_url(BROKER_DB)
     env["VREC_REDIS_URL"] = redis_url(LIMITER_DB)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     env.update(extra)
     return env
 
