@@ -31,7 +31,7 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
-from worker.providers.common import credential_id, text
+from worker.providers.common import credential_id, int_of, text
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_plate"
@@ -54,11 +54,6 @@ CONFIDENCE: Final = "整牌可信度"  # 0-100
 BRIGHTNESS: Final = "亮度评价"
 DIRECTION: Final = "车牌运动方向"  # 0 unknown, 1 left, 2 right, 3 up, 4 down
 POSITION: Final = "车牌位置"  # "车牌位置(left_top_right_bottom)": "l_t_r_b"
-_INT = re.compile(r"^-?\d+$")
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and _INT.match(value) else None
 
 
 def _confidence(value: str | None) -> float | None:
@@ -73,26 +68,26 @@ def _confidence(value: str | None) -> float | None:
 
 def _box(value: str | None) -> list[int] | None:
     parts = re.split(r"[_,\s]+", value) if value else []
-    if len(parts) != 4 or not all(_INT.match(p) for p in parts):
-        return None
-    return [int(p) for p in parts]
+    numbers = [n for n in map(int_of, parts) if n is not None]
+    return numbers if len(numbers) == len(parts) == 4 else None
 
 
 def _apply(reading: PlateReading, desc: str, content: str | None) -> None:
     if desc == COLOR:
         # Told apart by content, not order, so a missing one doesn't shift the other.
-        if _int(content) is not None:
-            reading.color_code = _int(content)
+        code = int_of(content)
+        if code is not None:
+            reading.color_code = code
         elif reading.color is None:
             reading.color = content
     elif desc == TYPE:
-        reading.plate_type = _int(content)
+        reading.plate_type = int_of(content)
     elif desc == CONFIDENCE:
         reading.confidence = _confidence(content)
     elif desc == BRIGHTNESS:
-        reading.brightness = _int(content)
+        reading.brightness = int_of(content)
     elif desc == DIRECTION:
-        reading.direction = _int(content)
+        reading.direction = int_of(content)
     elif desc.startswith(POSITION):
         reading.box = _box(content)
     # Other descs (new fields Juhe may add) are kept in raw only.
