@@ -9,6 +9,8 @@
   otherwise;
 - :func:`text`, :func:`int_of`: lenient readers of the values vendors send;
 - :func:`check_b64_size`: the vendor's base64 size limit, refused before calling (and billing);
+  :func:`check_size` also refuses an empty image;
+- :func:`key_of`: a single API key's value, or ConfigError naming its variable;
 - :func:`credential_id`: a non-secret id of a single API key, for rate-limit buckets;
 - :data:`NO_RESULT`: the marker code tables use for "looked, found nothing".
 """
@@ -24,6 +26,7 @@ from pydantic import SecretStr
 
 from worker.errors import (
     BadResponse,
+    ConfigError,
     InvalidImage,
     JobError,
     ProviderUnavailable,
@@ -133,6 +136,21 @@ def check_b64_size(image: PreparedImage, limits: ImageLimits, provider: str) -> 
             f"base64 image is {len(image.b64)} bytes, over {limits.max_b64_bytes}",
             provider=provider,
         )
+
+
+def check_size(image: PreparedImage, limits: ImageLimits, provider: str) -> None:
+    """Refuse before calling (and before billing) what the vendor would refuse."""
+    if not image.b64:
+        raise InvalidImage("image is empty", provider=provider)
+    check_b64_size(image, limits, provider)
+
+
+def key_of(key: SecretStr | None, provider: str) -> str:
+    """The key's value, or ConfigError naming the environment variable to set."""
+    value = key.get_secret_value() if key is not None else ""
+    if not value:
+        raise ConfigError(f"{provider}: VREC_{provider.upper()}__KEY must be set")
+    return value
 
 
 def credential_id(key: SecretStr | None) -> str:

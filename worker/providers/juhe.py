@@ -26,8 +26,6 @@ from pydantic import SecretStr
 
 from worker.errors import (
     BadResponse,
-    ConfigError,
-    InvalidImage,
     JobError,
     Outcome,
     ProviderUnavailable,
@@ -45,7 +43,6 @@ from worker.providers.base import (
 from worker.providers.common import (
     NO_RESULT,
     NoResult,
-    check_b64_size,
     http_status_error,
     int_of,
     json_object,
@@ -101,21 +98,6 @@ class RedactedText(str):
 
     def __repr__(self) -> str:
         return "'<redacted>'"
-
-
-def key_of(key: SecretStr | None, provider: str) -> str:
-    """The key's value, or ConfigError naming the environment variable to set."""
-    value = key.get_secret_value() if key is not None else ""
-    if not value:
-        raise ConfigError(f"{provider}: VREC_{provider.upper()}__KEY must be set")
-    return value
-
-
-def check_size(image: PreparedImage, limits: ImageLimits, provider: str) -> None:
-    """Refuse before calling (and before billing) what the vendor would refuse."""
-    if not image.b64:
-        raise InvalidImage("image is empty", provider=provider)
-    check_b64_size(image, limits, provider)
 
 
 def filename(image: PreparedImage) -> str:

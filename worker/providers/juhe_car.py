@@ -27,7 +27,7 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
-from worker.providers.common import NO_RESULT, credential_id, text
+from worker.providers.common import NO_RESULT, check_size, credential_id, key_of, text
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_car"
@@ -107,8 +107,8 @@ class JuheCar:
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         check_options(self, options)
-        key = juhe.key_of(self._settings.key, NAME)
-        juhe.check_size(image, self.limits, NAME)
+        key = key_of(self._settings.key, NAME)
+        check_size(image, self.limits, NAME)
         body = form_body({"key": key}, {"image": image.b64})
         headers = {"Content-Type": FORM_CONTENT_TYPE}
         return VendorRequest("POST", self._settings.base_url, headers, juhe.RedactedBytes(body))

@@ -31,7 +31,7 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
-from worker.providers.common import credential_id, int_of, text
+from worker.providers.common import check_size, credential_id, int_of, key_of, text
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_plate"
@@ -151,8 +151,8 @@ class JuhePlate:
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         check_options(self, options)
-        key = juhe.key_of(self._settings.key, NAME)
-        juhe.check_size(image, self.limits, NAME)
+        key = key_of(self._settings.key, NAME)
+        check_size(image, self.limits, NAME)
         if self._settings.mode == "multipart":
             parts: tuple[tuple[str, bytes | str, str | None, str | None], ...] = (
                 ("key", juhe.RedactedText(key), None, None),

@@ -27,8 +27,6 @@ from typing import Any, ClassVar, Final
 from worker.config import ProviderSettings, TianapiPlateSettings
 from worker.errors import (
     BadResponse,
-    ConfigError,
-    InvalidImage,
     JobError,
     Outcome,
     ProviderUnavailable,
@@ -49,10 +47,12 @@ from worker.providers.base import (
 from worker.providers.common import (
     NO_RESULT,
     NoResult,
-    check_b64_size,
+    check_size,
     credential_id,
     http_status_error,
+    int_of,
     json_object,
+    key_of,
     strip_secrets,
     text,
 )
@@ -96,16 +96,6 @@ ERRORS: Final[Mapping[int, type[JobError] | NoResult]] = {
 def classify(code: int) -> type[JobError] | NoResult:
     """The outcome of a Tianapi code other than 200; unknown codes are Transient (kept)."""
     return ERRORS.get(code, Transient)
-
-
-def _code(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdecimal():  # not isdigit: "²" fails int()
-        return int(value)
-    return None
 
 
 def _entries(decoded: Mapping[str, Any]) -> list[Any]:
@@ -184,12 +174,8 @@ class TianapiPlate:
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         check_options(self, options)
-        key = self._key()
-        if key is None:
-            raise ConfigError(f"{NAME}: VREC_TIANAPI_PLATE__KEY must be set")
-        if not image.b64:
-            raise InvalidImage("empty image", provider=NAME)
-        check_b64_size(image, self.limits, NAME)
+        key = key_of(self._settings.key, NAME)
+        check_size(image, self.limits, NAME)
         body = form_body({"key": key}, {"img": image.b64})
         headers = {"Content-Type": FORM_CONTENT_TYPE}
         return VendorRequest("POST", self._settings.base_url, headers, body)
@@ -199,7 +185,7 @@ class TianapiPlate:
         if status != 200:  # Tianapi answers 200 even for errors: a proxy or gateway's
             raise http_status_error(status, NAME)
         decoded = json_object(response.body, NAME, status)
-        code = _code(decoded.get("code"))
+        code = int_of(decoded.get("code"))
         if code is None:
             raise BadResponse("answer has no numeric code", provider=NAME, http_status=status)
         raw = strip_secrets(decoded, filter(None, [self._key()]))
