@@ -101,17 +101,13 @@ def _encode_to_budget(im: Image.Image, limits: ImageLimits, notes: list[str]) ->
         # Not even the lowest quality fits: lose pixels instead, at SHRINK_QUALITY.
         quality, fitted, over = SHRINK_QUALITY, 0, FIRST_QUALITY + 1
         factor = math.sqrt(budget * 0.9 / (bpp90 * _SIZE_AT[quality] * pixels))
-        new = (max(1, int(im.width * factor)), max(1, int(im.height * factor)))
-        if min(new) < limits.min_side:
+        smaller = _shrunk(im, factor, limits, notes)
+        if smaller is None:
             break
-        im = im.resize(new, Image.Resampling.LANCZOS, reducing_gap=2.0)
-        notes.append(f"scaled to {new[0]}x{new[1]} to fit the byte budget")
+        im = smaller
     if best is not None:
         return _prepared(best, fmt, *im.size, transformed=True, notes=notes, limits=limits)
-    raise InvalidImage(
-        f"cannot fit within {limits.max_b64_bytes:,} bytes of base64 "
-        f"(still {b64_length(size):,} at {im.width}x{im.height})"
-    )
+    raise _over_budget(im, size, limits)
 
 
 def _lossless_to_budget(
@@ -124,13 +120,27 @@ def _lossless_to_budget(
         size = len(data)
         if size <= budget:
             return _prepared(data, fmt, *im.size, transformed=True, notes=notes, limits=limits)
-        factor = math.sqrt(budget / size) * 0.9
-        new = (max(1, int(im.width * factor)), max(1, int(im.height * factor)))
-        if min(new) < limits.min_side:
+        smaller = _shrunk(im, math.sqrt(budget / size) * 0.9, limits, notes)
+        if smaller is None:
             break
-        im = im.resize(new, Image.Resampling.LANCZOS, reducing_gap=2.0)
-        notes.append(f"scaled to {new[0]}x{new[1]} to fit the byte budget")
-    raise InvalidImage(
+        im = smaller
+    raise _over_budget(im, size, limits)
+
+
+def _shrunk(
+    im: Image.Image, factor: float, limits: ImageLimits, notes: list[str]
+) -> Image.Image | None:
+    """``im`` scaled by ``factor`` (and noted), or None if that would break ``min_side``."""
+    new = (max(1, int(im.width * factor)), max(1, int(im.height * factor)))
+    if min(new) < limits.min_side:
+        return None
+    notes.append(f"scaled to {new[0]}x{new[1]} to fit the byte budget")
+    return im.resize(new, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _over_budget(im: Image.Image, size: int, limits: ImageLimits) -> InvalidImage:
+    """The refusal when the last encode (``size`` bytes, of ``im``) is still too big."""
+    return InvalidImage(
         f"cannot fit within {limits.max_b64_bytes:,} bytes of base64 "
         f"(still {b64_length(size):,} at {im.width}x{im.height})"
     )
