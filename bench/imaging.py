@@ -121,6 +121,7 @@ def main() -> None:
         child(path, vendor, which, int(repeat))
         return
     vendors = args.vendors.split(",")
+    target: dict[str, dict[str, float]] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for name, (size, fmt) in IMAGES.items():
@@ -138,16 +139,16 @@ def main() -> None:
                 results = {w: measure(path, vendor, w, args.repeat) for w in PATHS}
                 for which, r in results.items():
                     fits = "" if r["b64"] <= VENDORS[vendor].max_b64_bytes else " OVER BUDGET"
-                    size = f"{r['w']:.0f}x{r['h']:.0f}"
+                    dims = f"{r['w']:.0f}x{r['h']:.0f}"
                     ratio = results["naive"]["ms"] / r["ms"]
                     gain = f"{ratio:.2f}x" if which != "naive" else ""
                     print(
-                        f"{name:9} {vendor:24} {which:5} {size:>10} {r['b64']:>10,.0f} "
+                        f"{name:9} {vendor:24} {which:5} {dims:>10} {r['b64']:>10,.0f} "
                         f"{r['ms']:>8.1f} {1000 / r['ms']:>10.2f} {r['rss']:>11.1f} {gain:>8}{fits}"
                     )
                 if (name, vendor) == TARGET:
                     target = results
-        if "target" in locals():
+        if target is not None:
             _verdict(target)
 
 
