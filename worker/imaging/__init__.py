@@ -33,9 +33,6 @@ from PIL import Image, ImageFile
 
 from worker.errors import InvalidImage
 from worker.imaging.encode import (
-    FIRST_QUALITY,
-    MAX_ENCODES,
-    SHRINK_QUALITY,
     _encode_to_budget,
     _prepared,
     b64_length,
@@ -44,8 +41,6 @@ from worker.imaging.encode import (
 from worker.imaging.sniff import (
     _DECODE_ERRORS,
     _TRANSPOSE,
-    CONVERTED,
-    SENT_AS_IS,
     _check_pixels,
     _format,
     _is_animated,
@@ -60,19 +55,13 @@ from worker.imaging.sniff import (
 from worker.providers.base import ImageLimits, PreparedImage
 
 __all__ = [
-    "CONVERTED",
-    "FIRST_QUALITY",
     "HALF_OCTAVE",
-    "MAX_ENCODES",
-    "SENT_AS_IS",
-    "SHRINK_QUALITY",
     "ImageInfo",
     "b64_length",
     "fit_size",
     "prepare",
     "probe",
     "sniff",
-    "to_rgb",
 ]
 
 HALF_OCTAVE = 1 / math.sqrt(2)

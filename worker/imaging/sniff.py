@@ -27,9 +27,6 @@ from worker.errors import InvalidImage
 # Importing the plugins registers them in Image.OPEN; only these are ever asked to open.
 _PLUGINS = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin)
 _PLUGINS_CONVERTED = (TiffImagePlugin, WebPImagePlugin)
-SENT_AS_IS = ("JPEG", "PNG", "BMP")
-CONVERTED = ("WEBP", "GIF", "TIFF")
-_OPENERS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 
 # Errors Pillow raises on malformed input (Warning: a warning promoted to an error).
 _DECODE_ERRORS = (
