@@ -45,13 +45,15 @@ SECRETISH: Final = ("key", "secret", "token", "password", "authorization", "sign
 MASK: Final = "***"
 
 
-def strip_secrets(value: Any, secrets: Iterable[str] = ()) -> Any:
+def strip_secrets(value: Any, secrets: Iterable[str | SecretStr | None] = ()) -> Any:
     """A copy of decoded JSON without credential-like keys, each of ``secrets`` masked.
 
-    Vendors echo nothing secret today; this keeps stored raw JSON safe if a message ever
-    quotes a key ("key错误: ...") or a field named like one appears.
+    ``secrets`` may be settings' ``SecretStr`` values as they are; unset or empty ones are
+    skipped. Vendors echo nothing secret today; this keeps stored raw JSON safe if a
+    message ever quotes a key ("key错误: ...") or a field named like one appears.
     """
-    masked = tuple(s for s in secrets if s)
+    plain = (s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets)
+    masked = tuple(s for s in plain if s)
 
     def strip(item: Any) -> Any:
         if isinstance(item, dict):

@@ -120,7 +120,7 @@ class Envelope:
         return self.code == 0
 
 
-def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) -> Envelope:
+def parse_envelope(status: int, body: bytes, provider: str, key: SecretStr | None) -> Envelope:
     """Check the HTTP status and the envelope's shape; raise for anything else."""
     if status != 200:  # Juhe answers 200 even for errors: a proxy or gateway's
         raise http_status_error(status, provider)
@@ -132,7 +132,7 @@ def parse_envelope(status: int, body: bytes, provider: str, secret: str | None) 
         raise BadResponse("answer has no error_code", provider=provider, http_status=status)
     # Juhe answers don't echo the key; this makes sure nothing that looks like one is
     # stored, whatever a future answer (or an error ``reason``) contains.
-    raw = strip_secrets(decoded, filter(None, [secret]))
+    raw = strip_secrets(decoded, [key])
     result = raw.get("result")  # readings come from the stripped copy too
     order_id = text(result.get("orderid")) if isinstance(result, dict) else None
     return Envelope(
@@ -162,8 +162,7 @@ def answer(
     ``readings_of`` raises ValueError for a ``result`` of the wrong shape and returns no
     readings when the vendor found nothing, which is ``no_result`` (billed: code 0).
     """
-    secret = key.get_secret_value() if key is not None else None
-    envelope = parse_envelope(response.status, response.body, provider, secret)
+    envelope = parse_envelope(response.status, response.body, provider, key)
     if envelope.code != 0:
         raise_unless_no_result(envelope, errors, provider)
         return VendorAnswer(

@@ -165,10 +165,6 @@ class TianapiPlate:
         self.settings = settings
         self._settings = settings
 
-    def _key(self) -> str | None:
-        key = self._settings.key
-        return key.get_secret_value() if key is not None and key.get_secret_value() else None
-
     def credential_id(self) -> str:
         return credential_id(self._settings.key)
 
@@ -188,7 +184,7 @@ class TianapiPlate:
         code = int_of(decoded.get("code"))
         if code is None:
             raise BadResponse("answer has no numeric code", provider=NAME, http_status=status)
-        raw = strip_secrets(decoded, filter(None, [self._key()]))
+        raw = strip_secrets(decoded, [self._settings.key])
         if code != OK:
             return self._error(code, raw)
         readings = plates_of(decoded)
