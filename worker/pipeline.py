@@ -50,18 +50,16 @@ def read_file(path: str) -> bytes:
         raise InvalidImage(f"cannot read source file: {exc.strerror or exc}") from exc
 
 
-async def load_source(uri: str, session: aiohttp.ClientSession, settings: Settings) -> bytes:
-    """The submitted bytes: a URL fetched with the SSRF guards, or a file read off-loop."""
-    if is_url(uri):
-        return await fetch_url(
-            session,
-            uri,
-            max_bytes=settings.fetch_max_bytes,
-            timeout=settings.fetch_timeout_seconds,
-            max_redirects=settings.fetch_max_redirects,
-            allow_networks=settings.fetch_allow_networks,
-        )
-    return await asyncio.to_thread(read_file, uri)
+async def fetch_source(url: str, session: aiohttp.ClientSession, settings: Settings) -> bytes:
+    """A URL source's bytes, fetched with the SSRF guards (files: :func:`read_file`)."""
+    return await fetch_url(
+        session,
+        url,
+        max_bytes=settings.fetch_max_bytes,
+        timeout=settings.fetch_timeout_seconds,
+        max_redirects=settings.fetch_max_redirects,
+        allow_networks=settings.fetch_allow_networks,
+    )
 
 
 @dataclass(frozen=True)
@@ -101,8 +99,8 @@ def prepare_job(
         exc.provider = exc.provider or provider.name
         return JobRun(error=exc, source=facts)
     except Exception as exc:  # a bug must not wedge the job: retried, then failed, with its name
-        error = Transient(f"unexpected {type(exc).__name__} preparing the image: {exc}"[:500])
-        error.provider = provider.name
+        message = f"unexpected {type(exc).__name__} preparing the image: {exc}"[:500]
+        error = Transient(message, provider=provider.name)
         return JobRun(error=error, source=facts)
 
 
@@ -160,7 +158,7 @@ def _prepare_spec(
 ) -> Ready | JobRun:
     try:
         if is_url(spec.source_uri):
-            data: bytes = run(load_source(spec.source_uri, session, settings))
+            data: bytes = run(fetch_source(spec.source_uri, session, settings))
         else:
             data = read_file(spec.source_uri)
     except JobError as exc:
@@ -229,8 +227,8 @@ async def call_job(
             call = facts_of(exc.http_status, exc.vendor_code, exc.request_id, exc.billed)
             return JobRun(error=exc, call=call, source=facts)
         except Exception as exc:  # a bug in an adapter must not wedge the job: retry, then fail
-            error = Transient(f"unexpected {type(exc).__name__} in {provider.name} adapter")
-            error.provider = provider.name
+            message = f"unexpected {type(exc).__name__} in {provider.name} adapter"
+            error = Transient(message, provider=provider.name)
             # The vendor did answer (and may bill): the attempt is recorded all the same.
             made = facts_of(response.status, None, None, False) if response else None
             return JobRun(error=error, call=made, source=facts)
