@@ -65,7 +65,6 @@ class JobError(VrecError):
 
     outcome: ClassVar[Outcome] = Outcome.TRANSIENT
     retryable: ClassVar[bool] = True
-    category: ClassVar[str] = "transient"
 
     def __init__(
         self,
@@ -91,6 +90,11 @@ class JobError(VrecError):
         self.billed = billed
         self.raw = raw  # the vendor's decoded answer, secrets stripped, if there was one
 
+    @property
+    def category(self) -> str:
+        """What the job's ``last_error_category`` records: the outcome's name."""
+        return self.outcome.value
+
     def __str__(self) -> str:
         where = f"{self.provider}: " if self.provider else ""
         code = f" [{self.vendor_code}]" if self.vendor_code else ""
@@ -100,7 +104,6 @@ class JobError(VrecError):
 class InvalidImage(JobError):
     outcome = Outcome.INVALID_IMAGE
     retryable = False
-    category = "invalid_image"
 
 
 class UnsafeSource(InvalidImage): ...
@@ -111,7 +114,6 @@ class VendorRejectedImage(InvalidImage): ...
 
 class RateLimited(JobError):
     outcome = Outcome.RATE_LIMITED
-    category = "rate_limited"
 
 
 class Transient(JobError): ...
@@ -132,4 +134,3 @@ class BadResponse(Transient): ...
 class ProviderUnavailable(JobError):
     outcome = Outcome.PROVIDER_UNAVAILABLE
     retryable = False
-    category = "provider_unavailable"
