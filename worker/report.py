@@ -11,7 +11,7 @@ from rich.table import Table
 from models import reports
 from models.db import make_engine, make_sessions, transaction
 from worker.config import Settings
-from worker.runner import Summary
+from worker.runner import ACTIVE, Summary
 
 SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
 
@@ -47,10 +47,9 @@ def print_summary(console: Console, result: Summary) -> None:
     for provider in providers:
         table.add_column(provider, justify="right")
     table.add_column("jobs", justify="right")
-    waiting = ("pending", "queued", "running")
     rows: list[tuple[str, tuple[str, ...]]] = [(key, (key,)) for key in SUMMARY_ROWS]
-    if sum(result.counts.get(k, 0) for k in waiting):
-        rows.append(("[yellow]still pending[/yellow]", waiting))
+    if not result.complete:
+        rows.append(("[yellow]still pending[/yellow]", ACTIVE))
     for label, keys in rows:
         per = [str(sum(result.by_provider[p].get(k, 0) for k in keys)) for p in providers]
         table.add_row(label, *per, str(sum(result.counts.get(k, 0) for k in keys)))
