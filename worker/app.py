@@ -64,18 +64,21 @@ class _LazyConfig:
     def __init__(self) -> None:
         self._conf: dict[str, Any] | None = None
 
+    def _config(self) -> dict[str, Any]:
+        if self._conf is None:
+            self._conf = celery_config(get_settings())
+        return self._conf
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        if self._conf is None:
-            self._conf = celery_config(get_settings())
         try:
-            return self._conf[name]
+            return self._config()[name]
         except KeyError:  # Celery then falls back to its own default
             raise AttributeError(name) from None
 
     def __dir__(self) -> list[str]:
-        return list(celery_config(get_settings()))
+        return list(self._config())
 
 
 # `celery -A worker.app` and `vrec worker` use this one.
