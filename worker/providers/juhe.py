@@ -119,6 +119,18 @@ class Envelope:
     def billed(self) -> bool:
         return self.code == 0
 
+    def error(self, kind: type[JobError], message: str, provider: str) -> JobError:
+        """``kind`` for this answer, carrying its code, request id, billing and raw JSON."""
+        return kind(
+            message,
+            provider=provider,
+            vendor_code=str(self.code),
+            http_status=200,
+            request_id=self.request_id,
+            billed=self.billed,
+            raw=self.raw,
+        )
+
 
 def parse_envelope(status: int, body: bytes, provider: str, key: SecretStr | None) -> Envelope:
     """Check the HTTP status and the envelope's shape; raise for anything else."""
@@ -164,7 +176,10 @@ def answer(
     """
     envelope = parse_envelope(response.status, response.body, provider, key)
     if envelope.code != 0:
-        raise_unless_no_result(envelope, errors, provider)
+        kind = classify(envelope.code, errors)
+        if kind != NO_RESULT:
+            reason = envelope.reason or f"error_code {envelope.code}"
+            raise envelope.error(kind, reason[:300], provider)
         return VendorAnswer(
             Outcome.NO_RESULT,
             envelope.raw,
@@ -174,41 +189,12 @@ def answer(
         )
     try:
         readings = list(readings_of(envelope.result))
-    except ValueError as exc:
-        raise bad_shape(str(exc), envelope, provider) from exc
+    except ValueError as exc:  # a success we can't read (billed: Juhe counted it)
+        raise envelope.error(BadResponse, str(exc), provider) from exc
     return VendorAnswer(
         Outcome.SUCCEEDED if readings else Outcome.NO_RESULT,
         envelope.raw,
         readings,
         request_id=envelope.request_id,
         billed=envelope.billed,
-    )
-
-
-def raise_unless_no_result(envelope: Envelope, errors: Mapping[int, Kind], provider: str) -> None:
-    """Return quietly for a no-result code; raise the code's JobError for the others."""
-    kind = classify(envelope.code, errors)
-    if kind == NO_RESULT:
-        return
-    raise kind(
-        (envelope.reason or f"error_code {envelope.code}")[:300],
-        provider=provider,
-        vendor_code=str(envelope.code),
-        http_status=200,
-        request_id=envelope.request_id,
-        billed=envelope.billed,
-        raw=envelope.raw,
-    )
-
-
-def bad_shape(what: str, envelope: Envelope, provider: str) -> BadResponse:
-    """A success envelope whose ``result`` we can't read (billed: Juhe counted it)."""
-    return BadResponse(
-        what,
-        provider=provider,
-        vendor_code=str(envelope.code),
-        http_status=200,
-        request_id=envelope.request_id,
-        billed=envelope.billed,
-        raw=envelope.raw,
     )
