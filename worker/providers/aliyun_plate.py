@@ -177,11 +177,11 @@ class AliyunPlate:
         if status != 200:
             raise _gateway_error(response)
         decoded = decode_json(response.body, NAME, status)
-        if not isinstance(decoded, dict) or int_of(decoded.get("showapi_res_code")) is None:
+        platform = int_of(decoded.get("showapi_res_code")) if isinstance(decoded, dict) else None
+        if platform is None:
             raise BadResponse("answer has no showapi_res_code", provider=NAME, http_status=200)
         raw = strip_secrets(decoded)  # defensive: the API echoes none
         request_id = text(decoded.get("showapi_res_id"))
-        platform = int_of(decoded.get("showapi_res_code"))
         if platform != 0:
             raise _platform_error(platform, decoded, request_id, raw)
         body = decoded.get("showapi_res_body")
@@ -234,9 +234,7 @@ def _gateway_error(response: VendorResponse) -> JobError:
     )
 
 
-def _platform_error(
-    code: int | None, decoded: Mapping[str, Any], rid: str | None, raw: Any
-) -> JobError:
+def _platform_error(code: int, decoded: Mapping[str, Any], rid: str | None, raw: Any) -> JobError:
     message = text(decoded.get("showapi_res_error")) or f"showapi_res_code {code}"
     kind: type[JobError] = ServerError
     if any(word in message for word in UNAVAILABLE_WORDS):
