@@ -128,10 +128,11 @@ class RedisLimiter:
         self._caps = Caps()
         self._offset = OffsetBound()
 
-    async def _call(self, key: str, *args: Any) -> Any:
+    async def _call(self, key: str, op: str, *args: Any) -> Any:
+        """Run the script's ``op`` on ``key``: ARGV is op, recovery, TTL, then ``args``."""
         return await self._script(
             keys=[self.prefix + key],
-            args=[args[0], repr(self.aimd.recover_per_second), self._ttl_ms, *args[1:]],
+            args=[op, repr(self.aimd.recover_per_second), self._ttl_ms, *args],
         )
 
     async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
