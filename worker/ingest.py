@@ -11,11 +11,13 @@ import csv
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from models.batches import SourceEntry
 from worker import imaging
 from worker.errors import ConfigError
+from worker.outcome import SourceFacts
 
 MANIFEST_COLUMNS = ("uri", "url", "path", "source", "file", "image")
 
@@ -91,9 +93,14 @@ def file_entry(path: Path) -> SourceEntry:
         data = path.read_bytes()
     except OSError as exc:
         return SourceEntry(uri=uri, error=f"cannot read file: {exc.strerror or exc}")
+    return SourceEntry(uri=uri, **asdict(source_facts(data)))
+
+
+def source_facts(data: bytes) -> SourceFacts:
+    """Content sha256, size and header facts (None for a format we don't accept): recorded
+    at registration, and again when a job reads its source."""
     info = imaging.probe(data)
-    return SourceEntry(
-        uri=uri,
+    return SourceFacts(
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
         width=info.width if info else None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -34,7 +33,7 @@ from worker.errors import (
     Transient,
 )
 from worker.fetch import fetch_url
-from worker.ingest import is_url
+from worker.ingest import is_url, source_facts
 from worker.outcome import CallFacts, JobRun, SourceFacts
 from worker.providers.base import Provider, VendorRequest, VendorResponse, rate_of
 from worker.ratelimit import Limiter
@@ -79,16 +78,8 @@ def prepare_job(
     """
     facts: SourceFacts | None = None
     try:
-        digest = hashlib.sha256(data).hexdigest()
-        info = imaging.probe(data)
-        facts = SourceFacts(
-            sha256=digest,
-            size=len(data),
-            width=info.width if info else None,
-            height=info.height if info else None,
-            format=info.format if info else None,
-        )
-        if expected_sha256 is not None and digest != expected_sha256:
+        facts = source_facts(data)
+        if expected_sha256 is not None and facts.sha256 != expected_sha256:
             raise InvalidImage("source changed since it was submitted (sha256 differs)")
         prepared = imaging.prepare(data, provider.limits)
         try:
