@@ -173,6 +173,11 @@ async def run_job(
     return runs[0]
 
 
+def limiter_key(provider: Provider) -> str:
+    """The limiter key of ``provider``'s calls: vendor quotas are per credential."""
+    return f"{provider.name}:{provider.credential_id()}"
+
+
 async def call_job(
     provider: Provider,
     ready: Ready,
@@ -182,7 +187,7 @@ async def call_job(
 ) -> JobRun:
     """Wait for the provider's shared slot, call the vendor once, map the answer."""
     request, facts = ready.request, ready.source
-    key = f"{provider.name}:{provider.credential_id()}"
+    key = limiter_key(provider)
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:
             await limiter.acquire(

@@ -13,7 +13,7 @@ from worker.config import Settings, get_settings
 from worker.demo import demo_credentials
 from worker.errors import Outcome
 from worker.outcome import JobRun
-from worker.pipeline import JobSpec, run_job
+from worker.pipeline import JobSpec, limiter_key, run_job
 from worker.providers.base import VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, LocalLimiter, RedisLimiter
@@ -53,7 +53,7 @@ def _run(
             lim = limiter or LocalLimiter(margin=0.03)
             try:
                 if rate is not None:  # take the only slot there is for a while
-                    await lim.acquire(f"{P}:{provider.credential_id()}", rate, max_wait=1)
+                    await lim.acquire(limiter_key(provider), rate, max_wait=1)
                 return await run_job(
                     JobSpec(provider, source, {"card_side": "FRONT"}, expected_sha256),
                     session=session,
