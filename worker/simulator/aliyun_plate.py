@@ -22,26 +22,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
-import json
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
-from PIL import Image
 
 from worker.config import AliyunPlateSettings, ProviderSettings
 from worker.providers import aliyun_sign
 from worker.simulator import faults
+from worker.simulator.common import Unreadable, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
 from worker.simulator.synth import Synth
 
 MAX_B64: Final = 4_000_000  # our reading of ret_code 50; the doc gives no number
-FORMATS: Final = ("JPEG", "PNG", "BMP")
 RET_MESSAGES: Final = {
     10: "文件下载失败",
     20: "图片解析失败",
@@ -77,10 +73,9 @@ OVERRIDES: Final = {
     "confidence_level": "confidence_level",
     "range": "range",
 }
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+# An image that isn't a JPEG/PNG/BMP -> its ret_code: 60 other formats, 50 a
+# decompression bomb, 20 undecodable.
+UNREADABLE: Final = {Unreadable.FORMAT: 60, Unreadable.BOMB: 50, Unreadable.UNDECODABLE: 20}
 
 
 def _res_id() -> str:
@@ -97,7 +92,7 @@ def gateway_error(message: str, status: int | None = None) -> web.Response:
 def envelope(body: dict[str, Any], *, code: int = 0, error: str = "", **extra: Any) -> web.Response:
     answer = {"showapi_res_error": error, **extra, "showapi_res_code": code}
     answer |= {"showapi_res_id": _res_id(), "showapi_res_body": body}
-    return web.json_response(answer, dumps=_dumps)
+    return json_answer(answer)
 
 
 def no_plate(ret_code: int = 0, error_msg: str = "", **extra: Any) -> web.Response:
@@ -239,7 +234,10 @@ class Sim:
             image = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             raise _Refusal(ret_error(20)) from None
-        return image, _check_image(image)
+        info = read_image(image)
+        if isinstance(info, Unreadable):
+            raise _Refusal(ret_error(UNREADABLE[info]))
+        return image, (info.width, info.height)
 
     def _answer(self, image: bytes, size: tuple[int, int], directive: Directive) -> dict[str, Any]:
         body = synthesize(image, *size)
@@ -279,19 +277,3 @@ def _directed_error(directive: Directive) -> web.Response:
             return envelope({}, code=code, error=directive.message or "系统调用错误")
         return ret_error(code, directive.message)
     return gateway_error(error)
-
-
-def _check_image(image: bytes) -> tuple[int, int]:
-    """(width, height) of a JPEG/PNG/BMP; ret_code 20 undecodable, 60 other formats,
-    50 a decompression bomb."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(image)) as img:
-                if img.format not in FORMATS:
-                    raise _Refusal(ret_error(60))
-                return img.size
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise _Refusal(ret_error(50)) from None
-        except (OSError, ValueError, SyntaxError):
-            raise _Refusal(ret_error(20)) from None

@@ -12,10 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
-import json
 import random
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -24,10 +21,10 @@ from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from PIL import Image
 from pydantic import SecretStr
 
 from worker.simulator import faults
+from worker.simulator.common import ImageInfo, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
 
 MAX_B64: Final = 4_000_000  # carDetect's "编码后大小不超过4M"; the plate sim applies it too
@@ -62,8 +59,7 @@ class Refusal(Exception):
 
 
 def envelope(code: int | str, reason: str, result: Any = None) -> web.Response:
-    body = {"reason": reason, "result": result, "error_code": code}
-    return web.json_response(body, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+    return json_answer({"reason": reason, "result": result, "error_code": code})
 
 
 def error(code: int | str, message: str | None, messages: Mapping[int, str]) -> web.Response:
@@ -156,27 +152,10 @@ def decode_b64(text: str, code: int) -> bytes:
         raise Refusal(code, "图片base64解码失败") from None
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    format: str
-    width: int
-    height: int
-
-
 def open_image(data: bytes) -> ImageInfo | None:
     """Format and size of a PNG/JPEG/BMP whose pixels decode; None for anything else."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                if img.format not in ("PNG", "JPEG", "BMP"):
-                    return None
-                img.load()  # a header alone isn't an image the vendor can read
-                return ImageInfo(img.format, img.width, img.height)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            return None
-        except (OSError, ValueError, SyntaxError):
-            return None
+    info = read_image(data, load=True)  # a header alone isn't an image the vendor can read
+    return info if isinstance(info, ImageInfo) else None
 
 
 class JuheSim:

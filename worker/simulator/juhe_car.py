@@ -18,6 +18,7 @@ from aiohttp import web
 
 from worker.config import JuheCarSettings, ProviderSettings
 from worker.simulator import juhe
+from worker.simulator.common import ImageInfo
 from worker.simulator.directives import Directive
 from worker.simulator.synth import Synth
 
@@ -85,12 +86,12 @@ class Sim(juhe.JuheSim):
             raise TypeError("juhe_car Sim needs JuheCarSettings")
         self.settings = settings
 
-    def answer(self, image: bytes, info: juhe.ImageInfo, directive: Directive) -> web.Response:
+    def answer(self, image: bytes, info: ImageInfo, directive: Directive) -> web.Response:
         if directive.empty:
             return juhe.error(NOT_A_CAR, None, MESSAGES)
         return juhe.envelope(0, "success", self._result(image, directive))
 
-    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, juhe.ImageInfo]:
+    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, ImageInfo]:
         if request.method != "POST":
             raise juhe.Refusal(UNKNOWN_SOURCE)
         fields = juhe.form_fields(request, body)

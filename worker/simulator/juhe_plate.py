@@ -19,6 +19,7 @@ from aiohttp import web
 
 from worker.config import JuhePlateSettings, ProviderSettings
 from worker.simulator import juhe
+from worker.simulator.common import ImageInfo
 from worker.simulator.directives import Directive
 from worker.simulator.synth import Synth
 
@@ -116,11 +117,11 @@ class Sim(juhe.JuheSim):
             raise TypeError("juhe_plate Sim needs JuhePlateSettings")
         self.settings = settings
 
-    def answer(self, image: bytes, info: juhe.ImageInfo, directive: Directive) -> web.Response:
+    def answer(self, image: bytes, info: ImageInfo, directive: Directive) -> web.Response:
         res = [] if directive.empty else self._res(image, info.width, info.height, directive)
         return juhe.envelope(0, "操作成功", {"res": res, "orderid": juhe.order_id()})
 
-    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, juhe.ImageInfo]:
+    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, ImageInfo]:
         if request.method != "POST":
             raise juhe.Refusal(POST_ONLY)
         if request.path == QUERY:

@@ -13,19 +13,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
 import json
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from aiohttp import web
-from PIL import Image
 
 from worker.config import ProviderSettings, TencentVehicleLicenseSettings
 from worker.providers import tc3
 from worker.simulator import faults
+from worker.simulator.common import Unreadable, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
 from worker.simulator.synth import Synth, request_id
 
@@ -74,14 +72,16 @@ OVERRIDES: Final = {
     "register_date": "RegisterDate",
     "issue_date": "IssueDate",
 }
+# An image that isn't a PNG/JPEG/BMP (by content) -> its error code.
+UNREADABLE: Final = {
+    Unreadable.FORMAT: "FailedOperation.ImageDecodeFailed",
+    Unreadable.BOMB: "FailedOperation.ImageSizeTooLarge",
+    Unreadable.UNDECODABLE: "FailedOperation.ImageDecodeFailed",
+}
 
 
 def envelope(response: dict[str, Any]) -> web.Response:
-    return web.json_response({"Response": response}, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return json_answer({"Response": response})
 
 
 def error(code: str, message: str | None = None) -> web.Response:
@@ -240,7 +240,9 @@ class Sim:
             image = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             raise _Refusal("FailedOperation.ImageDecodeFailed") from None
-        _check_image(image)
+        info = read_image(image)
+        if isinstance(info, Unreadable):
+            raise _Refusal(UNREADABLE[info])
         return card_side, image
 
     def _answer(self, image: bytes, card_side: str, directive: Directive) -> dict[str, Any]:
@@ -258,17 +260,3 @@ class Sim:
             "RecognizeWarnMsg": [WARN_MSGS.get(code, "WARN_UNKNOWN") for code in codes],
             "RequestId": request_id(),
         }
-
-
-def _check_image(image: bytes) -> None:
-    """PNG/JPEG/BMP by content, and not a decompression bomb."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(image)) as img:
-                if img.format not in ("PNG", "JPEG", "BMP"):
-                    raise _Refusal("FailedOperation.ImageDecodeFailed")
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise _Refusal("FailedOperation.ImageSizeTooLarge") from None
-        except (OSError, ValueError, SyntaxError):
-            raise _Refusal("FailedOperation.ImageDecodeFailed") from None

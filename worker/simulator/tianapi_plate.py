@@ -19,19 +19,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import io
-import json
-import warnings
 from email import policy
 from email.parser import BytesParser
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs
 
 from aiohttp import web
-from PIL import Image
 
 from worker.config import ProviderSettings, TianapiPlateSettings
 from worker.simulator import faults
+from worker.simulator.common import Unreadable, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
 from worker.simulator.synth import Synth
 
@@ -69,10 +66,12 @@ OVERRIDES: Final = {
     "number": "number",
     "color": "color",
 }
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+# "支持jpg/png/bmp格式": what else an image may be, and the code and message it answers.
+UNREADABLE: Final = {
+    Unreadable.FORMAT: (270, "图片格式不支持"),
+    Unreadable.BOMB: (290, None),
+    Unreadable.UNDECODABLE: (270, "图片解码失败"),
+}
 
 
 def answer(code: int | str, message: str | None = None, result: Any = None) -> web.Response:
@@ -83,7 +82,7 @@ def answer(code: int | str, message: str | None = None, result: Any = None) -> w
     body: dict[str, Any] = {"code": code, "msg": text}
     if result is not None:
         body["result"] = result
-    return web.json_response(body, dumps=_dumps)
+    return json_answer(body)
 
 
 class _Refusal(Exception):
@@ -214,7 +213,9 @@ class Sim:
                 image = base64.b64decode(img, validate=True)
             except (binascii.Error, ValueError):
                 raise _Refusal(270, "图片base64编码错误") from None
-        _check_image(image)
+        info = read_image(image)
+        if isinstance(info, Unreadable):
+            raise _Refusal(*UNREADABLE[info])
         return image
 
     def _result(self, image: bytes, directive: Directive) -> dict[str, Any]:
@@ -223,17 +224,3 @@ class Sim:
         if len(plates) == 1:
             return plates[0]
         return {"list": plates}
-
-
-def _check_image(image: bytes) -> None:
-    """PNG/JPEG/BMP by content ("支持jpg/png/bmp格式"), and not a decompression bomb."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(image)) as img:
-                if img.format not in ("PNG", "JPEG", "BMP"):
-                    raise _Refusal(270, "图片格式不支持")
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise _Refusal(290) from None
-        except (OSError, ValueError, SyntaxError):
-            raise _Refusal(270, "图片解码失败") from None
