@@ -17,7 +17,14 @@ import aiohttp
 
 from worker import http
 from worker.config import Settings
-from worker.errors import JobError
+from worker.errors import (
+    BadResponse,
+    JobError,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+    VendorRejectedImage,
+)
 from worker.providers.base import (
     PreparedImage,
     Provider,
@@ -27,6 +34,18 @@ from worker.providers.base import (
 )
 from worker.simulator.directives import make_image
 from worker.simulator.server import Simulator, point_at, run_simulator
+
+# (status, body, error): non-200 answers, from a proxy or gateway, of a vendor that answers
+# HTTP 200 even for its errors (worker.providers.common.http_status_error).
+NON_200_ANSWERS: list[tuple[int, bytes, type[JobError]]] = [
+    (502, b"Bad Gateway", ServerError),
+    (500, b"", ServerError),
+    (429, b"", RateLimited),
+    (403, b"", ProviderUnavailable),
+    (404, b"", ProviderUnavailable),
+    (413, b"", VendorRejectedImage),
+    (400, b"", BadResponse),
+]
 
 
 def prepared(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.worker.providers import support
 from tests.worker.simulator.loopback import (
     SECRET_ID,
     SECRET_KEY,
@@ -27,7 +28,6 @@ from worker.errors import (
     Outcome,
     ProviderUnavailable,
     RateLimited,
-    ServerError,
     VendorRejectedImage,
 )
 from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer, VendorResponse
@@ -463,13 +463,7 @@ def test_no_side_read_is_no_result() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "error"),
     [
-        (502, b"Bad Gateway", ServerError),
-        (500, b"", ServerError),
-        (429, b"", RateLimited),
-        (403, b"", ProviderUnavailable),
-        (404, b"", ProviderUnavailable),
-        (413, b"", VendorRejectedImage),
-        (400, b"", BadResponse),
+        *support.NON_200_ANSWERS,
         (200, b"<html>", BadResponse),
         (200, b'{"Result": {}}', BadResponse),
         (200, b"[1, 2]", BadResponse),

@@ -23,7 +23,6 @@ from worker.errors import (
     Outcome,
     ProviderUnavailable,
     RateLimited,
-    ServerError,
     VendorRejectedImage,
 )
 from worker.providers.base import PlateReading, PreparedImage, Provider, VendorAnswer
@@ -341,13 +340,7 @@ def test_code_200_without_a_plate_is_a_billed_no_result(result: Any) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "error"),
     [
-        (502, b"Bad Gateway", ServerError),
-        (500, b"", ServerError),
-        (429, b"", RateLimited),
-        (403, b"", ProviderUnavailable),
-        (404, b"", ProviderUnavailable),
-        (413, b"", VendorRejectedImage),
-        (400, b"", BadResponse),
+        *support.NON_200_ANSWERS,
         (200, b"<html>", BadResponse),
         (200, b"[1, 2]", BadResponse),
         (200, b'{"msg": "no code"}', BadResponse),
