@@ -38,6 +38,7 @@ from worker.providers.common import (
     check_b64_size,
     decode_json,
     http_status_error,
+    int_of,
     strip_secrets,
     text,
 )
@@ -90,7 +91,7 @@ def _date(value: Any) -> date | None:
 
 def readings_of(response: Mapping[str, Any]) -> list[VehicleLicenseReading]:
     """One reading per side present in a success ``Response``, warnings on each."""
-    codes = [int(c) for c in response.get("RecognizeWarnCode") or [] if isinstance(c, int | str)]
+    codes = [c for c in map(int_of, response.get("RecognizeWarnCode") or []) if c is not None]
     msgs = [str(m) for m in response.get("RecognizeWarnMsg") or []]
     readings = []
     for key, side, fields in (

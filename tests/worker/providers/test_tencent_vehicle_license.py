@@ -455,6 +455,13 @@ def test_dates_other_than_iso_are_none() -> None:
     assert reading.issue_date is None
 
 
+def test_warn_codes_that_are_not_integers_are_skipped() -> None:
+    result = answer(dict(DOC_FRONT, RecognizeWarnCode=["WARN", True, 1.5, "-9102"]))
+    reading = result.readings[0]
+    assert isinstance(reading, VehicleLicenseReading)
+    assert reading.warn_codes == [-9102]
+
+
 def test_no_side_read_is_no_result() -> None:
     result = answer({"FrontInfo": None, "BackInfo": None, "RequestId": "x"})
     assert result.outcome is Outcome.NO_RESULT
