@@ -11,6 +11,8 @@
 - :func:`check_b64_size`: the vendor's base64 size limit, refused before calling (and billing);
   :func:`check_size` also refuses an empty image;
 - :func:`key_of`: a single API key's value, or ConfigError naming its variable;
+  :class:`RedactedBytes` / :class:`RedactedText`: a body or multipart value holding it,
+  the same on the wire, but never shown by ``repr()`` of a ``VendorRequest``;
 - :func:`credential_id`: a non-secret id of a single API key, for rate-limit buckets;
 - :data:`NO_RESULT`: the marker code tables use for "looked, found nothing".
 """
@@ -153,6 +155,22 @@ def key_of(key: SecretStr | None, provider: str) -> str:
     if not value:
         raise ConfigError(f"{provider}: VREC_{provider.upper()}__KEY must be set")
     return value
+
+
+class RedactedBytes(bytes):
+    """A request body holding the key: the same bytes, a ``repr`` that doesn't show them."""
+
+    def __repr__(self) -> str:
+        return f"<form body, {len(self)} bytes, key redacted>"
+
+
+class RedactedText(str):
+    """A multipart ``key`` value: the same text, a ``repr`` that doesn't show it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
 
 
 def credential_id(key: SecretStr | None) -> str:

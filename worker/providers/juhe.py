@@ -12,8 +12,7 @@ holds no candidates or no plate); every non-zero code, including "nothing recogn
 (237102), is free: ``Envelope.billed``, used by :func:`answer` for every outcome.
 
 The key travels in the request body (the docs leave no other place for it), so adapters
-wrap bodies in :class:`RedactedBytes` / :class:`RedactedText`: the bytes on the wire are
-unchanged, but ``repr()`` of a :class:`~worker.providers.base.VendorRequest` never shows it.
+wrap bodies in :class:`~worker.providers.common.RedactedBytes` / ``RedactedText``.
 """
 
 from __future__ import annotations
@@ -82,22 +81,6 @@ CAR_LIMITS: Final = ImageLimits(
 # Undocumented, conservative: Juhe doesn't publish a per-second limit for these APIs.
 DEFAULT_RATE: Final = 5.0
 _EXTENSIONS: Final = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp"}
-
-
-class RedactedBytes(bytes):
-    """A request body holding the key: the same bytes, a ``repr`` that doesn't show them."""
-
-    def __repr__(self) -> str:
-        return f"<form body, {len(self)} bytes, key redacted>"
-
-
-class RedactedText(str):
-    """A multipart ``key`` value: the same text, a ``repr`` that doesn't show it."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'<redacted>'"
 
 
 def filename(image: PreparedImage) -> str:

@@ -27,7 +27,14 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
-from worker.providers.common import NO_RESULT, check_size, credential_id, key_of, text
+from worker.providers.common import (
+    NO_RESULT,
+    RedactedBytes,
+    check_size,
+    credential_id,
+    key_of,
+    text,
+)
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_car"
@@ -111,7 +118,7 @@ class JuheCar:
         check_size(image, self.limits, NAME)
         body = form_body({"key": key}, {"image": image.b64})
         headers = {"Content-Type": FORM_CONTENT_TYPE}
-        return VendorRequest("POST", self._settings.base_url, headers, juhe.RedactedBytes(body))
+        return VendorRequest("POST", self._settings.base_url, headers, RedactedBytes(body))
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         return juhe.answer(

@@ -31,7 +31,15 @@ from worker.providers.base import (
     VendorResponse,
     check_options,
 )
-from worker.providers.common import check_size, credential_id, int_of, key_of, text
+from worker.providers.common import (
+    RedactedBytes,
+    RedactedText,
+    check_size,
+    credential_id,
+    int_of,
+    key_of,
+    text,
+)
 from worker.providers.form import FORM_CONTENT_TYPE, form_body
 
 NAME: Final = "juhe_plate"
@@ -155,14 +163,14 @@ class JuhePlate:
         check_size(image, self.limits, NAME)
         if self._settings.mode == "multipart":
             parts: tuple[tuple[str, bytes | str, str | None, str | None], ...] = (
-                ("key", juhe.RedactedText(key), None, None),
+                ("key", RedactedText(key), None, None),
                 ("file", image.data, juhe.filename(image), image.mime),
             )
             # No Content-Type header: aiohttp writes multipart/form-data with its boundary.
             return VendorRequest("POST", self.url(), {}, multipart=parts)
         body = form_body({"key": key}, {"file": image.b64})
         headers = {"Content-Type": FORM_CONTENT_TYPE}
-        return VendorRequest("POST", self.url(), headers, juhe.RedactedBytes(body))
+        return VendorRequest("POST", self.url(), headers, RedactedBytes(body))
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         return juhe.answer(

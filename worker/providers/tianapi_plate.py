@@ -47,6 +47,7 @@ from worker.providers.base import (
 from worker.providers.common import (
     NO_RESULT,
     NoResult,
+    RedactedBytes,
     check_size,
     credential_id,
     http_status_error,
@@ -174,7 +175,7 @@ class TianapiPlate:
         check_size(image, self.limits, NAME)
         body = form_body({"key": key}, {"img": image.b64})
         headers = {"Content-Type": FORM_CONTENT_TYPE}
-        return VendorRequest("POST", self._settings.base_url, headers, body)
+        return VendorRequest("POST", self._settings.base_url, headers, RedactedBytes(body))
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status

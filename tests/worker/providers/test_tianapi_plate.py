@@ -105,6 +105,7 @@ def test_request_is_the_docs_form_post() -> None:
     assert form == {"key": [KEY], "img": [image.b64.decode()]}
     assert not form["img"][0].startswith("data:")
     assert KEY not in request.url
+    assert KEY not in repr(request)
 
 
 def test_refusals_before_calling() -> None:
