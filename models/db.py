@@ -55,3 +55,15 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One session, one transaction: commit on success, roll back on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+@contextmanager
+def session_for(url: str) -> Iterator[Session]:
+    """One transaction on a short-lived engine for ``url``: for commands that ask once and
+    exit, not for workers (they keep the runtime's engine)."""
+    engine = make_engine(url)
+    try:
+        with transaction(make_sessions(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()

@@ -120,21 +120,17 @@ def _follow_and_report(batch_id: int, *, as_json: bool, concurrency: int) -> Non
 def _ensure_schema(url: str) -> None:
     """The embedded SQLite default migrates itself; a shared database is migrated on purpose."""
     from models import migrate
-    from models.db import make_engine, make_sessions
+    from models.db import session_for
     from worker.runner import schema_ready
 
     if url.startswith("sqlite"):
         migrate.upgrade(url)
         return
-    engine = make_engine(url)
-    try:
-        if not schema_ready(make_sessions(engine)):
-            console.print(
-                "[red]error:[/red] the database has no vrec tables: run `vrec db upgrade`"
-            )
-            raise typer.Exit(2)
-    finally:
-        engine.dispose()
+    with session_for(url) as session:
+        ready = schema_ready(session)
+    if not ready:
+        console.print("[red]error:[/red] the database has no vrec tables: run `vrec db upgrade`")
+        raise typer.Exit(2)
 
 
 class _progress:
@@ -244,14 +240,10 @@ def resume(
 ) -> None:
     """Close a provider's open circuit (after fixing its credentials): its jobs run again."""
     from models import queue
-    from models.db import make_engine, make_sessions, transaction
+    from models.db import session_for
 
-    engine = make_engine(get_settings().database_url)
-    try:
-        with transaction(make_sessions(engine)) as session:
-            closed = queue.reset_circuit(session, provider)
-    finally:
-        engine.dispose()
+    with session_for(get_settings().database_url) as session:
+        closed = queue.reset_circuit(session, provider)
     console.print(f"{provider}: " + ("circuit closed" if closed else "circuit was not open"))
 
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models import reports
-from models.db import make_engine, make_sessions, transaction
+from models.db import session_for
 from worker.config import Settings
 from worker.runner import ACTIVE, Summary
 
@@ -77,23 +77,19 @@ def print_summary(console: Console, result: Summary) -> None:
 
 
 def print_status(console: Console, settings: Settings) -> None:
-    engine = make_engine(settings.database_url)
-    try:
-        with transaction(make_sessions(engine)) as session:
-            table = Table(title="jobs by provider and status")
-            for column in ("provider", "status", "jobs"):
-                table.add_column(column)
-            for provider, counts in reports.counts_by_provider(session).items():
-                for status, n in counts.items():
-                    if n:
-                        table.add_row(provider, status, str(n))
-            console.print(table)
-            for state in reports.open_circuits(session, datetime.now(UTC)):
-                console.print(
-                    f"[bold red]circuit open: {state.provider}[/bold red] since "
-                    f"{state.opened_at:%Y-%m-%d %H:%M:%S} UTC until "
-                    f"{state.circuit_open_until:%H:%M:%S}: {state.error_message} "
-                    f"[{state.error_code}]"
-                )
-    finally:
-        engine.dispose()
+    with session_for(settings.database_url) as session:
+        table = Table(title="jobs by provider and status")
+        for column in ("provider", "status", "jobs"):
+            table.add_column(column)
+        for provider, counts in reports.counts_by_provider(session).items():
+            for status, n in counts.items():
+                if n:
+                    table.add_row(provider, status, str(n))
+        console.print(table)
+        for state in reports.open_circuits(session, datetime.now(UTC)):
+            console.print(
+                f"[bold red]circuit open: {state.provider}[/bold red] since "
+                f"{state.opened_at:%Y-%m-%d %H:%M:%S} UTC until "
+                f"{state.circuit_open_until:%H:%M:%S}: {state.error_message} "
+                f"[{state.error_code}]"
+            )

@@ -192,6 +192,5 @@ def embedded_worker(app: Celery, concurrency: int = 16) -> Iterator[None]:
         thread.join(timeout=30)
 
 
-def schema_ready(sessions: sessionmaker[Session]) -> bool:
-    with sessions() as session:
-        return inspect(session.connection()).has_table("jobs")
+def schema_ready(session: Session) -> bool:
+    return inspect(session.connection()).has_table("jobs")

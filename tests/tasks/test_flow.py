@@ -23,7 +23,13 @@ from typer.testing import CliRunner
 
 from models import Attempt, Job, VehicleLicense
 from models.db import make_engine, make_sessions
-from tests.support import CELERY_REDIS_URL, REDIS_URL, truncate
+from tests.support import (
+    CELERY_REDIS_URL,
+    REDIS_URL,
+    create_database,
+    drop_database,
+    truncate,
+)
 from worker.cli import app
 from worker.config import Settings, get_settings
 from worker.demo import demo_credentials, simulator_urls
@@ -177,6 +183,20 @@ def test_detach_needs_a_broker(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(tmp_path), "-p", P, "--detach"])
     assert result.exit_code == 2
     assert "--detach needs VREC_BROKER_URL" in result.output
+
+
+def test_a_shared_database_without_tables_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = create_database("vrec_empty")
+    try:
+        monkeypatch.setenv("VREC_DATABASE_URL", url)
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["run", str(tmp_path), "-p", P])
+        assert result.exit_code == 2
+        assert "no vrec tables: run `vrec db upgrade`" in result.output
+    finally:
+        drop_database(url)
 
 
 @pytest.fixture
