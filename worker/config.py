@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_cap_seconds: float = Field(default=300.0, gt=0)
     circuit_cooldown_seconds: float = Field(default=300.0, gt=0)
-    window_seconds: float = Field(default=60.0, gt=0)  # dispatch window: rate x this
+    # Dispatch window: rate x this, capped at limiter_max_wait_seconds (worker/dispatch.py).
+    window_seconds: float = Field(default=30.0, gt=0)
     chunk_size: int = Field(default=8, ge=1, le=100)  # most job ids per Celery message
     # Connections kept per process. Keep it >= the worker's threads: a smaller pool opens
     # and closes an overflow connection (a new server process on PostgreSQL) per burst.
