@@ -44,6 +44,7 @@ from models import migrate
 from worker.config import settings_from_env
 from worker.demo import demo_credentials, simulator_urls
 from worker.samples import vehicle_photo
+from worker.simulator.server import busiest_window
 
 REPO = Path(__file__).resolve().parent.parent
 P = "tencent_vehicle_license"
@@ -371,18 +372,8 @@ def rate_figures(stats: dict[str, Any]) -> RateFigures:
         arrival_rate=arrival,
         accepted_rate=arrival * share,
         middle_rate=middle * share,
-        first_seconds_max=busiest_second(early),
+        first_seconds_max=busiest_window(early),
     )
-
-
-def busiest_second(times: Sequence[float], window: float = 1.0) -> int:
-    """Most arrivals within any half-open window ``(t - window, t]`` (the simulator's rule)."""
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def pending_messages(client: redis.Redis, queue: str) -> int:

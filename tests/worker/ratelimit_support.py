@@ -203,17 +203,3 @@ async def penalize(limiter: AnyLimiter, key: str) -> float:
     """Report a throttle answer for ``key``; returns the wall-clock time it was done."""
     await limiter.penalize(key)
     return time.time()
-
-
-# --------------------------------------------------------------------------- analysis
-
-
-def max_in_window(stamps: Sequence[float], window: float = 1.0) -> int:
-    """The most stamps in any trailing window ``(t - window, t]``, as a vendor counts."""
-    ordered = sorted(stamps)
-    best, lo = 0, 0
-    for hi, stamp in enumerate(ordered):
-        while ordered[lo] <= stamp - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best

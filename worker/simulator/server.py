@@ -49,6 +49,19 @@ MAX_BODY = 64 * 1024 * 1024  # above every vendor's limit, so the Sim can answer
 ARRIVALS_KEPT = 1_000_000  # arrival times kept per vendor for ?arrivals=1 (8 MB at most)
 
 
+def busiest_window(times: Iterable[float], window: float = WINDOW) -> int:
+    """The most of ``times`` within any trailing window ``(t - window, t]``: how a vendor
+    counts calls, and the rule by which this simulator admits them (for figures and checks
+    made after the fact; the simulator itself counts as calls arrive)."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 @dataclass
 class VendorStats:
     calls: int = 0

@@ -27,7 +27,7 @@ from worker.errors import RateLimited
 from worker.providers import tc3
 from worker.providers.base import VendorAnswer
 from worker.simulator.directives import Directive, make_image, read_directive, with_directive
-from worker.simulator.server import SimulatorThread, point_at
+from worker.simulator.server import SimulatorThread, busiest_window, point_at
 from worker.simulator.synth import PLATE_LETTERS, PROVINCES, Synth, vin_check_digit
 
 NAME = "tencent_vehicle_license"
@@ -376,3 +376,10 @@ def test_synth_is_deterministic_and_realistic() -> None:
 
 def test_vin_check_digit_known_value() -> None:
     assert vin_check_digit("1M8GDM9AXKP042788") == "X"  # the classic worked example
+
+
+def test_busiest_window_counts_as_the_vendor_does() -> None:
+    # Half-open (t - 1, t]: calls exactly a second apart never share a window.
+    assert busiest_window([0.0, 1.0, 2.0]) == 1
+    assert busiest_window([1.5, 0.0, 0.5, 0.99, 1.0]) == 3  # any order
+    assert busiest_window([]) == 0
