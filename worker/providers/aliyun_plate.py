@@ -23,6 +23,7 @@ and error answers are not. Gateway refusals never reach the API and are not bill
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -76,9 +77,10 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        return float(value)  # "" (the failure example) and junk -> None
+        number = float(value)  # "" (the failure example) and junk -> None
     except ValueError:
         return None
+    return number if math.isfinite(number) else None  # "NaN" / "inf" are not readings
 
 
 def quad_of(points: Any) -> list[dict[str, int]] | None:

@@ -636,3 +636,14 @@ def test_secrets_never_leak() -> None:
     assert not [t for t in texts if APP_SECRET in t]
     # The APPCODE must travel in the Authorization header; nowhere else.
     assert not [t for t in texts if APPCODE in t]
+
+
+def test_non_finite_numbers_are_not_readings() -> None:
+    body = json.loads(DOC_SUCCESS)
+    body["showapi_res_body"]["confidence_level"] = "NaN"
+    body["showapi_res_body"]["range"][0]["x"] = "inf"
+    result = parse(json.dumps(body).encode())
+    assert isinstance(result, VendorAnswer)
+    (reading,) = result.readings
+    assert reading.plate_no == "粤BP57E7"
+    assert (reading.confidence, reading.quad) == (None, None)
