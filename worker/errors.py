@@ -5,6 +5,7 @@
     VrecError                       base; never raised itself
     ├── ConfigError                 settings missing or wrong (no credentials, unknown provider)
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
+    ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
     └── JobError                    one job failed; carries outcome/retryable/context
         ├── InvalidImage            outcome invalid_image: input can't be made acceptable (terminal)
         │   └── UnsafeSource        a URL refused (scheme, private address, size, redirects)
@@ -20,8 +21,15 @@
 
 Every :class:`JobError` carries ``provider``, ``job_id``, ``vendor_code``, ``http_status``,
 ``request_id``, ``retry_after`` and ``billed`` so the task that records it, and the
-retry policy, read facts instead of matching types. aiohttp and asyncio exceptions are
-translated into this tree at one place only (:mod:`worker.http`), ``raise ... from exc``.
+retry policy, read facts instead of matching types.
+
+Library errors are translated into this tree at named boundaries only, always
+``raise ... from exc``:
+
+* :mod:`worker.http`: aiohttp and asyncio errors of a vendor call;
+* :mod:`worker.fetch`: aiohttp, DNS and socket errors of fetching a URL source;
+* :mod:`worker.ratelimit.shared`: Redis and socket errors of the shared limiter;
+* :mod:`worker.imaging.sniff`: Pillow's decode errors (as :class:`InvalidImage`).
 
 Messages never contain secrets: adapters build them from vendor codes and messages.
 """
@@ -58,6 +66,18 @@ class LimiterBusy(VrecError):
         super().__init__(f"rate limiter for {key} busy: next slot in {wait:.1f}s")
         self.key = key
         self.wait = wait
+
+
+class LimiterUnavailable(VrecError):
+    """The shared limiter's store did not answer (Redis down, refused, timed out).
+
+    No call may go out unpaced, so the caller gives the job back without charging it.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"rate limiter for {key} unavailable: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 class JobError(VrecError):

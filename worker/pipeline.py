@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.exceptions import RedisError
 
 from worker import http, imaging
 from worker.config import Settings
@@ -28,6 +27,7 @@ from worker.errors import (
     InvalidImage,
     JobError,
     LimiterBusy,
+    LimiterUnavailable,
     Outcome,
     ProviderUnavailable,
     Transient,
@@ -195,10 +195,10 @@ async def call_job(
             )
         except LimiterBusy as busy:
             return JobRun(give_back=busy.wait, source=facts)
-        except (RedisError, OSError) as exc:
+        except LimiterUnavailable as exc:
             # The shared limiter is down: no call may go out unpaced. Give the job back
             # (no attempt is charged); the dispatcher offers it again shortly.
-            log.warning("rate limiter unavailable for %s: %s", key, type(exc).__name__)
+            log.warning("%s", exc)
             return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
@@ -218,7 +218,7 @@ async def call_job(
         except JobError as exc:
             exc.provider = exc.provider or provider.name
             if exc.outcome is Outcome.RATE_LIMITED:
-                with contextlib.suppress(RedisError, OSError):  # best effort: the answer counts
+                with contextlib.suppress(LimiterUnavailable):  # best effort: the answer counts
                     await limiter.penalize(key, retry_after=exc.retry_after)
             call = facts_of(exc.http_status, exc.vendor_code, exc.request_id, exc.billed)
             return JobRun(error=exc, call=call, source=facts)

@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-from worker.errors import LimiterBusy
+from worker.errors import LimiterBusy, LimiterUnavailable
 from worker.ratelimit.base import Aimd, budget_left, check_args, late, sleep_until
 from worker.ratelimit.caps import Caps
 
@@ -103,7 +104,8 @@ class RedisLimiter:
     """The limiter shared by every process on every machine, through one Redis.
 
     Use it from one event loop (redis-py's asyncio client is loop-bound); any number of
-    coroutines may call it concurrently. Redis errors propagate unchanged.
+    coroutines may call it concurrently. Redis's and the socket's errors are translated
+    here, and only here, into :class:`~worker.errors.LimiterUnavailable`.
     """
 
     def __init__(
@@ -130,10 +132,13 @@ class RedisLimiter:
 
     async def _call(self, key: str, op: str, *args: Any) -> Any:
         """Run the script's ``op`` on ``key``: ARGV is op, recovery, TTL, then ``args``."""
-        return await self._script(
-            keys=[self.prefix + key],
-            args=[op, repr(self.aimd.recover_per_second), self._ttl_ms, *args],
-        )
+        try:
+            return await self._script(
+                keys=[self.prefix + key],
+                args=[op, repr(self.aimd.recover_per_second), self._ttl_ms, *args],
+            )
+        except (RedisError, OSError) as exc:
+            raise LimiterUnavailable(key, type(exc).__name__) from exc
 
     async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
         check_args(rate, max_wait)
