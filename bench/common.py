@@ -41,9 +41,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from models import migrate
-from worker.config import settings_from_env
-from worker.demo import demo_credentials, simulator_urls
-from worker.samples import vehicle_photo
+from worker.settings import settings_from_env
+from worker.simulator.environment import base_urls, made_up_credentials
+from worker.simulator.samples import vehicle_photo
 from worker.simulator.server import busiest_window
 
 REPO = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def worker_env(
 ) -> dict[str, str]:
     """The environment of every worker process: the run's settings on :func:`child_env`."""
     env = child_env(credentials)
-    env.update(simulator_urls(sim.base_url))
+    env.update(base_urls(settings_from_env(env), sim.base_url))
     env["VREC_DATABASE_URL"] = database_url
     env["VREC_BROKER_URL"] = redis_url(BROKER_DB)
     env["VREC_REDIS_URL"] = redis_url(LIMITER_DB)
@@ -237,7 +237,7 @@ def worker_env(
 
 def fresh_credentials() -> dict[str, str]:
     """New made-up credentials: a fresh limiter key per scenario, whatever Redis holds."""
-    return demo_credentials()
+    return made_up_credentials()
 
 
 def vrec_worker_cmd(concurrency: int, *extra: str) -> list[str]:
@@ -432,17 +432,17 @@ def run_vrec_batch(
     poll: float = 0.1,
 ) -> BatchRun:
     """Submit ``paths`` for Tencent and dispatch/follow the batch as ``vrec run`` does."""
-    from models.db import make_engine, make_sessions
+    from models.db import Database
     from worker.app import make_app
-    from worker.runner import follow, submit
+    from worker.service.follow import follow
+    from worker.service.submit import submit
 
     settings = settings_from_env(env)
-    engine = make_engine(settings.database_url)
+    db = Database(settings.database_url)
     app = make_app(settings)
     try:
-        sessions = make_sessions(engine)
         t0 = time.monotonic()
-        batch_id = submit(sessions, paths, [P], {}, label="bench")
+        batch_id = submit(db, paths, [P], {}, label="bench")
         t1 = time.monotonic()
 
         def progress(_counts: dict[str, int]) -> None:
@@ -450,9 +450,9 @@ def run_vrec_batch(
                 workers.check_alive()  # a dead worker would otherwise look like a slow one
 
         result = follow(
-            sessions, app, settings, batch_id, on_progress=progress, poll=poll, timeout=timeout
+            db, app, settings, batch_id, on_progress=progress, poll=poll, timeout=timeout
         )
         return BatchRun(result.counts, t1 - t0, time.monotonic() - t1)
     finally:
         app.close()
-        engine.dispose()
+        db.dispose()

@@ -34,8 +34,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import worker.imaging
+from worker.image_limits import ImageLimits
 from worker.imaging import fit_size, prepare
-from worker.providers.base import ImageLimits
 from worker.providers.registry import names, provider_class
 
 # Each provider's own declared limits (from its vendor doc).

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 import models
 from models.db import make_engine
-from worker.config import get_settings
+from worker.settings import get_settings
 
 config = context.config
 target_metadata = models.Base.metadata

@@ -1,7 +1,7 @@
 """vrec's tables. Importing this package registers every table on ``Base.metadata``."""
 
 from models.base import Base
-from models.core import Attempt, Batch, Image, Job, JobStatus, ProviderState, Result
+from models.core import Attempt, Batch, Image, Job, ProviderState, Result
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
 
 __all__ = [
@@ -11,7 +11,6 @@ __all__ = [
     "CarModelCandidateRow",
     "Image",
     "Job",
-    "JobStatus",
     "PlateReadingRow",
     "ProviderState",
     "Result",

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from itertools import count, islice
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from models.core import Batch, Image, Job, JobStatus
+from models.core import Batch, Image, Job
+from worker.lifecycle import JobStatus
+from worker.sources import Source
 
 ImageKey = tuple[str, str | int]  # ("sha256", hex) | ("uri", uri) | ("unreadable", serial)
 
 
-@dataclass(frozen=True)
-class SourceEntry:
-    """One submitted image as registration saw it. ``error``: it could not even be read."""
-
-    uri: str
-    sha256: str | None = None
-    size: int | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    error: str | None = None
-
-
-def _chunks(items: Iterable[SourceEntry], n: int) -> Iterator[list[SourceEntry]]:
+def _chunks(items: Iterable[Source], n: int) -> Iterator[list[Source]]:
     it = iter(items)
     while chunk := list(islice(it, n)):
         yield chunk
@@ -37,7 +25,7 @@ def _chunks(items: Iterable[SourceEntry], n: int) -> Iterator[list[SourceEntry]]
 
 def create_batch(
     session: Session,
-    entries: Iterable[SourceEntry],
+    entries: Iterable[Source],
     options: Mapping[str, Mapping[str, str]],
     *,
     label: str | None = None,
@@ -58,7 +46,7 @@ def create_batch(
     serial = count()
     for chunk in _chunks(entries, 500):
         # Content already stored, by this batch's earlier chunks too (same transaction).
-        shas = {e.sha256 for e in chunk if e.sha256}
+        shas = {e.facts.sha256 for e in chunk if e.facts}
         known = conn.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
         chunk_ids: dict[ImageKey, int] = {("sha256", sha): id_ for sha, id_ in known if sha}
         ids = ChainMap(chunk_ids, url_ids)
@@ -77,11 +65,11 @@ def create_batch(
     return batch
 
 
-def _image_key(entry: SourceEntry, serial: int) -> ImageKey:
+def _image_key(entry: Source, serial: int) -> ImageKey:
     """What makes two entries one image: their content, else (not yet fetched) the same URL;
     an unreadable file is an image of its own."""
-    if entry.sha256:
-        return ("sha256", entry.sha256)
+    if entry.facts:
+        return ("sha256", entry.facts.sha256)
     if entry.error is None:
         return ("uri", entry.uri)
     return ("unreadable", serial)
@@ -89,30 +77,32 @@ def _image_key(entry: SourceEntry, serial: int) -> ImageKey:
 
 def _insert_images(
     conn: Connection,
-    chunk: list[SourceEntry],
+    chunk: list[Source],
     keys: list[ImageKey],
     known: Mapping[ImageKey, int],
 ) -> dict[ImageKey, int]:
     """One INSERT for the chunk's images not seen before; their ids by key."""
-    new: dict[ImageKey, SourceEntry] = {}
+    new: dict[ImageKey, Source] = {}
     for entry, key in zip(chunk, keys, strict=True):
         if key not in known:
             new.setdefault(key, entry)
     if not new:
         return {}
-    rows = [
-        {
-            "sha256": e.sha256,
-            "source_uri": e.uri,
-            "bytes": e.size,
-            "width": e.width,
-            "height": e.height,
-            "format": e.format,
-        }
-        for e in new.values()
-    ]
+    rows = [_image_row(e) for e in new.values()]
     stmt = insert(Image).returning(Image.id, sort_by_parameter_order=True)
     return dict(zip(new, conn.execute(stmt, rows).scalars(), strict=True))
+
+
+def _image_row(entry: Source) -> dict[str, Any]:
+    facts = entry.facts
+    return {
+        "sha256": facts.sha256 if facts else None,
+        "source_uri": entry.uri,
+        "bytes": facts.size if facts else None,
+        "width": facts.width if facts else None,
+        "height": facts.height if facts else None,
+        "format": facts.format if facts else None,
+    }
 
 
 def _job_row(

@@ -1,19 +1,13 @@
 """Batches, images, jobs, attempts, results and provider state: the flow's own tables.
 
-A job is one image x one provider x options. Its life::
-
-    pending --dispatch--> queued --claim--> running --finish--> succeeded | no_result
-       ^                                       |                | invalid_image | failed
-       +---- retry (not_before) / give-back ---+
-       +---- reconciler: lease expired, or queued message lost
-
-The database is the source of truth; the broker only carries job ids.
+A job is one image x one provider x options; its states and their order are in
+:mod:`worker.lifecycle`. The database is the source of truth; the broker only carries
+job ids.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -31,21 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime, utcnow
-
-
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    NO_RESULT = "no_result"
-    INVALID_IMAGE = "invalid_image"
-    FAILED = "failed"
-
-    @classmethod
-    def terminal(cls) -> tuple[JobStatus, ...]:
-        return (cls.SUCCEEDED, cls.NO_RESULT, cls.INVALID_IMAGE, cls.FAILED)
-
+from worker.lifecycle import JobStatus
 
 _STATUS_CHECK = "status IN (" + ", ".join(f"'{s.value}'" for s in JobStatus) + ")"
 

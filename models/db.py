@@ -57,13 +57,27 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-@contextmanager
-def session_for(url: str) -> Iterator[Session]:
-    """One transaction on a short-lived engine for ``url``: for commands that ask once and
-    exit, not for workers (they keep the runtime's engine)."""
-    engine = make_engine(url)
-    try:
-        with transaction(make_sessions(engine)) as session:
+class Database:
+    """An engine and its session factory for one database URL: the runtime keeps one per
+    process, a command opens one for its questions. ``with Database(url) as db:`` disposes
+    of it (closes its connections) on the way out."""
+
+    def __init__(self, url: str, *, pool_size: int | None = None) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.sessions = make_sessions(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One session, one transaction: commit on success, roll back on any error."""
+        with transaction(self.sessions) as session:
             yield session
-    finally:
-        engine.dispose()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.dispose()

@@ -3,7 +3,8 @@
 Every step is idempotent by job id: a claim only succeeds on a job that is queued (or
 due and pending) and whose provider's circuit is closed, and finishing only writes when
 this worker still holds the lease, so a message delivered twice never produces two
-results.
+results. Finishing writes what :mod:`worker.policy` decided (a :class:`Transition` per
+job); nothing here decides a job's next state.
 
 These run for every Celery message in every worker thread, so they are plain Core
 statements, a fixed number per message whatever its job count: one UPDATE ... RETURNING to
@@ -22,12 +23,11 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.core import Attempt, Image, Job, JobStatus, ProviderState, Result
+from models.core import Attempt, Image, Job, ProviderState, Result
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
-from worker.config import Settings
-from worker.errors import JobError, Outcome
-from worker.outcome import JobRun
-from worker.policy import retry_delay
+from worker.errors import Outcome
+from worker.jobrun import JobRun
+from worker.lifecycle import CircuitOpening, JobStatus, Transition
 from worker.providers.base import CarModelCandidate, PlateReading, VehicleLicenseReading
 
 _READING_TABLES: dict[type, type[Any]] = {
@@ -35,7 +35,6 @@ _READING_TABLES: dict[type, type[Any]] = {
     PlateReading: PlateReadingRow,
     CarModelCandidate: CarModelCandidateRow,
 }
-_NO_ERROR = {"last_error_category": None, "last_error_code": None, "last_error_message": None}
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,8 @@ class ClaimedJob:
     source_uri: str
     sha256: str | None
     owner: str
+    attempts: int  # vendor calls made before this claim
+    retries: int  # retryable failures before this claim
 
 
 def _circuit_open(now: datetime) -> Any:
@@ -69,8 +70,9 @@ def claim_many(
     if not job_ids:
         return []
     # SQLite's RETURNING can't name another table, but it can hold subqueries.
-    uri = select(Image.source_uri).where(Image.id == Job.image_id).scalar_subquery()
-    sha = select(Image.sha256).where(Image.id == Job.image_id).scalar_subquery()
+    image = Image.id == Job.image_id
+    uri = select(Image.source_uri).where(image).scalar_subquery().label("source_uri")
+    sha = select(Image.sha256).where(image).scalar_subquery().label("sha256")
     conn = session.connection()
     rows = conn.execute(
         update(Job)
@@ -86,7 +88,17 @@ def claim_many(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             updated_at=now,
         )
-        .returning(Job.id, Job.batch_id, Job.image_id, Job.provider, Job.options, uri, sha)
+        .returning(
+            Job.id,
+            Job.batch_id,
+            Job.image_id,
+            Job.provider,
+            Job.options,
+            uri,
+            sha,
+            Job.attempts,
+            Job.retries,
+        )
     ).all()
     if len(rows) < len(job_ids):
         conn.execute(
@@ -97,96 +109,72 @@ def claim_many(
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     claimed = [
         ClaimedJob(
-            job_id=job_id,
-            batch_id=batch_id,
-            image_id=image_id,
-            provider=provider,
-            options=dict(options or {}),
-            source_uri=source_uri,
-            sha256=sha256,
+            job_id=row.id,
+            batch_id=row.batch_id,
+            image_id=row.image_id,
+            provider=row.provider,
+            options=dict(row.options or {}),
+            source_uri=row.source_uri,
+            sha256=row.sha256,
             owner=owner,
+            attempts=row.attempts,
+            retries=row.retries,
         )
-        for job_id, batch_id, image_id, provider, options, source_uri, sha256 in rows
+        for row in rows
     ]
     return sorted(claimed, key=lambda c: order[c.job_id])
 
 
-def claim(
-    session: Session, job_id: int, *, owner: str, now: datetime, lease_seconds: float
-) -> ClaimedJob | None:
-    """Take the lease on ``job_id``; None if it is not ours to run (see :func:`claim_many`)."""
-    claimed = claim_many(session, [job_id], owner=owner, now=now, lease_seconds=lease_seconds)
-    return claimed[0] if claimed else None
-
-
-def finish(
-    session: Session,
-    claimed: ClaimedJob,
-    run: JobRun,
-    *,
-    settings: Settings,
-    now: datetime,
-    worker: str | None = None,
-) -> str | None:
-    """Write attempt, result, readings and the job's next status; None if the lease was lost."""
-    return finish_many(session, [(claimed, run)], settings=settings, now=now, worker=worker)[0]
-
-
 def finish_many(
     session: Session,
-    done: Sequence[tuple[ClaimedJob, JobRun]],
+    done: Sequence[tuple[ClaimedJob, JobRun, Transition]],
     *,
-    settings: Settings,
     now: datetime,
     worker: str | None = None,
 ) -> list[str | None]:
-    """:func:`finish` for a chunk of jobs: each job's next status, None where the lease was
-    lost. One statement per table for the whole chunk, not per job (per-statement CPU is
-    what limits a worker when the vendor is fast)."""
+    """Write each run's attempt, result and readings and the job's decided ``Transition``;
+    per job its new status, None where the lease was lost (then nothing is written).
+
+    One statement per table for the whole chunk, not per job (per-statement CPU is what
+    limits a worker when the vendor is fast).
+    """
     if not done:
         return []
     conn = session.connection()
     # Locked until commit, so the reconciler cannot take a lease back between this read and
     # the updates below (SQLite: the transaction already holds the write lock).
-    held = {
-        job_id: (attempts, retries, owner)
-        for job_id, attempts, retries, owner in conn.execute(
-            select(Job.id, Job.attempts, Job.retries, Job.lease_owner)
-            .where(Job.id.in_([c.job_id for c, _ in done]), Job.status == JobStatus.RUNNING)
-            .order_by(Job.id)
-            .with_for_update()
-        )
-    }
-    mine: list[tuple[ClaimedJob, JobRun, int]] = []
-    statuses: list[str | None] = []
+    locked = conn.execute(
+        select(Job.id, Job.lease_owner)
+        .where(Job.id.in_([c.job_id for c, _, _ in done]), Job.status == JobStatus.RUNNING)
+        .order_by(Job.id)
+        .with_for_update()
+    )
+    owners = {job_id: owner for job_id, owner in locked}
+    mine = [(c, r, t) for c, r, t in done if owners.get(c.job_id) == c.owner]
     updates: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for claimed, run in done:
-        attempts, retries, owner = held.get(claimed.job_id, (0, 0, None))
-        if owner != claimed.owner:
-            statuses.append(None)
-            continue
-        attempts += run.call is not None
-        values = _next_state(session, claimed, run, attempts, retries, settings, now)
+    for claimed, _, transition in mine:
+        values = _job_values(transition, now)
         updates.setdefault(frozenset(values), []).append({"b_id": claimed.job_id, **values})
-        mine.append((claimed, run, attempts))
-        statuses.append(str(values["status"]))
     for rows in updates.values():  # one executemany per shape; usually one shape per chunk
         conn.execute(_UPDATE_JOB, rows)
     _insert_attempts(conn, mine, worker)
     _insert_results(conn, [(c, r) for c, r, _ in mine if r.answer is not None], now)
-    for claimed, run, _ in mine:
+    for claimed, run, transition in mine:
+        if transition.circuit is not None:
+            open_circuit(session, transition.circuit)
         if run.source is not None and claimed.sha256 is None:
             _record_source(session, claimed.image_id, run)
-    return statuses
+    written = {c.job_id: str(t.status) for c, _, t in mine}
+    return [written.get(c.job_id) for c, _, _ in done]
 
 
 _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
 
 
 def _insert_attempts(
-    conn: Connection, mine: Sequence[tuple[ClaimedJob, JobRun, int]], worker: str | None
+    conn: Connection, mine: Sequence[tuple[ClaimedJob, JobRun, Transition]], worker: str | None
 ) -> None:
-    rows = [_attempt_row(c, r, n, worker) for c, r, n in mine if r.call is not None]
+    rows = [_attempt_row(c, r, t.attempts, worker) for c, r, t in mine if r.call is not None]
     if rows:
         conn.execute(insert(Attempt), rows)
 
@@ -230,55 +218,41 @@ def _insert_results(
         conn.execute(insert(table), readings)
 
 
-def _next_state(
-    session: Session,
-    claimed: ClaimedJob,
-    run: JobRun,
-    attempts: int,
-    retries: int,
-    settings: Settings,
-    now: datetime,
-) -> dict[str, Any]:
-    """The job's columns after ``run``: terminal, retry later, or back to pending."""
-    free = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
-    done = {**free, "finished_at": now, "not_before": None}
-    later = {**free, "status": JobStatus.PENDING, "queued_at": None}
-    base = {"attempts": attempts, "retries": retries}
-    if run.answer is not None:
-        return {**base, **done, **_NO_ERROR, "status": JobStatus(run.answer.outcome.value)}
-    if run.error is None:  # the limiter had no slot soon enough: no call was made
-        return {**base, **later, "not_before": now + timedelta(seconds=run.give_back or 0.0)}
-    error = run.error
-    failed = {
-        "last_error_category": error.category,
-        "last_error_code": error.vendor_code,
-        "last_error_message": error.message[:2000],  # provider and code have columns
+def _job_values(transition: Transition, now: datetime) -> dict[str, Any]:
+    """The job's columns for ``transition``: the lease released, and the status, counts,
+    due time and error it was given."""
+    values: dict[str, Any] = {
+        "status": transition.status,
+        "attempts": transition.attempts,
+        "retries": transition.retries,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "not_before": transition.not_before,
+        "updated_at": now,
     }
-    if error.outcome is Outcome.INVALID_IMAGE:
-        return {**base, **done, **failed, "status": JobStatus.INVALID_IMAGE}
-    if error.outcome is Outcome.PROVIDER_UNAVAILABLE:
-        open_circuit(session, claimed.provider, error, now, settings.circuit_cooldown_seconds)
-        return {**base, **later, **failed, "not_before": None}
-    retries += 1
-    delay = retry_delay(error, retries, settings)
-    base["retries"] = retries
-    if delay is None:
-        return {**base, **done, **failed, "status": JobStatus.FAILED}
-    return {**base, **later, **failed, "not_before": now + timedelta(seconds=delay)}
+    if transition.terminal:
+        values["finished_at"] = now
+    else:
+        values["queued_at"] = None
+    if not transition.keep_error:
+        error = transition.error
+        values["last_error_category"] = error.category if error else None
+        values["last_error_code"] = error.code if error else None
+        values["last_error_message"] = error.message if error else None
+    return values
 
 
-def open_circuit(
-    session: Session, provider: str, error: JobError, now: datetime, cooldown: float
-) -> None:
-    state = session.get(ProviderState, provider, with_for_update=True)
+def open_circuit(session: Session, circuit: CircuitOpening) -> None:
+    """Open (or extend) a provider's circuit as decided; ``opened_at`` marks a new opening."""
+    state = session.get(ProviderState, circuit.provider, with_for_update=True)
     if state is None:
-        state = ProviderState(provider=provider)
+        state = ProviderState(provider=circuit.provider)
         session.add(state)
-    if state.circuit_open_until is None or state.circuit_open_until <= now:
-        state.opened_at = now
-    state.circuit_open_until = now + timedelta(seconds=cooldown)
-    state.error_code = error.vendor_code
-    state.error_message = error.message
+    if state.circuit_open_until is None or state.circuit_open_until <= circuit.at:
+        state.opened_at = circuit.at
+    state.circuit_open_until = circuit.until
+    state.error_code = circuit.code
+    state.error_message = circuit.message
     session.flush()
 
 

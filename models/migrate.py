@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib.resources
+from enum import StrEnum
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect
 
-import migrations
-
-SCRIPT_LOCATION = str(Path(migrations.__file__).parent)
+# The revisions are Alembic's to run (it executes migrations/env.py, which imports models),
+# so they are located as the package's files, not imported from here.
+SCRIPT_LOCATION = str(importlib.resources.files("migrations"))
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
@@ -31,3 +34,34 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+class SchemaState(StrEnum):
+    MISSING = "missing"  # no vrec tables at all
+    BEHIND = "behind"  # migrated, but not to the latest revision
+    CURRENT = "current"
+    AHEAD = "ahead"  # a revision this vrec doesn't know (a newer vrec migrated it)
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations have no head"
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """Where the database's schema stands against this vrec's migrations."""
+    current = current_revision(connection)
+    if current is None:
+        has_jobs = inspect(connection).has_table("jobs")
+        return SchemaState.BEHIND if has_jobs else SchemaState.MISSING
+    if current == head_revision():
+        return SchemaState.CURRENT
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    return SchemaState.BEHIND if current in known else SchemaState.AHEAD

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.core import Job, JobStatus, ProviderState
+from models.core import Job, ProviderState
 from models.reports import open_circuits
+from worker.lifecycle import JobStatus
 
 
 def providers_due(session: Session, now: datetime, providers: Iterable[str]) -> list[str]:

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.core import Image, Job, JobStatus, ProviderState
+from models.core import Image, Job, ProviderState
+from worker.lifecycle import JobStatus
 
 
 @dataclass(frozen=True)

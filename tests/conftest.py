@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from models import migrate
-from tests.support import create_database, drop_database, truncate
-from worker.config import get_settings
+from tests.support.services import create_database, drop_database, truncate
+from worker.settings import get_settings
 
 
 @pytest.fixture(autouse=True)

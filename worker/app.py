@@ -19,8 +19,9 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from worker.config import Settings, get_settings
+from worker.config import Settings
 from worker.runtime import get_runtime, shutdown_runtime
+from worker.settings import get_settings
 
 QUEUE = "vrec"
 TASK_MODULES = ("tasks.jobs", "tasks.maintenance")

@@ -1,18 +1,24 @@
-"""The ``vrec`` command."""
+"""The ``vrec`` command: parse arguments, call the service, render the answer.
+
+Nothing here opens a session or builds SQL; heavy modules (Celery, the runtime) are
+imported inside the commands that need them, so ``vrec --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from worker.config import get_settings
 from worker.errors import ConfigError
+from worker.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.db import Database
 
 app = typer.Typer(help="vrec: vehicle-image recognition in batches.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -52,26 +58,25 @@ def run(
     ] = False,
 ) -> None:
     """Register images, process them, and print a summary when every job is done."""
-    from worker.runner import submit
-    from worker.runtime import get_runtime, shutdown_runtime
+    from worker.service.database import open_database
+    from worker.service.submit import submit
 
     settings = get_settings()
     options = _parse_options(option)
     if detach and settings.broker_url is None:
         console.print("[red]error:[/red] --detach needs VREC_BROKER_URL (workers to do the work)")
         raise typer.Exit(2)
-    _ensure_schema(settings.database_url)
     try:
-        batch_id = submit(get_runtime().sessions, paths, provider, options, label)
+        with open_database(settings) as db:
+            batch_id = submit(db, paths, provider, options, label)
+            if detach:
+                out = json.dumps({"batch_id": batch_id}) if as_json else str(batch_id)
+                sys.stdout.write(out + "\n")
+                return
+            _follow_and_report(db, batch_id, as_json=as_json, concurrency=concurrency)
     except ConfigError as exc:
-        shutdown_runtime()
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    if detach:
-        shutdown_runtime()
-        sys.stdout.write((json.dumps({"batch_id": batch_id}) if as_json else str(batch_id)) + "\n")
-        return
-    _follow_and_report(batch_id, as_json=as_json, concurrency=concurrency)
 
 
 @app.command()
@@ -81,56 +86,34 @@ def wait(
     concurrency: Annotated[int, typer.Option(help="embedded worker threads")] = 16,
 ) -> None:
     """Follow an existing batch to the end (e.g. after `vrec resume`), then summarise it."""
-    _ensure_schema(get_settings().database_url)
-    _follow_and_report(batch, as_json=as_json, concurrency=concurrency)
+    from worker.service.database import open_database
+
+    try:
+        with open_database(get_settings()) as db:
+            _follow_and_report(db, batch, as_json=as_json, concurrency=concurrency)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
-def _follow_and_report(batch_id: int, *, as_json: bool, concurrency: int) -> None:
+def _follow_and_report(db: Database, batch_id: int, *, as_json: bool, concurrency: int) -> None:
     """Dispatch and watch a batch (embedded worker if there is no broker); print its summary.
 
     Exit code 3: a provider's circuit is open and its jobs stay pending.
     """
-    from worker.app import make_app
-    from worker.report import print_summary, summary_json
-    from worker.runner import embedded_worker, follow
-    from worker.runtime import get_runtime, shutdown_runtime
+    from worker.render import print_summary, summary_json
+    from worker.service.follow import run_batch
 
-    settings = get_settings()
-    rt = get_runtime()
-    celery = make_app(settings)
-    try:
-        # No broker configured: a real Celery worker in this process does the work.
-        workers = (
-            embedded_worker(celery, concurrency=concurrency)
-            if settings.broker_url is None
-            else contextlib.nullcontext()
+    with _progress(as_json) as update:
+        result = run_batch(
+            get_settings(), db, batch_id, concurrency=concurrency, on_progress=update
         )
-        with _progress(as_json) as update, workers:
-            result = follow(rt.sessions, celery, settings, batch_id, on_progress=update)
-    finally:
-        shutdown_runtime()
     if as_json:
         sys.stdout.write(json.dumps(summary_json(result), ensure_ascii=False, indent=2) + "\n")
     else:
         print_summary(Console(), result)
     if result.blocked:
         raise typer.Exit(3)
-
-
-def _ensure_schema(url: str) -> None:
-    """The embedded SQLite default migrates itself; a shared database is migrated on purpose."""
-    from models import migrate
-    from models.db import session_for
-    from worker.runner import schema_ready
-
-    if url.startswith("sqlite"):
-        migrate.upgrade(url)
-        return
-    with session_for(url) as session:
-        ready = schema_ready(session)
-    if not ready:
-        console.print("[red]error:[/red] the database has no vrec tables: run `vrec db upgrade`")
-        raise typer.Exit(2)
 
 
 class _progress:
@@ -229,9 +212,12 @@ def simulator(
 @app.command()
 def status() -> None:
     """Job counts by status and provider, and providers whose circuit is open."""
-    from worker.report import print_status
+    from worker.render import print_status
+    from worker.service.database import open_database
+    from worker.service.status import queue_status
 
-    print_status(Console(), get_settings())
+    with open_database(get_settings(), migrate_embedded=False) as db:
+        print_status(Console(), queue_status(db))
 
 
 @app.command()
@@ -239,11 +225,11 @@ def resume(
     provider: Annotated[str, typer.Argument(help="provider whose circuit to close")],
 ) -> None:
     """Close a provider's open circuit (after fixing its credentials): its jobs run again."""
-    from models import queue
-    from models.db import session_for
+    from worker.service.database import open_database
+    from worker.service.status import resume as close_circuit
 
-    with session_for(get_settings().database_url) as session:
-        closed = queue.reset_circuit(session, provider)
+    with open_database(get_settings(), migrate_embedded=False) as db:
+        closed = close_circuit(db, provider)
     console.print(f"{provider}: " + ("circuit closed" if closed else "circuit was not open"))
 
 

@@ -1,12 +1,13 @@
-"""Settings, read from the environment (prefix ``VREC_``, nested delimiter ``__``) or ``.env``.
+"""The settings vrec itself has, read from the environment (prefix ``VREC_``, nested
+delimiter ``__``) or ``.env``; and the base of every provider's settings block.
 
-Everything configurable lives here and is read through one cached :func:`get_settings`.
-Tests set environment variables and call ``get_settings.cache_clear()``.
-
-Per-provider settings follow one pattern, ``VREC_<PROVIDER>__<FIELD>``::
+Each provider declares its own block (a :class:`ProviderSettings` subclass, in its adapter
+module) and :mod:`worker.settings` assembles the full settings class from the registry,
+so that a vendor's settings are named in its own module only. Read settings through
+:func:`worker.settings.get_settings`. Per-provider settings follow one pattern,
+``VREC_<PROVIDER>__<FIELD>``::
 
     VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID=AKID...
-    VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY=...
     VREC_TENCENT_VEHICLE_LICENSE__RATE=10
     VREC_JUHE_CAR__KEY=...
 
@@ -17,12 +18,9 @@ environment configures both sides of a loopback test.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,36 +35,6 @@ class ProviderSettings(BaseModel):
     max_in_flight: int | None = Field(
         default=None, gt=0, description="optional cap on calls in flight per process"
     )
-
-
-class TencentVehicleLicenseSettings(ProviderSettings):
-    base_url: str = "https://ocr.tencentcloudapi.com/"
-    secret_id: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    region: Literal["ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai"] = "ap-guangzhou"
-
-
-class JuheCarSettings(ProviderSettings):
-    base_url: str = "http://apis.juhe.cn/carDetect/index"
-    key: SecretStr | None = None
-
-
-class JuhePlateSettings(ProviderSettings):
-    base_url: str = "http://apis.juhe.cn/verify_carlicense"
-    key: SecretStr | None = None
-    mode: Literal["base64", "multipart"] = "base64"
-
-
-class TianapiPlateSettings(ProviderSettings):
-    base_url: str = "https://apis.tianapi.com/licenseplate/index"
-    key: SecretStr | None = None
-
-
-class AliyunPlateSettings(ProviderSettings):
-    base_url: str = "https://car6.market.alicloudapi.com/ocrCars"
-    appcode: SecretStr | None = None
-    app_key: SecretStr | None = None
-    app_secret: SecretStr | None = None
 
 
 Fault = Literal["5xx", "timeout", "reset", "malformed", "error200"]
@@ -85,6 +53,8 @@ class SimulatorSettings(BaseModel):
 
 
 class Settings(BaseSettings):
+    """vrec's own settings; the full class adds one field per registered provider."""
+
     model_config = SettingsConfigDict(
         env_prefix="VREC_",
         env_nested_delimiter="__",
@@ -118,17 +88,11 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(default=3, ge=0)
     fetch_allow_networks: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.0/8"]
 
-    tencent_vehicle_license: TencentVehicleLicenseSettings = Field(
-        default_factory=TencentVehicleLicenseSettings
-    )
-    juhe_car: JuheCarSettings = Field(default_factory=JuheCarSettings)
-    juhe_plate: JuhePlateSettings = Field(default_factory=JuhePlateSettings)
-    tianapi_plate: TianapiPlateSettings = Field(default_factory=TianapiPlateSettings)
-    aliyun_plate: AliyunPlateSettings = Field(default_factory=AliyunPlateSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 
     def provider(self, name: str) -> ProviderSettings:
-        """The settings block of provider ``name`` (a registry name)."""
+        """The settings block of provider ``name`` (a registry name); KeyError if there is
+        none (settings built without :mod:`worker.settings` have no provider blocks)."""
         value = getattr(self, name, None)
         if not isinstance(value, ProviderSettings):
             raise KeyError(name)
@@ -142,24 +106,3 @@ class Settings(BaseSettings):
         if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
             return self.broker_url
         return None
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
-
-
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    """The settings a process started with environment ``env`` would read (its VREC_*
-    variables, nested on ``__``; JSON for lists, tuples and mappings, as pydantic-settings
-    reads them), for a parent that configures children (demo, bench)."""
-    data: dict[str, Any] = {}
-    for key, value in env.items():
-        if not key.startswith("VREC_"):
-            continue
-        *path, leaf = key.removeprefix("VREC_").lower().split("__")
-        node = data
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = json.loads(value) if value.lstrip()[:1] in ("[", "{") else value
-    return Settings.model_validate(data)

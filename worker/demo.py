@@ -9,7 +9,6 @@ Celery worker). Then it shows a few SQL queries a user could run on the file it 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -19,9 +18,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from worker.config import settings_from_env
 from worker.providers.registry import names
-from worker.samples import write_demo_set
+from worker.settings import settings_from_env
+from worker.simulator.environment import base_urls, made_up_credentials
+from worker.simulator.samples import write_demo_set
 from worker.simulator.server import SimulatorThread
 
 QUERIES = {
@@ -38,31 +38,6 @@ QUERIES = {
 }
 
 
-def demo_credentials() -> dict[str, str]:
-    """Made-up credentials for every provider; the simulator accepts exactly these."""
-    token = secrets.token_hex
-    return {
-        "VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID": "AKIDdemo" + token(12),
-        "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY": token(16),
-        "VREC_JUHE_CAR__KEY": token(16),
-        "VREC_JUHE_PLATE__KEY": token(16),
-        "VREC_TIANAPI_PLATE__KEY": token(16),
-        "VREC_ALIYUN_PLATE__APPCODE": token(16),
-    }
-
-
-def simulator_urls(base: str) -> dict[str, str]:
-    """Each provider's BASE_URL on the simulator (the vendors' real paths)."""
-    base = base.rstrip("/")
-    return {
-        "VREC_TENCENT_VEHICLE_LICENSE__BASE_URL": f"{base}/",
-        "VREC_JUHE_CAR__BASE_URL": f"{base}/carDetect/index",
-        "VREC_JUHE_PLATE__BASE_URL": f"{base}/verify_carlicense",
-        "VREC_TIANAPI_PLATE__BASE_URL": f"{base}/licenseplate/index",
-        "VREC_ALIYUN_PLATE__BASE_URL": f"{base}/ocrCars",
-    }
-
-
 def run_demo(workdir: str = ".demo") -> int:
     console = Console()
     root = Path(workdir).resolve()
@@ -72,11 +47,11 @@ def run_demo(workdir: str = ".demo") -> int:
     db = root / "vrec.db"
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
-    env.update(demo_credentials())
+    env.update(made_up_credentials())
     env["VREC_DATABASE_URL"] = f"sqlite:///{db}"
     sim_settings = settings_from_env(env)
     with SimulatorThread(sim_settings) as sim:
-        env.update(simulator_urls(sim.base_url))
+        env.update(base_urls(sim_settings, sim.base_url))
         table = Table(title=f"sample images in {images}", title_justify="left")
         table.add_column("file")
         table.add_column("what it is")

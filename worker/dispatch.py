@@ -4,21 +4,29 @@ A provider's window is about ``rate x window_seconds`` jobs queued or running, s
 broker never holds a million messages and a job's retry waits in the database rather
 than in a Celery ETA. Jobs are marked ``queued`` before their message is sent; if the
 sender dies in between, the reconciler returns them to ``pending``.
+
+Messages carry job ids only, in chunks (:func:`chunk`): a chunk's jobs are claimed and
+finished in one transaction each and their vendor calls run concurrently on the worker's
+event loop, so Celery's per-message cost and the database's per-commit cost are shared
+by the chunk.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.orm import Session, sessionmaker
+from celery import Celery
 
 from models import queue
-from models.db import transaction
+from models.db import Database
+from worker.app import QUEUE
 from worker.config import Settings
 from worker.providers.base import rate_of
 from worker.providers.registry import get_provider, names
+
+TASK = "vrec.process_jobs"
 
 MIN_WINDOW = 20
 CHUNK_PER_RATE = 20.0  # requests/s per job id in a message; see chunk()
@@ -40,18 +48,30 @@ def window(rate: float, settings: Settings) -> int:
     return max(MIN_WINDOW, math.ceil(rate * seconds))
 
 
-def dispatch_once(
-    sessions: sessionmaker[Session],
-    send: Callable[[list[int], int], object],
-    settings: Settings,
-    now: datetime | None = None,
-) -> int:
+def send_jobs(app: Celery, job_ids: Sequence[int], chunk: int = 8) -> int:
+    """Send ``job_ids`` in messages of at most ``chunk`` ids; how many messages."""
+    chunks = [list(job_ids[i : i + chunk]) for i in range(0, len(job_ids), max(1, chunk))]
+    with app.producer_or_acquire() as producer:
+        for ids in chunks:
+            app.send_task(TASK, args=[ids], queue=QUEUE, producer=producer)
+    return len(chunks)
+
+
+Send = Callable[[list[int], int], object]  # (one provider's job ids, ids per message)
+
+
+def sender(app: Celery) -> Send:
+    """What :func:`dispatch_once` calls to publish: :func:`send_jobs` through ``app``."""
+    return lambda ids, size: send_jobs(app, ids, size)
+
+
+def dispatch_once(db: Database, send: Send, settings: Settings, now: datetime | None = None) -> int:
     """Top up every provider's window; returns how many jobs were sent.
 
     ``send(ids, chunk)`` publishes one provider's ids, ``chunk`` ids per message.
     """
     now = now or datetime.now(UTC)
-    with transaction(sessions) as session:
+    with db.transaction() as session:
         plan: list[tuple[list[int], int]] = []
         for provider in queue.providers_due(session, now, names()):
             rate = rate_of(get_provider(provider, settings))
@@ -64,10 +84,9 @@ def dispatch_once(
     return sum(len(ids) for ids, _ in plan)
 
 
-def reconcile_once(
-    sessions: sessionmaker[Session], settings: Settings, now: datetime | None = None
-) -> int:
-    with transaction(sessions) as session:
+def reconcile_once(db: Database, settings: Settings, now: datetime | None = None) -> int:
+    """Return lost work to pending (expired leases, queued messages that never arrived)."""
+    with db.transaction() as session:
         return queue.reconcile(
             session, now or datetime.now(UTC), queued_timeout=settings.queued_timeout_seconds
         )

@@ -4,6 +4,7 @@
 
     VrecError                       base; never raised itself
     ├── ConfigError                 settings missing or wrong (no credentials, unknown provider)
+    │   └── SchemaNotReady          the database has no vrec tables, or older ones
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
     └── JobError                    one job failed; carries outcome/retryable/context
@@ -57,6 +58,10 @@ class VrecError(Exception):
 
 class ConfigError(VrecError):
     """Settings are missing or inconsistent (no credentials, unknown provider, bad option)."""
+
+
+class SchemaNotReady(ConfigError):
+    """The database is not at this vrec's schema: the message names the fix."""
 
 
 class LimiterBusy(VrecError):

@@ -1,4 +1,4 @@
-"""Turning what a user submits (files, folders, CSV manifests, URLs) into source entries.
+"""Turning what a user submits (files, folders, CSV manifests, URLs) into one Source each.
 
 Files are hashed and their headers probed here, so the database knows every image's
 content sha256, size and dimensions before any job runs. URLs are only recorded: the
@@ -11,13 +11,11 @@ import csv
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 
-from models.batches import SourceEntry
 from worker import imaging
 from worker.errors import ConfigError
-from worker.outcome import SourceFacts
+from worker.sources import Source, SourceFacts
 
 MANIFEST_COLUMNS = ("uri", "url", "path", "source", "file", "image")
 
@@ -34,14 +32,14 @@ def _other_scheme(source: str) -> str | None:
     return None
 
 
-def _url_entry(source: str) -> SourceEntry:
+def _url_entry(source: str) -> Source:
     scheme = _other_scheme(source)
     if scheme is not None:
-        return SourceEntry(uri=source, error=f"URL scheme {scheme!r} refused: only http and https")
-    return SourceEntry(uri=source)
+        return Source(uri=source, error=f"URL scheme {scheme!r} refused: only http and https")
+    return Source(uri=source)
 
 
-def entries(sources: Iterable[str]) -> Iterator[SourceEntry]:
+def entries(sources: Iterable[str]) -> Iterator[Source]:
     """Every image named by ``sources``, folders walked recursively in sorted order."""
     for source in sources:
         if is_url(source) or _other_scheme(source):
@@ -66,7 +64,7 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield Path(root, name)
 
 
-def _manifest(path: Path) -> Iterator[SourceEntry]:
+def _manifest(path: Path) -> Iterator[Source]:
     """A CSV with a header naming one of MANIFEST_COLUMNS (else: the first column)."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -86,17 +84,17 @@ def _manifest(path: Path) -> Iterator[SourceEntry]:
                 yield file_entry(file if file.is_absolute() else path.parent / file)
 
 
-def file_entry(path: Path) -> SourceEntry:
+def file_entry(path: Path) -> Source:
     """Hash and probe one file; an unreadable file becomes an entry carrying its error."""
     uri = str(path.resolve())
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return SourceEntry(uri=uri, error=f"cannot read file: {exc.strerror or exc}")
-    return SourceEntry(uri=uri, **asdict(source_facts(data)))
+        return Source(uri=uri, error=f"cannot read file: {exc.strerror or exc}")
+    return Source(uri=uri, facts=facts_of(data))
 
 
-def source_facts(data: bytes) -> SourceFacts:
+def facts_of(data: bytes) -> SourceFacts:
     """Content sha256, size and header facts (None for a format we don't accept): recorded
     at registration, and again when a job reads its source."""
     info = imaging.probe(data)

@@ -1,9 +1,9 @@
 """One job: source -> prepare -> limit -> call -> outcome. No Celery, no database.
 
-:func:`process_jobs` (task threads) and :func:`run_job` (async code) never raise for a
-job's own failure: they return a :class:`JobRun`
-holding the vendor's answer, a :class:`~worker.errors.JobError`, or the limiter's
-give-back. Storage and retry decisions belong to the caller.
+:func:`process_jobs` never raises for a job's own failure: it returns a
+:class:`~worker.jobrun.JobRun` per job holding the vendor's answer, a
+:class:`~worker.errors.JobError`, or the limiter's give-back. What happens next is
+:mod:`worker.policy`'s decision, and storage's to write.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from worker.errors import (
     Transient,
 )
 from worker.fetch import fetch_url
-from worker.ingest import is_url, source_facts
-from worker.outcome import CallFacts, JobRun, SourceFacts
+from worker.ingest import facts_of, is_url
+from worker.jobrun import CallFacts, JobRun
 from worker.providers.base import Provider, VendorRequest, VendorResponse, rate_of
 from worker.ratelimit import Limiter
+from worker.sources import SourceFacts
 
 log = logging.getLogger(__name__)
 LIMITER_DOWN_RETRY_SECONDS = 5.0
@@ -78,7 +79,7 @@ def prepare_job(
     """
     facts: SourceFacts | None = None
     try:
-        facts = source_facts(data)
+        facts = facts_of(data)
         if expected_sha256 is not None and facts.sha256 != expected_sha256:
             raise InvalidImage("source changed since it was submitted (sha256 differs)")
         prepared = imaging.prepare(data, provider.limits)
@@ -156,21 +157,6 @@ def _prepare_spec(
         exc.provider = exc.provider or spec.provider.name
         return JobRun(error=exc)
     return prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
-
-
-async def run_job(
-    spec: JobSpec, *, session: aiohttp.ClientSession, limiter: Limiter, settings: Settings
-) -> JobRun:
-    """One job from async code: :func:`process_jobs` in a worker thread, its I/O on this loop."""
-    loop = asyncio.get_running_loop()
-
-    def on_loop(coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-    runs = await asyncio.to_thread(
-        process_jobs, [spec], run=on_loop, session=session, limiter=limiter, settings=settings
-    )
-    return runs[0]
 
 
 def limiter_key(provider: Provider) -> str:

@@ -21,14 +21,13 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, make_sessions
-from worker.config import Settings, get_settings
+from models.db import Database
+from worker.config import Settings
 from worker.providers.base import Provider
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, make_limiter
+from worker.settings import get_settings
 
 T = TypeVar("T")
 
@@ -39,8 +38,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.engine: Engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-        self.sessions: sessionmaker[Session] = make_sessions(self.engine)
+        self.db = Database(settings.database_url, pool_size=settings.db_pool_size)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="vrec-event-loop", daemon=True
@@ -82,7 +80,7 @@ class Runtime:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
-            self.engine.dispose()
+            self.db.dispose()
 
 
 _lock = threading.Lock()

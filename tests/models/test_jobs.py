@@ -11,14 +11,17 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Attempt, Image, Job, JobStatus, Result, VehicleLicense, jobs, queue, reports
-from models.batches import SourceEntry, create_batch
+from models import Attempt, Image, Job, Result, VehicleLicense, jobs, queue, reports
+from models.batches import create_batch
 from models.db import make_engine, make_sessions, transaction
-from tests.support import truncate
-from worker.config import Settings
+from tests.support.services import truncate
+from tests.support.storage import claim_one, finish_chunk, finish_one, source, status_counts
 from worker.errors import InvalidImage, Outcome, ProviderUnavailable, RateLimited, ServerError
-from worker.outcome import CallFacts, JobRun, SourceFacts
+from worker.jobrun import CallFacts, JobRun
+from worker.lifecycle import TERMINAL, CircuitOpening, JobStatus
 from worker.providers.base import VehicleLicenseReading, VendorAnswer
+from worker.settings import build_settings
+from worker.sources import Source, SourceFacts
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 P = "tencent_vehicle_license"
@@ -31,9 +34,9 @@ def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def _entries(n: int) -> list[SourceEntry]:
+def _entries(n: int) -> list[Source]:
     return [
-        SourceEntry(uri=f"/img/{i}.jpg", sha256=f"{i:064x}", size=100 + i, width=800, height=500)
+        source(uri=f"/img/{i}.jpg", sha256=f"{i:064x}", size=100 + i, width=800, height=500)
         for i in range(n)
     ]
 
@@ -50,27 +53,27 @@ def _call(billed: bool = True) -> CallFacts:
 
 def _claim(sessions: sessionmaker[Session], job_id: int, now: datetime = NOW) -> jobs.ClaimedJob:
     with transaction(sessions) as s:
-        claimed = jobs.claim(s, job_id, owner=f"w{job_id}", now=now, lease_seconds=60)
+        claimed = claim_one(s, job_id, owner=f"w{job_id}", now=now, lease_seconds=60)
     assert claimed is not None
     return claimed
 
 
 def _finish(sessions: sessionmaker[Session], claimed: jobs.ClaimedJob, run: JobRun) -> str | None:
     with transaction(sessions) as s:
-        return jobs.finish(s, claimed, run, settings=Settings(), now=NOW, worker="w")
+        return finish_one(s, claimed, run, now=NOW, worker="w")
 
 
 def test_batch_dedupes_content_and_records_unreadable_files(
     sessions: sessionmaker[Session],
 ) -> None:
-    entries = [*_entries(2), SourceEntry(uri="/img/copy.jpg", sha256=f"{0:064x}", size=100)]
-    entries.append(SourceEntry(uri="/img/locked.jpg", error="cannot read file: Permission denied"))
+    entries = [*_entries(2), source(uri="/img/copy.jpg", sha256=f"{0:064x}", size=100)]
+    entries.append(source(uri="/img/locked.jpg", error="cannot read file: Permission denied"))
     with transaction(sessions) as s:
         batch = create_batch(s, entries, {P: {}, "juhe_car": {}})
         batch_id = batch.id
     with transaction(sessions) as s:
         assert s.scalar(select(func.count()).select_from(Image)) == 3
-        counts = reports.status_counts(s, batch_id)
+        counts = status_counts(s, batch_id)
         assert counts["pending"] == 4  # 2 distinct images x 2 providers
         assert counts["invalid_image"] == 2  # the unreadable file, for each provider
         assert reports.invalid_files(s, batch_id)[0] == (
@@ -85,14 +88,12 @@ def test_registration_across_chunks_keeps_one_image_per_content_and_url(
     # 1,200 entries span three of create_batch's 500-entry chunks; duplicates sit both
     # within a chunk and across chunks, and one content is known from an earlier batch.
     with transaction(sessions) as s:
-        create_batch(s, [SourceEntry(uri="/old/7.jpg", sha256=f"{7:064x}", size=1)], {P: {}})
-    entries = [
-        SourceEntry(uri=f"/img/{i}.jpg", sha256=f"{i % 900:064x}", size=i) for i in range(1200)
-    ]
-    entries[10] = SourceEntry(uri="https://cdn.example/a.jpg")  # URL: no content yet
-    entries[700] = SourceEntry(uri="https://cdn.example/a.jpg")  # the same URL, later chunk
-    entries[20] = SourceEntry(uri="/img/bad.jpg", error="cannot read file: EIO")
-    entries[1100] = SourceEntry(uri="/img/bad.jpg", error="cannot read file: EIO")
+        create_batch(s, [source(uri="/old/7.jpg", sha256=f"{7:064x}", size=1)], {P: {}})
+    entries = [source(uri=f"/img/{i}.jpg", sha256=f"{i % 900:064x}", size=i) for i in range(1200)]
+    entries[10] = source(uri="https://cdn.example/a.jpg")  # URL: no content yet
+    entries[700] = source(uri="https://cdn.example/a.jpg")  # the same URL, later chunk
+    entries[20] = source(uri="/img/bad.jpg", error="cannot read file: EIO")
+    entries[1100] = source(uri="/img/bad.jpg", error="cannot read file: EIO")
     with transaction(sessions) as s:
         batch_id = create_batch(s, entries, {P: {}, "juhe_car": {"x": "1"}}).id
     with transaction(sessions) as s:
@@ -105,7 +106,7 @@ def test_registration_across_chunks_keeps_one_image_per_content_and_url(
         assert len(batch_jobs) == 2 * (899 + 1 + 2)
         assert len({(j.image_id, j.provider) for j in batch_jobs}) == len(batch_jobs)
         assert all(j.options == {"x": "1"} for j in batch_jobs if j.provider == "juhe_car")
-        counts = reports.status_counts(s, batch_id)
+        counts = status_counts(s, batch_id)
         assert (counts["pending"], counts["invalid_image"]) == (2 * 900, 2 * 2)
         bad = [j for j in batch_jobs if j.status == "invalid_image"]
         assert {j.last_error_message for j in bad} == {"cannot read file: EIO"}
@@ -152,7 +153,7 @@ def test_second_claim_and_stale_finish_do_nothing(sessions: sessionmaker[Session
     job_id = _batch(sessions, 1)[0]
     claimed = _claim(sessions, job_id)
     with transaction(sessions) as s:  # a duplicate message while the lease is held
-        assert jobs.claim(s, job_id, owner="other", now=NOW, lease_seconds=60) is None
+        assert claim_one(s, job_id, owner="other", now=NOW, lease_seconds=60) is None
     with transaction(sessions) as s:  # the lease expires and the reconciler takes it back
         assert queue.reconcile(s, NOW + timedelta(minutes=5), queued_timeout=900) == 1
     answer = VendorAnswer(Outcome.NO_RESULT, {})
@@ -166,7 +167,7 @@ def test_transient_retries_with_backoff_then_fails_keeping_the_last_error(
     sessions: sessionmaker[Session],
 ) -> None:
     job_id = _batch(sessions, 1)[0]
-    settings = Settings()
+    settings = build_settings()
     for attempt in range(1, settings.max_attempts + 1):
         claimed = _claim(sessions, job_id, now=NOW + timedelta(days=attempt))
         error = ServerError("HTTP 503", provider=P, http_status=503)
@@ -205,7 +206,7 @@ def test_provider_unavailable_opens_the_circuit_and_keeps_jobs_pending(
     with transaction(sessions) as s:
         assert [st.provider for st in reports.open_circuits(s, NOW)] == [P]
         assert queue.providers_due(s, NOW, [P, "juhe_car"]) == []  # nothing is dispatched for it
-        assert jobs.claim(s, ids[1], owner="x", now=NOW, lease_seconds=60) is None
+        assert claim_one(s, ids[1], owner="x", now=NOW, lease_seconds=60) is None
         assert s.get_one(Job, ids[1]).status == "pending"
         assert queue.reset_circuit(s, P)
     with transaction(sessions) as s:
@@ -241,8 +242,8 @@ def test_dispatch_window_and_lost_messages(sessions: sessionmaker[Session]) -> N
     with transaction(sessions) as s:  # messages never arrived: back to pending after a while
         assert queue.reconcile(s, NOW + timedelta(seconds=60), queued_timeout=900) == 0
         assert queue.reconcile(s, NOW + timedelta(seconds=901), queued_timeout=900) == 5
-        assert reports.status_counts(s)["pending"] == 5
-    assert JobStatus.SUCCEEDED in JobStatus.terminal()
+        assert status_counts(s)["pending"] == 5
+    assert JobStatus.SUCCEEDED in TERMINAL
 
 
 def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> None:
@@ -259,7 +260,7 @@ def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> 
     more = _batch(sessions, 2)
     with transaction(sessions) as s:
         queue.mark_queued(s, P, 2, NOW)
-        jobs.open_circuit(s, P, ProviderUnavailable("arrears"), NOW, 60)
+        jobs.open_circuit(s, CircuitOpening(P, NOW, NOW + timedelta(seconds=60), None, "arrears"))
     with transaction(sessions) as s:
         assert jobs.claim_many(s, more, owner="w", now=NOW, lease_seconds=60) == []
         assert {s.get_one(Job, i).status for i in more} == {"pending"}  # back, not stuck
@@ -288,9 +289,7 @@ def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
         JobRun(give_back=4.0),  # the limiter had no slot soon enough: no call
     ]
     with transaction(sessions) as s:
-        statuses = jobs.finish_many(
-            s, list(zip(claimed, runs, strict=True)), settings=Settings(), now=NOW, worker="w"
-        )
+        statuses = finish_chunk(s, list(zip(claimed, runs, strict=True)), now=NOW, worker="w")
     assert statuses == ["succeeded", "succeeded", "pending", "invalid_image", None, "pending"]
 
     with transaction(sessions) as s:
@@ -334,7 +333,7 @@ def test_reconcile_skips_a_lapsed_job_that_a_worker_is_finishing(postgres_url: s
                 s.execute(text("SET LOCAL lock_timeout = '2s'"))
                 assert queue.reconcile(s, later, queued_timeout=900) == 1
             run = JobRun(answer=VendorAnswer(Outcome.NO_RESULT, {}), call=_call())
-            statuses = jobs.finish_many(worker, [(finishing, run)], settings=Settings(), now=later)
+            statuses = finish_chunk(worker, [(finishing, run)], now=later)
             assert statuses == ["no_result"]
         with transaction(sessions) as s:
             assert s.get_one(Job, lost.job_id).status == "pending"

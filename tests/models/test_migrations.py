@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 import models
 from models import migrate
 from models.db import make_engine
-from tests.support import create_database, drop_database
+from tests.support.services import create_database, drop_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Job, jobs
-from models.batches import SourceEntry, create_batch
+from models import Job
+from models.batches import create_batch
 from models.db import make_engine, make_sessions, transaction
-from worker.config import Settings
+from tests.support.storage import claim_one, finish_one, source
 from worker.errors import InvalidImage, Outcome, ServerError
-from worker.outcome import CallFacts, JobRun
+from worker.jobrun import CallFacts, JobRun
 from worker.providers.base import (
     CarModelCandidate,
     PlateReading,
@@ -22,6 +22,7 @@ from worker.providers.base import (
     VehicleLicenseReading,
     VendorAnswer,
 )
+from worker.settings import build_settings
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -41,16 +42,16 @@ def _run(
     now: datetime = T0,
 ) -> None:
     """A batch of ``n_images`` x the providers in ``outcomes``, each job ending as given."""
-    entries = [SourceEntry(uri=f"/a/{i}.jpg", sha256=f"{i:064x}", size=10) for i in range(n_images)]
+    entries = [source(uri=f"/a/{i}.jpg", sha256=f"{i:064x}", size=10) for i in range(n_images)]
     with transaction(sessions) as s:
         batch = create_batch(s, entries, {p: {} for p in outcomes})
         todo = list(s.execute(select(Job.id, Job.provider).where(Job.batch_id == batch.id)))
     for job_id, provider in todo:
         with transaction(sessions) as s:
-            claimed = jobs.claim(s, job_id, owner="o", now=now, lease_seconds=60)
+            claimed = claim_one(s, job_id, owner="o", now=now, lease_seconds=60)
         assert claimed is not None
         with transaction(sessions) as s:
-            jobs.finish(s, claimed, outcomes[provider], settings=Settings(), now=now)
+            finish_one(s, claimed, outcomes[provider], now=now)
 
 
 def _answer(*readings: Reading) -> JobRun:
@@ -102,18 +103,18 @@ def test_failures_and_calls_per_batch(sessions: sessionmaker[Session]) -> None:
         error=ServerError("HTTP 503", http_status=503, vendor_code="503"),
         call=CallFacts(T0, 5.0, 503, "503", None, False),
     )
-    settings = Settings(max_attempts=1)
-    entries = [SourceEntry(uri=f"/b/{i}.jpg", sha256=f"{i + 100:064x}", size=1) for i in range(3)]
+    settings = build_settings(max_attempts=1)
+    entries = [source(uri=f"/b/{i}.jpg", sha256=f"{i + 100:064x}", size=1) for i in range(3)]
     with transaction(sessions) as s:
         batch = create_batch(s, entries, {"juhe_car": {}}, label="mixed")
         ids = list(s.scalars(select(Job.id).where(Job.batch_id == batch.id).order_by(Job.id)))
     runs = [_answer(CarModelCandidate(1, "x")), failed, JobRun(error=InvalidImage("too small"))]
     for job_id, run in zip(ids, runs, strict=True):
         with transaction(sessions) as s:
-            claimed = jobs.claim(s, job_id, owner="o", now=T0, lease_seconds=60)
+            claimed = claim_one(s, job_id, owner="o", now=T0, lease_seconds=60)
             assert claimed is not None
         with transaction(sessions) as s:
-            jobs.finish(s, claimed, run, settings=settings, now=T0)
+            finish_one(s, claimed, run, settings=settings, now=T0)
 
     failures = _rows(
         sessions,

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from models import Attempt, Job, VehicleLicense
 from models.db import make_engine, make_sessions
-from tests.support import (
+from tests.support.services import (
     CELERY_REDIS_URL,
     REDIS_URL,
     create_database,
@@ -31,30 +31,11 @@ from tests.support import (
     truncate,
 )
 from worker.cli import app
-from worker.config import Settings, get_settings
-from worker.demo import demo_credentials, simulator_urls
-from worker.samples import vehicle_photo
+from worker.settings import build_settings, get_settings
 from worker.simulator.directives import make_image
-from worker.simulator.server import SimulatorThread
+from worker.simulator.samples import vehicle_photo
 
 P = "tencent_vehicle_license"
-
-
-@pytest.fixture
-def vendor_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Credentials on both sides, the simulator running, base URLs pointing at it."""
-    env = demo_credentials()
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("VREC_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("VREC_BACKOFF_BASE_SECONDS", "0.05")
-    get_settings.cache_clear()
-    with SimulatorThread(get_settings()) as sim:
-        urls = simulator_urls(sim.base_url)
-        for key, value in urls.items():
-            monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
-        yield {**env, **urls, "VREC_MAX_ATTEMPTS": "2", "VREC_BACKOFF_BASE_SECONDS": "0.05"}
 
 
 def _images(folder: Path) -> dict[str, str]:
@@ -253,7 +234,7 @@ def test_postgres_redis_with_a_separate_worker(
 
 
 def test_settings_default_is_embedded_sqlite() -> None:
-    settings = Settings()
+    settings = build_settings()
     assert settings.database_url == "sqlite:///vrec.db"
     assert settings.broker_url is None
     assert settings.limiter_redis_url is None

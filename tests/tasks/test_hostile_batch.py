@@ -19,11 +19,10 @@ from typer.testing import CliRunner
 
 from models import Image, Job
 from models.db import make_engine, make_sessions
-from tests.tasks.test_flow import vendor_env  # noqa: F401 - fixture
 from tests.worker.imaging_corpus import CORPUS
 from worker.cli import app
-from worker.config import get_settings
-from worker.samples import vehicle_photo
+from worker.settings import get_settings
+from worker.simulator.samples import vehicle_photo
 
 P = "tencent_vehicle_license"
 
@@ -48,7 +47,7 @@ def _jobs_by_sha() -> dict[str | None, tuple[str, str | None, str]]:
 
 
 def test_corpus_batch_ends_with_a_reason_for_every_file(
-    vendor_env: dict[str, str],  # noqa: F811
+    vendor_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "hostile"
@@ -105,7 +104,7 @@ def image_server() -> Iterator[str]:
 
 
 def test_url_sources_fetched_by_the_worker_with_the_ssrf_guard(
-    vendor_env: dict[str, str],  # noqa: F811
+    vendor_env: dict[str, str],
     image_server: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

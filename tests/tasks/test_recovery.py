@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from models import Job, Result
 from models.db import make_engine, make_sessions
-from tests.support import CELERY_REDIS_URL, REDIS_URL, truncate
+from tests.support.services import CELERY_REDIS_URL, REDIS_URL, truncate
 from worker.cli import app
-from worker.config import get_settings
-from worker.demo import demo_credentials, simulator_urls
-from worker.samples import vehicle_photo
+from worker.settings import get_settings
+from worker.simulator.environment import base_urls, made_up_credentials
+from worker.simulator.samples import vehicle_photo
 from worker.simulator.server import SimulatorThread
 
 P = "tencent_vehicle_license"
@@ -34,7 +34,7 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
     truncate(postgres_url)
     redis.Redis.from_url(CELERY_REDIS_URL).flushdb()
     env = {
-        **demo_credentials(),
+        **made_up_credentials(),
         "VREC_DATABASE_URL": postgres_url,
         "VREC_BROKER_URL": CELERY_REDIS_URL,
         "VREC_REDIS_URL": REDIS_URL,
@@ -48,7 +48,7 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     with SimulatorThread(get_settings()) as sim:
-        for key, value in simulator_urls(sim.base_url).items():
+        for key, value in base_urls(get_settings(), sim.base_url).items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
         yield
@@ -83,14 +83,13 @@ def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres
 
     victim = _worker()
     from worker.app import make_app
-    from worker.dispatch import dispatch_once
+    from worker.dispatch import dispatch_once, send_jobs
     from worker.runtime import get_runtime, shutdown_runtime
-    from worker.sender import send_jobs
 
     celery = make_app(get_settings())
     try:
         dispatch_once(
-            get_runtime().sessions,
+            get_runtime().db,
             lambda ids, _size: send_jobs(celery, ids, chunk=2),
             get_settings(),
         )

@@ -11,15 +11,14 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from models.db import make_engine
-from tests.tasks.test_flow import vendor_env  # noqa: F401 - fixture
 from worker.cli import app
-from worker.config import get_settings
 from worker.providers.registry import names
-from worker.samples import vehicle_photo
+from worker.settings import get_settings
+from worker.simulator.samples import vehicle_photo
 
 
 def test_all_vendors_into_the_views(
-    vendor_env: dict[str, str],  # noqa: F811
+    vendor_env: dict[str, str],
     db_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from worker.providers.base import ImageLimits
+from worker.image_limits import ImageLimits
 
 JPB = frozenset({"JPEG", "PNG", "BMP"})
 VENDORS: dict[str, ImageLimits] = {

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import redis
 
-from tests.support import REDIS_URL
+from tests.support.services import REDIS_URL
 from worker.ratelimit import Aimd, LocalLimiter, RedisLimiter
 
 Kind = Literal["local", "redis"]

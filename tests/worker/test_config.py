@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.config import get_settings, settings_from_env
+from worker.settings import get_settings, settings_from_env
 
 
 def test_environment_nesting_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,9 +15,9 @@ from PIL import Image
 
 from tests.worker.imaging_corpus import CORPUS, JPB, VENDORS, Case, encode, photo, with_exif
 from worker.errors import InvalidImage
+from worker.image_limits import ImageLimits, PreparedImage
 from worker.imaging import b64_length, fit_size, prepare, probe
-from worker.providers.base import ImageLimits, PreparedImage
-from worker.samples import vehicle_photo
+from worker.simulator.samples import vehicle_photo
 
 
 @cache

@@ -9,7 +9,7 @@ import pytest
 
 from worker.errors import ConfigError
 from worker.ingest import entries
-from worker.samples import vehicle_photo
+from worker.simulator.samples import vehicle_photo
 
 
 def test_folders_manifests_and_urls(tmp_path: Path) -> None:
@@ -30,15 +30,16 @@ def test_folders_manifests_and_urls(tmp_path: Path) -> None:
         "https://example.com/x.jpg",
         "ftp://h/y.jpg",
     ]
-    first = found[0]
+    first = found[0].facts
+    assert first is not None
     assert first.sha256 == hashlib.sha256(photo).hexdigest()
     assert (first.size, first.width, first.height, first.format) == (len(photo), 640, 480, "JPEG")
-    assert found[3].sha256 is None  # fetched by the worker
+    assert found[3].facts is None  # fetched by the worker
     assert found[3].error is None
     assert found[4].error == "URL scheme 'ftp' refused: only http and https"
 
-    text = next(entries([str(tmp_path / "notes.txt")]))
-    assert text.sha256 is not None  # registered; the worker records why it is not an image
+    text = next(entries([str(tmp_path / "notes.txt")])).facts
+    assert text is not None  # registered; the worker records why it is not an image
     assert text.width is None
 
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
-from worker.config import Settings, get_settings
-from worker.demo import demo_credentials
+from worker.config import Settings
 from worker.errors import Outcome
-from worker.outcome import JobRun
-from worker.pipeline import JobSpec, limiter_key, run_job
+from worker.jobrun import JobRun
+from worker.pipeline import JobSpec, limiter_key, process_jobs
 from worker.providers.base import VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, LocalLimiter, RedisLimiter
-from worker.samples import vehicle_photo
+from worker.settings import get_settings
+from worker.simulator.environment import made_up_credentials
+from worker.simulator.samples import vehicle_photo
 from worker.simulator.server import point_at, run_simulator
 
 P = "tencent_vehicle_license"
@@ -25,10 +28,26 @@ P = "tencent_vehicle_license"
 
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for key, value in demo_credentials().items():
+    for key, value in made_up_credentials().items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     return get_settings()
+
+
+async def run_job(
+    spec: JobSpec, *, session: aiohttp.ClientSession, limiter: Limiter, settings: Settings
+) -> JobRun:
+    """One job from async code: process_jobs in a worker thread, its I/O on this loop (as a
+    task thread hands its I/O to the runtime's loop)."""
+    loop = asyncio.get_running_loop()
+
+    def on_loop(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    runs = await asyncio.to_thread(
+        process_jobs, [spec], run=on_loop, session=session, limiter=limiter, settings=settings
+    )
+    return runs[0]
 
 
 def _run(
@@ -119,7 +138,6 @@ def test_busy_or_unreachable_limiter_gives_the_job_back(settings: Settings, tmp_
 def test_process_job_from_a_task_thread_uses_the_runtime_loop(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from worker.pipeline import process_jobs
     from worker.runtime import Runtime
     from worker.simulator.server import SimulatorThread
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile
 
 from worker.errors import InvalidImage
+from worker.image_limits import ImageLimits, PreparedImage
 from worker.imaging.encode import (
     _encode_to_budget,
     _prepared,
@@ -52,7 +53,6 @@ from worker.imaging.sniff import (
     _verify_png,
     sniff,
 )
-from worker.providers.base import ImageLimits, PreparedImage
 
 __all__ = [
     "HALF_OCTAVE",

@@ -9,7 +9,7 @@ import math
 from PIL import Image
 
 from worker.errors import InvalidImage
-from worker.providers.base import ImageLimits, PreparedImage
+from worker.image_limits import ImageLimits, PreparedImage
 
 FIRST_QUALITY = 90  # one encode at a quality that keeps plate/licence text crisp
 SHRINK_QUALITY = 75  # when pixels must go too, keep this quality for what remains

@@ -30,7 +30,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
-from worker.config import AliyunPlateSettings, ProviderSettings
+from pydantic import SecretStr
+
+from worker.config import ProviderSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -40,6 +42,7 @@ from worker.errors import (
     RateLimited,
     ServerError,
 )
+from worker.image_limits import ImageLimits, PreparedImage
 from worker.providers import aliyun_sign
 from worker.providers.aliyun_codes import (
     OK,
@@ -50,9 +53,7 @@ from worker.providers.aliyun_codes import (
     gateway_code,
 )
 from worker.providers.base import (
-    ImageLimits,
     PlateReading,
-    PreparedImage,
     VendorAnswer,
     VendorRequest,
     VendorResponse,
@@ -106,10 +107,20 @@ def plate_of(car_no: Any) -> str | None:
     return "".join(car_no.split()) or None
 
 
+class AliyunPlateSettings(ProviderSettings):
+    """``VREC_ALIYUN_PLATE__*``: an APPCODE, or an AppKey + AppSecret pair, and the endpoint."""
+
+    base_url: str = "https://car6.market.alicloudapi.com/ocrCars"
+    appcode: SecretStr | None = None
+    app_key: SecretStr | None = None
+    app_secret: SecretStr | None = None
+
+
 class AliyunPlate:
     """The adapter: builds and signs requests, maps answers. No I/O (see ``base``)."""
 
     name: ClassVar[str] = NAME
+    settings_model: ClassVar[type[ProviderSettings]] = AliyunPlateSettings
     limits: ClassVar[ImageLimits] = ImageLimits(
         formats=frozenset({"JPEG", "PNG", "BMP"}),
         # The doc gives no size limit, but has ret_code 50 "文件内容过大": 4,000,000 bytes
@@ -120,8 +131,6 @@ class AliyunPlate:
     default_rate: ClassVar[float] = 5.0  # undocumented; the market's packages don't say
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
-    settings: ProviderSettings
-
     def __init__(
         self,
         settings: AliyunPlateSettings,
@@ -130,14 +139,13 @@ class AliyunPlate:
         nonce: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self.settings = settings
-        self._settings = settings
         self._clock = clock
         self._nonce = nonce
 
     def credential_id(self) -> str:
         for kind, secret in (
-            ("appcode", self._settings.appcode),
-            ("appkey", self._settings.app_key),
+            ("appcode", self.settings.appcode),
+            ("appkey", self.settings.app_key),
         ):
             if secret is not None:
                 digest = hashlib.sha256(secret.get_secret_value().encode()).hexdigest()
@@ -149,7 +157,7 @@ class AliyunPlate:
         check_b64_size(image, self.limits, NAME)
         body = form_body({}, {"img_base64": image.b64})
         headers = {"Accept": ACCEPT, "Content-Type": CONTENT_TYPE}
-        settings = self._settings
+        settings = self.settings
         if settings.appcode is not None:
             headers["Authorization"] = f"APPCODE {settings.appcode.get_secret_value()}"
         elif settings.app_key is not None and settings.app_secret is not None:

@@ -19,41 +19,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from worker.config import ProviderSettings
 from worker.errors import ConfigError, Outcome
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """What a vendor accepts, from its doc. imaging.py does the mechanics.
-
-    ``formats`` are Pillow format names sent as they are; anything else allowed in is
-    converted to JPEG (or PNG where alpha matters). Byte budgets count base64 text.
-    """
-
-    formats: frozenset[str]
-    max_b64_bytes: int
-    min_side: int = 1
-    max_side: int | None = None
-    max_pixels: int | None = None
-    recommended_min: tuple[int, int] | None = None  # (short, long) side; below it: a warning
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """An image ready for one provider: original bytes if they fit, else re-encoded."""
-
-    data: bytes  # the encoded file (JPEG/PNG/BMP)
-    b64: bytes  # base64 of ``data``, no ``data:`` header
-    format: str  # Pillow format name of ``data``
-    width: int
-    height: int
-    transformed: bool  # False when ``data`` is the submitted file, untouched
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def mime(self) -> str:
-        return {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp"}.get(
-            self.format, "application/octet-stream"
-        )
+from worker.image_limits import ImageLimits, PreparedImage
 
 
 @dataclass(frozen=True)
@@ -146,14 +112,23 @@ class VendorAnswer:
 
 @runtime_checkable
 class Provider(Protocol):
-    """One vendor API. Class-level facts, instance-level settings, no I/O."""
+    """One vendor API. Class-level facts, instance-level settings, no I/O.
+
+    ``settings_model`` is the provider's settings block (``VREC_<NAME>__<FIELD>``), declared
+    in the adapter's own module; :mod:`worker.settings` adds one field per registered
+    provider to the settings class, and an instance is built with its block.
+    """
 
     name: ClassVar[str]
+    settings_model: ClassVar[type[ProviderSettings]]
     limits: ClassVar[ImageLimits]
     default_rate: ClassVar[float]  # requests/s when VREC_<P>__RATE is unset
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]]  # job options and allowed values
 
-    settings: ProviderSettings
+    @property
+    def settings(self) -> ProviderSettings:
+        """This instance's settings block (an instance of ``settings_model``)."""
+        ...
 
     def credential_id(self) -> str:
         """A non-secret id of the credential in use (rate limits are per credential)."""
@@ -168,9 +143,17 @@ class Provider(Protocol):
         ...
 
 
-def check_options(
-    provider: type[Provider] | Provider, options: Mapping[str, str]
-) -> dict[str, str]:
+class HasOptions(Protocol):
+    """What :func:`check_options` reads of a provider (its class or an instance)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def option_choices(self) -> Mapping[str, tuple[str, ...]]: ...
+
+
+def check_options(provider: HasOptions, options: Mapping[str, str]) -> dict[str, str]:
     """Validate job options against ``option_choices``; values are normalised to upper case."""
     checked: dict[str, str] = {}
     for key, value in options.items():

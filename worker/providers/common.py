@@ -36,7 +36,7 @@ from worker.errors import (
     ServerError,
     VendorRejectedImage,
 )
-from worker.providers.base import ImageLimits, PreparedImage
+from worker.image_limits import ImageLimits, PreparedImage
 
 NoResult = Literal["no_result"]
 NO_RESULT: Final[NoResult] = "no_result"

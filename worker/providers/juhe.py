@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from pydantic import SecretStr
 
@@ -32,13 +32,8 @@ from worker.errors import (
     ServerError,
     Transient,
 )
-from worker.providers.base import (
-    ImageLimits,
-    PreparedImage,
-    Reading,
-    VendorAnswer,
-    VendorResponse,
-)
+from worker.image_limits import ImageLimits, PreparedImage
+from worker.providers.base import Reading, VendorAnswer, VendorResponse
 from worker.providers.common import (
     NO_RESULT,
     NoResult,
@@ -48,6 +43,7 @@ from worker.providers.common import (
     strip_secrets,
     text,
 )
+from worker.providers.keyed_form import KeyedFormAdapter, KeySettings
 
 Kind = type[JobError] | NoResult
 
@@ -181,3 +177,28 @@ def answer(
         request_id=envelope.request_id,
         billed=envelope.billed,
     )
+
+
+S = TypeVar("S", bound=KeySettings)
+
+
+class JuheAdapter(KeyedFormAdapter[S]):
+    """A Juhe API: a one-key form request and Juhe's envelope; subclasses name the service
+    codes (``errors``) and read a success's ``result`` (``read``)."""
+
+    limits: ClassVar[ImageLimits] = CAR_LIMITS
+    default_rate: ClassVar[float] = DEFAULT_RATE  # undocumented; conservative
+    errors: ClassVar[Mapping[int, Kind]]
+
+    def read(self, result: Any) -> Sequence[Reading]:
+        """The readings of a success's ``result`` (ValueError for a wrong shape)."""
+        raise NotImplementedError
+
+    def parse_response(self, response: VendorResponse) -> VendorAnswer:
+        return answer(
+            response,
+            provider=self.name,
+            errors=self.errors,
+            key=self.settings.key,
+            readings_of=self.read,
+        )

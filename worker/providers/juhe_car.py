@@ -15,27 +15,12 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from worker.config import JuheCarSettings, ProviderSettings
+from worker.config import ProviderSettings
 from worker.errors import VendorRejectedImage
 from worker.providers import juhe
-from worker.providers.base import (
-    CarModelCandidate,
-    ImageLimits,
-    PreparedImage,
-    VendorAnswer,
-    VendorRequest,
-    VendorResponse,
-    check_options,
-)
-from worker.providers.common import (
-    NO_RESULT,
-    RedactedBytes,
-    check_size,
-    credential_id,
-    key_of,
-    text,
-)
-from worker.providers.form import FORM_CONTENT_TYPE, form_body
+from worker.providers.base import CarModelCandidate
+from worker.providers.common import NO_RESULT, text
+from worker.providers.keyed_form import KeySettings
 
 NAME: Final = "juhe_car"
 
@@ -95,36 +80,19 @@ def candidates_of(result: Any) -> list[CarModelCandidate]:
     return candidates
 
 
-class JuheCar:
+class JuheCarSettings(KeySettings):
+    """``VREC_JUHE_CAR__*``: the API key and where carDetect lives."""
+
+    base_url: str = "http://apis.juhe.cn/carDetect/index"
+
+
+class JuheCar(juhe.JuheAdapter[JuheCarSettings]):
     """The adapter: builds the form, maps answers. No I/O (see :mod:`worker.providers.base`)."""
 
     name: ClassVar[str] = NAME
-    limits: ClassVar[ImageLimits] = juhe.CAR_LIMITS
-    default_rate: ClassVar[float] = juhe.DEFAULT_RATE  # undocumented; conservative
-    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    settings_model: ClassVar[type[ProviderSettings]] = JuheCarSettings
+    errors: ClassVar[Mapping[int, juhe.Kind]] = ERRORS
+    image_field: ClassVar[str] = "image"
 
-    settings: ProviderSettings
-
-    def __init__(self, settings: JuheCarSettings) -> None:
-        self.settings = settings
-        self._settings = settings
-
-    def credential_id(self) -> str:
-        return credential_id(self._settings.key)
-
-    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
-        check_options(self, options)
-        key = key_of(self._settings.key, NAME)
-        check_size(image, self.limits, NAME)
-        body = form_body({"key": key}, {"image": image.b64})
-        headers = {"Content-Type": FORM_CONTENT_TYPE}
-        return VendorRequest("POST", self._settings.base_url, headers, RedactedBytes(body))
-
-    def parse_response(self, response: VendorResponse) -> VendorAnswer:
-        return juhe.answer(
-            response,
-            provider=NAME,
-            errors=ERRORS,
-            key=self._settings.key,
-            readings_of=candidates_of,
-        )
+    def read(self, result: Any) -> list[CarModelCandidate]:
+        return candidates_of(result)

@@ -17,30 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal
 
-from worker.config import JuhePlateSettings, ProviderSettings
+from worker.config import ProviderSettings
 from worker.errors import ProviderUnavailable, Transient, VendorRejectedImage
+from worker.image_limits import PreparedImage
 from worker.providers import juhe
-from worker.providers.base import (
-    ImageLimits,
-    PlateReading,
-    PreparedImage,
-    VendorAnswer,
-    VendorRequest,
-    VendorResponse,
-    check_options,
-)
-from worker.providers.common import (
-    RedactedBytes,
-    RedactedText,
-    check_size,
-    credential_id,
-    int_of,
-    key_of,
-    text,
-)
-from worker.providers.form import FORM_CONTENT_TYPE, form_body
+from worker.providers.base import PlateReading, VendorRequest, check_options
+from worker.providers.common import RedactedText, check_size, int_of, text
+from worker.providers.keyed_form import KeySettings
 
 NAME: Final = "juhe_plate"
 
@@ -133,46 +118,42 @@ def readings_of(result: Any) -> list[PlateReading]:
     return found
 
 
-class JuhePlate:
-    """The adapter: builds the form or multipart body, maps answers. No I/O."""
+class JuhePlateSettings(KeySettings):
+    """``VREC_JUHE_PLATE__*``: the API key, where the API lives and which request to send."""
+
+    base_url: str = "http://apis.juhe.cn/verify_carlicense"
+    mode: Literal["base64", "multipart"] = "base64"
+
+
+class JuhePlate(juhe.JuheAdapter[JuhePlateSettings]):
+    """The adapter: builds the form or multipart body, maps answers. No I/O.
+
+    The doc states no image limits for this API: carDetect's are used (Juhe's sibling API,
+    same platform), so an image prepared for one is accepted by the other.
+    """
 
     name: ClassVar[str] = NAME
-    # The doc states no limits for this API: we use carDetect's (Juhe's sibling API, same
-    # platform), so an image prepared for one is accepted by the other.
-    limits: ClassVar[ImageLimits] = juhe.CAR_LIMITS
-    default_rate: ClassVar[float] = juhe.DEFAULT_RATE  # undocumented; conservative
-    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
-
-    settings: ProviderSettings
-
-    def __init__(self, settings: JuhePlateSettings) -> None:
-        self.settings = settings
-        self._settings = settings
-
-    def credential_id(self) -> str:
-        return credential_id(self._settings.key)
+    settings_model: ClassVar[type[ProviderSettings]] = JuhePlateSettings
+    errors: ClassVar[Mapping[int, juhe.Kind]] = ERRORS
+    image_field: ClassVar[str] = "file"
 
     def url(self) -> str:
         """``base_url`` plus the mode's path: ``/query`` (base64) or ``/verify`` (multipart)."""
-        path = "/verify" if self._settings.mode == "multipart" else "/query"
-        return self._settings.base_url.rstrip("/") + path
+        path = "/verify" if self.settings.mode == "multipart" else "/query"
+        return self.settings.base_url.rstrip("/") + path
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
+        if self.settings.mode != "multipart":
+            return super().build_request(image, options)
         check_options(self, options)
-        key = key_of(self._settings.key, NAME)
+        key = self.key()
         check_size(image, self.limits, NAME)
-        if self._settings.mode == "multipart":
-            parts: tuple[tuple[str, bytes | str, str | None, str | None], ...] = (
-                ("key", RedactedText(key), None, None),
-                ("file", image.data, juhe.filename(image), image.mime),
-            )
-            # No Content-Type header: aiohttp writes multipart/form-data with its boundary.
-            return VendorRequest("POST", self.url(), {}, multipart=parts)
-        body = form_body({"key": key}, {"file": image.b64})
-        headers = {"Content-Type": FORM_CONTENT_TYPE}
-        return VendorRequest("POST", self.url(), headers, RedactedBytes(body))
-
-    def parse_response(self, response: VendorResponse) -> VendorAnswer:
-        return juhe.answer(
-            response, provider=NAME, errors=ERRORS, key=self._settings.key, readings_of=readings_of
+        parts: tuple[tuple[str, bytes | str, str | None, str | None], ...] = (
+            ("key", RedactedText(key), None, None),
+            ("file", image.data, juhe.filename(image), image.mime),
         )
+        # No Content-Type header: aiohttp writes multipart/form-data with its boundary.
+        return VendorRequest("POST", self.url(), {}, multipart=parts)
+
+    def read(self, result: Any) -> list[PlateReading]:
+        return readings_of(result)

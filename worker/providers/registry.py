@@ -1,7 +1,9 @@
-"""Provider registry: name -> dotted path, imported on first use (as fsspec's registry).
+"""Provider registry: name -> dotted path of the adapter class (as fsspec's registry).
 
-Adding a vendor is one module in this package, one line here and its simulator module
-``worker.simulator.<name>``.
+Adding a vendor is exactly: its adapter module in this package (the adapter class and its
+settings block), one line here, its simulator module ``worker.simulator.<name>``, and its
+test module. Everything else (settings, the simulator, the demo's made-up credentials)
+reads the registry.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from worker.config import Settings, get_settings
+from worker.config import ProviderSettings, Settings
 from worker.errors import ConfigError
 from worker.providers.base import Provider
 
@@ -37,9 +39,13 @@ def provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def get_provider(name: str, settings: Settings | None = None) -> Provider:
+def settings_models() -> dict[str, type[ProviderSettings]]:
+    """Each registered provider's settings block, by name (imports every adapter)."""
+    return {name: provider_class(name).settings_model for name in PROVIDERS}
+
+
+def get_provider(name: str, settings: Settings) -> Provider:
     """A provider instance bound to its settings block."""
-    settings = settings or get_settings()
     provider = provider_class(name)(settings.provider(name))  # type: ignore[call-arg]
     # Protocols with data members can't be issubclass()-checked; check the instance.
     if not isinstance(provider, Provider):

@@ -2,7 +2,7 @@
 
 Request: ``POST /`` with a JSON body ``{"ImageBase64", "CardSide"}``, the common
 parameters in ``X-TC-*`` headers and a TC3-HMAC-SHA256 ``Authorization``
-(:mod:`worker.providers.tc3`). Every answer is HTTP 200 with ``{"Response": {...}}``;
+(:mod:`worker.providers.tencent_sign`). Every answer is HTTP 200 with ``{"Response": {...}}``;
 failures carry ``Response.Error{Code, Message}``, mapped by
 :data:`worker.providers.tencent_codes.ERRORS`.
 
@@ -18,15 +18,16 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import date
 from itertools import zip_longest
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
-from worker.config import ProviderSettings, TencentVehicleLicenseSettings
+from pydantic import SecretStr
+
+from worker.config import ProviderSettings
 from worker.errors import BadResponse, ConfigError, Outcome
-from worker.providers import tc3
+from worker.image_limits import ImageLimits, PreparedImage
+from worker.providers import tencent_sign
 from worker.providers.base import (
-    ImageLimits,
-    PreparedImage,
     VehicleLicenseReading,
     VendorAnswer,
     VendorRequest,
@@ -111,10 +112,23 @@ def readings_of(response: Mapping[str, Any]) -> list[VehicleLicenseReading]:
     return readings
 
 
+Region = Literal["ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai"]
+
+
+class TencentVehicleLicenseSettings(ProviderSettings):
+    """``VREC_TENCENT_VEHICLE_LICENSE__*``: the API key pair, region and endpoint."""
+
+    base_url: str = "https://ocr.tencentcloudapi.com/"
+    secret_id: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    region: Region = "ap-guangzhou"
+
+
 class TencentVehicleLicense:
     """The adapter: signs requests, maps answers. No I/O (see :mod:`worker.providers.base`)."""
 
     name: ClassVar[str] = NAME
+    settings_model: ClassVar[type[ProviderSettings]] = TencentVehicleLicenseSettings
     limits: ClassVar[ImageLimits] = ImageLimits(
         formats=frozenset({"JPEG", "PNG", "BMP"}),
         max_b64_bytes=7_000_000,  # "经Base64编码后不超过 7M", read as 7,000,000 bytes
@@ -127,8 +141,6 @@ class TencentVehicleLicense:
         "card_side": ("FRONT", "BACK", "DOUBLE")
     }
 
-    settings: ProviderSettings
-
     def __init__(
         self,
         settings: TencentVehicleLicenseSettings,
@@ -136,11 +148,10 @@ class TencentVehicleLicense:
         clock: Callable[[], float] = time.time,  # tests sign with a fixed or skewed time
     ) -> None:
         self.settings = settings
-        self._settings = settings
         self._clock = clock
 
     def credential_id(self) -> str:
-        secret_id = self._settings.secret_id
+        secret_id = self.settings.secret_id
         if secret_id is None:
             return "unset"
         value = secret_id.get_secret_value()
@@ -148,7 +159,7 @@ class TencentVehicleLicense:
 
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         card_side = check_options(self, options).get("card_side", "FRONT")
-        secret_id, secret_key = self._settings.secret_id, self._settings.secret_key
+        secret_id, secret_key = self.settings.secret_id, self.settings.secret_key
         if secret_id is None or secret_key is None:
             raise ConfigError(
                 f"{NAME}: VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID and "
@@ -158,10 +169,10 @@ class TencentVehicleLicense:
         # Built as bytes once: base64 needs no JSON escaping, and the 7 MB string is never
         # decoded, re-encoded or dumped twice. The layout equals json.dumps' default.
         body = b'{"ImageBase64": "' + image.b64 + b'", "CardSide": "' + card_side.encode() + b'"}'
-        url = urlsplit(self._settings.base_url)
+        url = urlsplit(self.settings.base_url)
         host = url.netloc
         timestamp = int(self._clock())
-        signed = tc3.sign(
+        signed = tencent_sign.sign(
             secret_id=secret_id.get_secret_value(),
             secret_key=secret_key.get_secret_value(),
             service=SERVICE,
@@ -176,10 +187,10 @@ class TencentVehicleLicense:
             "Host": host,
             "X-TC-Action": ACTION,
             "X-TC-Version": VERSION,
-            "X-TC-Region": self._settings.region,
+            "X-TC-Region": self.settings.region,
             "X-TC-Timestamp": str(timestamp),
         }
-        return VendorRequest("POST", self._settings.base_url, headers, body)
+        return VendorRequest("POST", self.settings.base_url, headers, body)
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status

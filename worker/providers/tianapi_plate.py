@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from worker.config import ProviderSettings, TianapiPlateSettings
+from worker.config import ProviderSettings
 from worker.errors import (
     BadResponse,
     JobError,
@@ -35,29 +35,18 @@ from worker.errors import (
     Transient,
     VendorRejectedImage,
 )
-from worker.providers.base import (
-    ImageLimits,
-    PlateReading,
-    PreparedImage,
-    VendorAnswer,
-    VendorRequest,
-    VendorResponse,
-    check_options,
-)
+from worker.image_limits import ImageLimits
+from worker.providers.base import PlateReading, VendorAnswer, VendorResponse
 from worker.providers.common import (
     NO_RESULT,
     NoResult,
-    RedactedBytes,
-    check_size,
-    credential_id,
     http_status_error,
     int_of,
     json_object,
-    key_of,
     strip_secrets,
     text,
 )
-from worker.providers.form import FORM_CONTENT_TYPE, form_body
+from worker.providers.keyed_form import KeyedFormAdapter, KeySettings
 
 NAME: Final = "tianapi_plate"
 OK: Final = 200
@@ -143,10 +132,18 @@ def plates_of(decoded: Mapping[str, Any]) -> list[PlateReading]:
     return readings
 
 
-class TianapiPlate:
+class TianapiPlateSettings(KeySettings):
+    """``VREC_TIANAPI_PLATE__*``: the API key and where licenseplate lives."""
+
+    base_url: str = "https://apis.tianapi.com/licenseplate/index"
+
+
+class TianapiPlate(KeyedFormAdapter[TianapiPlateSettings]):
     """The adapter: builds the form, maps answers. No I/O (see :mod:`worker.providers.base`)."""
 
     name: ClassVar[str] = NAME
+    settings_model: ClassVar[type[ProviderSettings]] = TianapiPlateSettings
+    image_field: ClassVar[str] = "img"
     limits: ClassVar[ImageLimits] = ImageLimits(
         formats=frozenset({"JPEG", "PNG", "BMP"}),  # imgurl's "支持jpg/png/bmp格式"
         max_b64_bytes=3_000_000,  # "图片大小不超过3M", read as 3,000,000 bytes of base64
@@ -158,24 +155,6 @@ class TianapiPlate:
     # figure ("可在控制台-接口管理中查询"); 5/s is a conservative default, set
     # VREC_TIANAPI_PLATE__RATE to the console's value.
     default_rate: ClassVar[float] = 5.0
-    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
-
-    settings: ProviderSettings
-
-    def __init__(self, settings: TianapiPlateSettings) -> None:
-        self.settings = settings
-        self._settings = settings
-
-    def credential_id(self) -> str:
-        return credential_id(self._settings.key)
-
-    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
-        check_options(self, options)
-        key = key_of(self._settings.key, NAME)
-        check_size(image, self.limits, NAME)
-        body = form_body({"key": key}, {"img": image.b64})
-        headers = {"Content-Type": FORM_CONTENT_TYPE}
-        return VendorRequest("POST", self._settings.base_url, headers, RedactedBytes(body))
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status
@@ -185,7 +164,7 @@ class TianapiPlate:
         code = int_of(decoded.get("code"))
         if code is None:
             raise BadResponse("answer has no numeric code", provider=NAME, http_status=status)
-        raw = strip_secrets(decoded, [self._settings.key])
+        raw = strip_secrets(decoded, [self.settings.key])
         if code != OK:
             return self._error(code, raw)
         readings = plates_of(decoded)

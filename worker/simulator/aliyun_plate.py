@@ -30,8 +30,9 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from worker.config import AliyunPlateSettings, ProviderSettings
+from worker.config import ProviderSettings
 from worker.providers import aliyun_sign
+from worker.providers.aliyun_plate import AliyunPlateSettings
 from worker.simulator import faults
 from worker.simulator.common import Unreadable, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
@@ -136,6 +137,7 @@ class Sim:
     provider: ClassVar[str] = "aliyun_plate"
     routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", "/ocrCars"),)
     default_limit: ClassVar[int] = 10  # undocumented; the market sells packages, not QPS
+    internal_error_code: ClassVar[str] = "90"
 
     def __init__(
         self, settings: ProviderSettings, *, clock: Callable[[], float] = time.time
@@ -152,7 +154,7 @@ class Sim:
     def error_in_200(self) -> web.Response:
         # An internal failure behind a healthy gateway: the API's own "未知错误" (90),
         # the only internal-error code its doc lists, inside a showapi_res_code 0 envelope.
-        return ret_error(90)
+        return ret_error(int(self.internal_error_code))
 
     async def handle(self, request: web.Request, body: bytes) -> web.Response:
         try:

@@ -30,6 +30,9 @@ class VendorSim(Protocol):
     provider: ClassVar[str]  # registry name, e.g. "tencent_vehicle_license"
     routes: ClassVar[tuple[tuple[str, str], ...]]  # (method, path) as on the real host
     default_limit: ClassVar[int]  # calls per trailing second the vendor allows by default
+    # The vendor's own code for "internal error, try again", as error_in_200() answers it
+    # (what vrec's adapter must read as a transient, retryable ServerError).
+    internal_error_code: ClassVar[str]
 
     def __init__(self, settings: ProviderSettings) -> None: ...
 

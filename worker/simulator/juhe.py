@@ -165,6 +165,7 @@ class JuheSim:
     provider: ClassVar[str]
     routes: ClassVar[tuple[tuple[str, str], ...]]
     default_limit: ClassVar[int]
+    internal_error_code: ClassVar[str] = str(INTERNAL)
     messages: ClassVar[Mapping[int, str]]
 
     def throttled(self) -> web.Response:

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from worker.config import JuheCarSettings, ProviderSettings
+from worker.config import ProviderSettings
+from worker.providers.juhe_car import JuheCarSettings
 from worker.simulator import juhe
 from worker.simulator.common import ImageInfo
 from worker.simulator.directives import Directive

@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
-from worker.config import JuhePlateSettings, ProviderSettings
+from worker.config import ProviderSettings
+from worker.providers.juhe_plate import JuhePlateSettings
 from worker.simulator import juhe
 from worker.simulator.common import ImageInfo
 from worker.simulator.directives import Directive

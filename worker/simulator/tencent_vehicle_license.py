@@ -20,8 +20,9 @@ from typing import Any, ClassVar, Final
 
 from aiohttp import web
 
-from worker.config import ProviderSettings, TencentVehicleLicenseSettings
-from worker.providers import tc3
+from worker.config import ProviderSettings
+from worker.providers import tencent_sign
+from worker.providers.tencent_vehicle_license import TencentVehicleLicenseSettings
 from worker.simulator import faults
 from worker.simulator.common import Unreadable, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
@@ -136,6 +137,7 @@ class Sim:
     provider: ClassVar[str] = "tencent_vehicle_license"
     routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", "/"),)
     default_limit: ClassVar[int] = 10
+    internal_error_code: ClassVar[str] = "InternalError"
 
     def __init__(
         self, settings: ProviderSettings, *, clock: Callable[[], float] = time.time
@@ -149,7 +151,7 @@ class Sim:
         return error("RequestLimitExceeded")
 
     def error_in_200(self) -> web.Response:
-        return error("InternalError")
+        return error(self.internal_error_code)
 
     async def handle(self, request: web.Request, body: bytes) -> web.Response:
         try:
@@ -185,7 +187,7 @@ class Sim:
         timestamp = int(stamp)
         if abs(self._clock() - timestamp) > MAX_SKEW:
             raise _Refusal("AuthFailure.SignatureExpire")
-        auth = tc3.parse_authorization(request.headers.get("Authorization", ""))
+        auth = tencent_sign.parse_authorization(request.headers.get("Authorization", ""))
         if (
             auth is None
             or auth.service != SERVICE
@@ -199,18 +201,20 @@ class Sim:
             or not hmac.compare_digest(auth.secret_id, secret_id.get_secret_value())
         ):
             raise _Refusal("AuthFailure.SecretIdNotFound")
-        if auth.date != tc3.utc_date(timestamp):
+        if auth.date != tencent_sign.utc_date(timestamp):
             raise _Refusal("AuthFailure.SignatureFailure", "Credential date mismatch.")
         headers = [(name, request.headers.get(name, "")) for name in auth.signed_headers]
-        canonical = tc3.canonical_request(
+        canonical = tencent_sign.canonical_request(
             method=request.method,
             uri=request.path,
             query=request.query_string,
             headers=headers,
-            payload_hash=tc3.sha256_hex(body),
+            payload_hash=tencent_sign.sha256_hex(body),
         )
-        to_sign = tc3.string_to_sign(timestamp, auth.date, SERVICE, canonical)
-        expected = tc3.signature(secret_key.get_secret_value(), auth.date, SERVICE, to_sign)
+        to_sign = tencent_sign.string_to_sign(timestamp, auth.date, SERVICE, canonical)
+        expected = tencent_sign.signature(
+            secret_key.get_secret_value(), auth.date, SERVICE, to_sign
+        )
         if not hmac.compare_digest(expected, auth.signature):
             raise _Refusal("AuthFailure.SignatureFailure")
 

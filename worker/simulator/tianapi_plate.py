@@ -26,7 +26,8 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from worker.config import ProviderSettings, TianapiPlateSettings
+from worker.config import ProviderSettings
+from worker.providers.tianapi_plate import TianapiPlateSettings
 from worker.simulator import faults
 from worker.simulator.common import Unreadable, json_answer, read_image
 from worker.simulator.directives import Directive, read_directive
@@ -155,6 +156,7 @@ class Sim:
     # Tianapi's per-second cap is per account and unpublished ("可在控制台-接口管理中查询");
     # 10/s stands in for it, above the adapter's 5/s default so normal runs aren't throttled.
     default_limit: ClassVar[int] = 10
+    internal_error_code: ClassVar[str] = "100"
 
     def __init__(self, settings: ProviderSettings) -> None:
         if not isinstance(settings, TianapiPlateSettings):
@@ -165,7 +167,7 @@ class Sim:
         return answer(130)
 
     def error_in_200(self) -> web.Response:
-        return answer(100)
+        return answer(int(self.internal_error_code))
 
     async def handle(self, request: web.Request, body: bytes) -> web.Response:
         try:

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from tests.worker.providers import support
 from tests.worker.providers.support import prepared
-from worker.config import AliyunPlateSettings, Settings, SimulatorSettings
+from worker.config import Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -29,9 +29,10 @@ from worker.errors import (
     VendorRejectedImage,
 )
 from worker.providers.aliyun_codes import GATEWAY_ERRORS, RET_CODES
-from worker.providers.aliyun_plate import AliyunPlate
+from worker.providers.aliyun_plate import AliyunPlate, AliyunPlateSettings
 from worker.providers.base import PlateReading, VendorAnswer, VendorResponse
 from worker.providers.form import form_body
+from worker.settings import build_settings
 from worker.simulator.directives import make_image
 
 NAME = "aliyun_plate"
@@ -47,7 +48,7 @@ def make_settings(
     app_secret: str | None = APP_SECRET,
     **simulator: Any,
 ) -> Settings:
-    return Settings(
+    return build_settings(
         aliyun_plate=AliyunPlateSettings(
             appcode=SecretStr(appcode) if appcode else None,
             app_key=SecretStr(app_key) if app_key else None,

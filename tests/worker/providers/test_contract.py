@@ -4,7 +4,7 @@ all six outcomes of design.md by the same generic means, and leaks no secret doi
 Every transport fault of :mod:`worker.simulator.faults` (5xx, timeout, reset, malformed,
 error200), injected both by the simulator's settings and by an image's directive, is a
 transient, retryable, unbilled error of its own class; error200 carries the vendor's own
-internal-error code (``INTERNAL_ERROR_CODES``, one entry per registered provider).
+internal-error code (each simulator's ``internal_error_code``).
 
 Vendor-specific code tables are tested per provider in the neighbouring modules; here only
 mechanisms every vendor has are used: a normal image, an empty answer, undecodable bytes,
@@ -26,8 +26,7 @@ import pytest
 from PIL import Image
 
 from worker import http
-from worker.config import Settings, get_settings
-from worker.demo import demo_credentials
+from worker.config import Settings
 from worker.errors import (
     BadResponse,
     ConnectionFailed,
@@ -38,13 +37,15 @@ from worker.errors import (
 )
 from worker.providers.base import PreparedImage, Provider, VendorAnswer
 from worker.providers.registry import get_provider, names
-from worker.samples import vehicle_photo
+from worker.settings import build_settings, get_settings
 from worker.simulator.directives import make_image
+from worker.simulator.environment import made_up_credentials
 from worker.simulator.faults import FAULTS
-from worker.simulator.server import point_at, run_simulator
+from worker.simulator.samples import vehicle_photo
+from worker.simulator.server import load_sim, point_at, run_simulator
 
 # Variants with other request shapes or auth schemes, where the provider has them.
-# "random" values are drawn afresh for each settings object, like demo_credentials().
+# "random" values are drawn afresh for each settings object, like made_up_credentials().
 RANDOM = "random"
 VARIANTS: dict[str, dict[str, str]] = {
     "juhe_plate": {"VREC_JUHE_PLATE__MODE": "multipart"},
@@ -58,8 +59,7 @@ CASES: list[tuple[str, dict[str, str]]] = [(name, {}) for name in names()]
 CASES += [(name, env) for name, env in VARIANTS.items() if name in names()]
 LIMIT = 2  # the simulator's per-second limit in this test
 
-# The error each transport fault must become, and each vendor's own internal-error code,
-# as its simulator answers the "error200" fault.
+# The error each transport fault must become.
 FAULT_ERRORS: dict[str, type[JobError]] = {
     "5xx": ServerError,
     "timeout": VendorTimeout,
@@ -67,19 +67,12 @@ FAULT_ERRORS: dict[str, type[JobError]] = {
     "malformed": BadResponse,
     "error200": ServerError,
 }
-INTERNAL_ERROR_CODES: dict[str, str] = {
-    "tencent_vehicle_license": "InternalError",
-    "tianapi_plate": "100",
-    "aliyun_plate": "90",
-    "juhe_car": "10014",
-    "juhe_plate": "10014",
-}
 FAULT_TIMEOUT = 0.5  # the client's timeout with faults: "timeout" answers far later
 WAYS = ("directive", "settings")  # an image's {"fault": ...}, the simulator's fault_rate
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, extra: Mapping[str, str]) -> Settings:
-    for key, value in {**demo_credentials(), **extra}.items():
+    for key, value in {**made_up_credentials(), **extra}.items():
         if value == RANDOM:
             monkeypatch.setenv(key, secrets.token_hex(12))
         elif value:
@@ -212,7 +205,6 @@ def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) ->
     """Each fault, by an image's directive and by the simulator's settings."""
     name, settings, _ = case
     assert set(FAULT_ERRORS) == set(FAULTS)
-    assert name in INTERNAL_ERROR_CODES, f"add {name}'s internal-error code to the table"
     # Calls in a quick row: the vendor's per-second limit is not what is tested here.
     settings = _with_simulator(settings, throttle=False)
 
@@ -250,7 +242,7 @@ def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) ->
         return type(result), result.outcome, retryable, result.billed, result.vendor_code
 
     # Only error200 is the vendor's own answer: the others carry no vendor code.
-    internal = INTERNAL_ERROR_CODES[name]
+    internal = load_sim(name, settings).internal_error_code
     assert {key: view(result) for key, result in seen.items()} == {
         (fault, way): (
             FAULT_ERRORS[fault],
@@ -271,7 +263,7 @@ def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) ->
 def test_every_provider_is_registered_with_its_simulator() -> None:
     assert set(names()) >= {"tencent_vehicle_license"}
     for name in names():
-        provider = get_provider(name, Settings())
+        provider = get_provider(name, build_settings())
         assert provider.name == name
         assert provider.limits.max_b64_bytes > 0
         assert provider.default_rate > 0

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from tests.worker.providers import support
 from tests.worker.providers.support import prepared
-from worker.config import JuheCarSettings, Settings, SimulatorSettings
+from worker.config import Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -35,8 +35,9 @@ from worker.providers.base import (
     VendorResponse,
 )
 from worker.providers.juhe import SYSTEM_ERRORS
-from worker.providers.juhe_car import ERRORS, JuheCar
+from worker.providers.juhe_car import ERRORS, JuheCar, JuheCarSettings
 from worker.providers.registry import get_provider
+from worker.settings import build_settings
 from worker.simulator.directives import make_image
 
 NAME = "juhe_car"
@@ -45,7 +46,7 @@ Result = VendorAnswer | JobError
 
 
 def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
-    return Settings(
+    return build_settings(
         juhe_car=JuheCarSettings(key=SecretStr(key) if key else None),
         simulator=SimulatorSettings(**simulator),
     )

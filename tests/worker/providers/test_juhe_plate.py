@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from tests.worker.providers import support
 from tests.worker.providers.support import prepared
-from worker.config import JuhePlateSettings, Settings, SimulatorSettings
+from worker.config import Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -38,8 +38,9 @@ from worker.providers.base import (
     VendorResponse,
 )
 from worker.providers.juhe import SYSTEM_ERRORS
-from worker.providers.juhe_plate import ERRORS, JuhePlate
+from worker.providers.juhe_plate import ERRORS, JuhePlate, JuhePlateSettings
 from worker.providers.registry import get_provider
+from worker.settings import build_settings
 from worker.simulator.directives import make_image
 
 NAME = "juhe_plate"
@@ -50,7 +51,7 @@ Result = VendorAnswer | JobError
 
 
 def make_settings(*, key: str | None = KEY, mode: Mode = "base64", **simulator: Any) -> Settings:
-    return Settings(
+    return build_settings(
         juhe_plate=JuhePlateSettings(key=SecretStr(key) if key else None, mode=mode),
         simulator=SimulatorSettings(**simulator),
     )

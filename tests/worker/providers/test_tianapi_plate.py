@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from tests.worker.providers import support
 from tests.worker.providers.support import prepared
-from worker.config import Settings, SimulatorSettings, TianapiPlateSettings
+from worker.config import Settings, SimulatorSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -28,7 +28,8 @@ from worker.errors import (
 from worker.providers.base import PlateReading, PreparedImage, Provider, VendorAnswer
 from worker.providers.base import VendorResponse as Response
 from worker.providers.registry import get_provider
-from worker.providers.tianapi_plate import ERRORS, TianapiPlate
+from worker.providers.tianapi_plate import ERRORS, TianapiPlate, TianapiPlateSettings
+from worker.settings import build_settings
 from worker.simulator.directives import make_image
 
 NAME = "tianapi_plate"
@@ -36,7 +37,7 @@ KEY = "vrec-tianapi-test-key-DO-NOT-LEAK-0123456789"
 
 
 def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
-    return Settings(
+    return build_settings(
         tianapi_plate=TianapiPlateSettings(key=SecretStr(key) if key is not None else None),
         simulator=SimulatorSettings(**simulator),
     )

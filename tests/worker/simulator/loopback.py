@@ -15,8 +15,12 @@ from pydantic import SecretStr
 
 from tests.worker.providers import support
 from tests.worker.providers.support import prepared
-from worker.config import Settings, SimulatorSettings, TencentVehicleLicenseSettings
-from worker.providers.tencent_vehicle_license import TencentVehicleLicense
+from worker.config import Settings, SimulatorSettings
+from worker.providers.tencent_vehicle_license import (
+    TencentVehicleLicense,
+    TencentVehicleLicenseSettings,
+)
+from worker.settings import build_settings
 
 __all__ = ["Loopback", "loopback", "make_settings", "prepared", "run"]
 
@@ -31,7 +35,7 @@ def make_settings(
     secret_key: str | None = SECRET_KEY,
     **simulator: Any,
 ) -> Settings:
-    return Settings(
+    return build_settings(
         tencent_vehicle_license=TencentVehicleLicenseSettings(
             secret_id=SecretStr(secret_id) if secret_id else None,
             secret_key=SecretStr(secret_key) if secret_key else None,

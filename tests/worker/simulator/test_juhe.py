@@ -10,15 +10,18 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from worker.config import JuheCarSettings, JuhePlateSettings, Settings, SimulatorSettings
+from worker.config import SimulatorSettings
+from worker.providers.juhe_car import JuheCarSettings
+from worker.providers.juhe_plate import JuhePlateSettings
 from worker.providers.registry import PROVIDERS
+from worker.settings import build_settings
 from worker.simulator import juhe_car, juhe_plate
 from worker.simulator.base import VendorSim
 from worker.simulator.directives import make_image
 from worker.simulator.server import Simulator, run_simulator
 
 KEY = "sim-test-key"
-SETTINGS = Settings(
+SETTINGS = build_settings(
     juhe_car=JuheCarSettings(key=SecretStr(KEY)),
     juhe_plate=JuhePlateSettings(key=SecretStr(KEY)),
     simulator=SimulatorSettings(throttle=False),

@@ -24,7 +24,7 @@ from tests.worker.simulator.loopback import (
     run,
 )
 from worker.errors import RateLimited
-from worker.providers import tc3
+from worker.providers import tencent_sign
 from worker.providers.base import VendorAnswer
 from worker.simulator.directives import Directive, make_image, read_directive, with_directive
 from worker.simulator.server import SimulatorThread, busiest_window, point_at
@@ -212,7 +212,7 @@ def _signed(
     content_type: str = "application/json; charset=utf-8",
 ) -> dict[str, str]:
     timestamp = int(time.time())
-    signed = tc3.sign(
+    signed = tencent_sign.sign(
         secret_id=secret_id,
         secret_key=SECRET_KEY,
         service="ocr",
@@ -310,7 +310,7 @@ def test_tencent_sim_accepts_extra_signed_headers() -> None:
             host = lb.base_url.removeprefix("http://")
             timestamp = int(time.time())
             ct = "application/json"
-            signed = tc3.sign(
+            signed = tencent_sign.sign(
                 secret_id=SECRET_ID,
                 secret_key=SECRET_KEY,
                 service="ocr",

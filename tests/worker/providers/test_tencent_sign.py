@@ -15,10 +15,13 @@ from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from worker.config import TencentVehicleLicenseSettings
-from worker.providers import tc3
+from worker.providers import tencent_sign
 from worker.providers.base import PreparedImage
-from worker.providers.tencent_vehicle_license import CONTENT_TYPE, TencentVehicleLicense
+from worker.providers.tencent_vehicle_license import (
+    CONTENT_TYPE,
+    TencentVehicleLicense,
+    TencentVehicleLicenseSettings,
+)
 
 # The example of Tencent's "signature v3" page (English edition; the Chinese one masks it).
 DOC_ID = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
@@ -30,7 +33,7 @@ DOC_TIMESTAMP = 1551113065
 
 
 def test_doc_worked_example() -> None:
-    signed = tc3.sign(
+    signed = tencent_sign.sign(
         secret_id=DOC_ID,
         secret_key=DOC_KEY,
         service="cvm",
@@ -41,7 +44,7 @@ def test_doc_worked_example() -> None:
         ),
         payload=DOC_PAYLOAD,
     )
-    assert tc3.sha256_hex(DOC_PAYLOAD) == (
+    assert tencent_sign.sha256_hex(DOC_PAYLOAD) == (
         "35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064"
     )
     assert signed.canonical_request == (
@@ -62,7 +65,7 @@ def test_doc_worked_example() -> None:
 
 def test_date_is_utc_not_local() -> None:
     # 1551113065 is 2019-02-26 00:44:25 in UTC+8 but still the 25th in UTC.
-    assert tc3.utc_date(DOC_TIMESTAMP) == "2019-02-25"
+    assert tencent_sign.utc_date(DOC_TIMESTAMP) == "2019-02-25"
 
 
 def sdk_sign(
@@ -114,7 +117,7 @@ def test_adapter_matches_sdk_byte_for_byte(monkeypatch: pytest.MonkeyPatch, card
 def test_signer_matches_sdk_for_unicode_payload(monkeypatch: pytest.MonkeyPatch) -> None:
     params = {"ImageUrl": "https://example.com/粤B.jpg", "CardSide": "BACK"}
     req = sdk_sign(monkeypatch, params, timestamp=DOC_TIMESTAMP, host="127.0.0.1:8900")
-    signed = tc3.sign(
+    signed = tencent_sign.sign(
         secret_id=DOC_ID,
         secret_key=DOC_KEY,
         service="ocr",
@@ -126,7 +129,7 @@ def test_signer_matches_sdk_for_unicode_payload(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_parse_authorization_round_trip() -> None:
-    signed = tc3.sign(
+    signed = tencent_sign.sign(
         secret_id=DOC_ID,
         secret_key=DOC_KEY,
         service="ocr",
@@ -134,9 +137,9 @@ def test_parse_authorization_round_trip() -> None:
         headers=(("Content-Type", CONTENT_TYPE), ("Host", "h")),
         payload=b"{}",
     )
-    parsed = tc3.parse_authorization(signed.authorization)
-    assert parsed == tc3.Authorization(
+    parsed = tencent_sign.parse_authorization(signed.authorization)
+    assert parsed == tencent_sign.Authorization(
         DOC_ID, "2019-02-25", "ocr", ("content-type", "host"), signed.signature
     )
-    assert tc3.parse_authorization("Bearer abc") is None
-    assert tc3.parse_authorization(signed.authorization.replace("TC3-", "TC4-")) is None
+    assert tencent_sign.parse_authorization("Bearer abc") is None
+    assert tencent_sign.parse_authorization(signed.authorization.replace("TC3-", "TC4-")) is None

@@ -1,4 +1,5 @@
-"""What running one job produced, handed from the pipeline (no DB) to storage (no vendor)."""
+"""What running one job produced, handed from the pipeline (no database) to the policy
+that decides the job's next state and to storage, which writes it."""
 
 from __future__ import annotations
 
@@ -7,17 +8,7 @@ from datetime import datetime
 
 from worker.errors import JobError, Outcome
 from worker.providers.base import VendorAnswer
-
-
-@dataclass(frozen=True)
-class SourceFacts:
-    """The submitted bytes as the worker read them (URL images are first seen here)."""
-
-    sha256: str
-    size: int
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
+from worker.sources import SourceFacts
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.runner import POLL_DUTY, pause
+from worker.service.follow import POLL_DUTY, pause
 
 
 def test_fast_queries_poll_at_the_given_interval() -> None:

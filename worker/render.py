@@ -1,17 +1,17 @@
-"""Rendering summaries and status for people (rich) and for programs (JSON)."""
+"""Rendering what the service answers, for people (rich) and for programs (JSON).
+
+Imports neither Celery nor the runtime: printing a summary needs only the summary.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from models import reports
-from models.db import session_for
-from worker.config import Settings
-from worker.runner import ACTIVE, Summary
+from worker.lifecycle import ACTIVE
+from worker.service.status import QueueStatus, Summary
 
 SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
 
@@ -76,20 +76,19 @@ def print_summary(console: Console, result: Summary) -> None:
         )
 
 
-def print_status(console: Console, settings: Settings) -> None:
-    with session_for(settings.database_url) as session:
-        table = Table(title="jobs by provider and status")
-        for column in ("provider", "status", "jobs"):
-            table.add_column(column)
-        for provider, counts in reports.counts_by_provider(session).items():
-            for status, n in counts.items():
-                if n:
-                    table.add_row(provider, status, str(n))
-        console.print(table)
-        for state in reports.open_circuits(session, datetime.now(UTC)):
-            console.print(
-                f"[bold red]circuit open: {state.provider}[/bold red] since "
-                f"{state.opened_at:%Y-%m-%d %H:%M:%S} UTC until "
-                f"{state.circuit_open_until:%H:%M:%S}: {state.error_message} "
-                f"[{state.error_code}]"
-            )
+def print_status(console: Console, status: QueueStatus) -> None:
+    table = Table(title="jobs by provider and status")
+    for column in ("provider", "status", "jobs"):
+        table.add_column(column)
+    for provider, counts in status.by_provider.items():
+        for name, n in counts.items():
+            if n:
+                table.add_row(provider, name, str(n))
+    console.print(table)
+    for state in status.open_circuits:
+        console.print(
+            f"[bold red]circuit open: {state.provider}[/bold red] since "
+            f"{state.opened_at:%Y-%m-%d %H:%M:%S} UTC until "
+            f"{state.circuit_open_until:%H:%M:%S}: {state.error_message} "
+            f"[{state.error_code}]"
+        )

@@ -1,0 +1,79 @@
+"""Shortcuts over storage for tests that drive one job at a time by hand.
+
+Production claims and finishes chunks (models.jobs.claim_many / finish_many) and decides
+transitions with worker.policy; these wrap the same calls for a single job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from models import jobs, reports
+from worker import policy
+from worker.config import Settings
+from worker.jobrun import JobRun
+from worker.settings import build_settings
+from worker.sources import Source, SourceFacts
+
+
+def source(
+    uri: str,
+    sha256: str | None = None,
+    size: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    error: str | None = None,
+) -> Source:
+    """A submitted item as registration would see it (facts only with a sha256)."""
+    facts = SourceFacts(sha256, size or 0, width, height) if sha256 else None
+    return Source(uri=uri, facts=facts, error=error)
+
+
+def claim_one(
+    session: Session, job_id: int, *, owner: str, now: datetime, lease_seconds: float
+) -> jobs.ClaimedJob | None:
+    claimed = jobs.claim_many(session, [job_id], owner=owner, now=now, lease_seconds=lease_seconds)
+    return claimed[0] if claimed else None
+
+
+def finish_chunk(
+    session: Session,
+    done: Sequence[tuple[jobs.ClaimedJob, JobRun]],
+    *,
+    settings: Settings | None = None,
+    now: datetime,
+    worker: str | None = None,
+) -> list[str | None]:
+    """Decide each run's transition with the policy and write them, as a worker does."""
+    settings = settings or build_settings()
+    decided = [
+        (
+            c,
+            r,
+            policy.next_state(
+                r, policy.JobBefore(c.provider, c.attempts, c.retries), settings, now
+            ),
+        )
+        for c, r in done
+    ]
+    return jobs.finish_many(session, decided, now=now, worker=worker)
+
+
+def finish_one(
+    session: Session,
+    claimed: jobs.ClaimedJob,
+    run: JobRun,
+    *,
+    settings: Settings | None = None,
+    now: datetime,
+    worker: str | None = None,
+) -> str | None:
+    return finish_chunk(session, [(claimed, run)], settings=settings, now=now, worker=worker)[0]
+
+
+def status_counts(session: Session, batch_id: int | None = None) -> dict[str, int]:
+    """status -> jobs (every status, zeros included), for one batch or all."""
+    return reports.totals(reports.counts_by_provider(session, batch_id))

@@ -1,0 +1,87 @@
+"""Where a batch, or the whole queue, stands; and closing a provider's circuit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from models import queue, reports
+from models.core import ProviderState
+from models.db import Database
+from worker.lifecycle import ACTIVE, JobStatus
+
+
+@dataclass
+class Summary:
+    batch_id: int
+    by_provider: dict[str, dict[str, int]]  # provider -> status -> jobs
+    blocked: list[ProviderState] = field(default_factory=list)  # providers with open circuits
+    errors: list[reports.ErrorCount] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """status -> jobs over all providers."""
+        return reports.totals(self.by_provider)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def complete(self) -> bool:
+        return not any(self.counts.get(s, 0) for s in ACTIVE)
+
+    @property
+    def stalled(self) -> bool:
+        """Only jobs of providers with an open circuit are left, none in a worker's hands:
+        they stay pending for later (`vrec resume`, `vrec wait`)."""
+        blocked = {state.provider for state in self.blocked}
+        if not blocked:
+            return False
+        for provider, counts in self.by_provider.items():
+            waiting = counts.get(JobStatus.QUEUED, 0) + counts.get(JobStatus.RUNNING, 0)
+            if waiting or (provider not in blocked and counts.get(JobStatus.PENDING, 0)):
+                return False
+        return True
+
+
+def summary(db: Database, batch_id: int, *, detail: bool = True) -> Summary:
+    """Where a batch stands; with ``detail``, also its commonest errors and invalid files
+    (left out while polling for progress)."""
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        by_provider = reports.counts_by_provider(session, batch_id)
+        result = Summary(
+            batch_id=batch_id,
+            by_provider=by_provider,
+            blocked=[s for s in reports.open_circuits(session, now) if s.provider in by_provider],
+        )
+        if detail:
+            result.errors = reports.common_errors(session, batch_id)
+            result.invalid = reports.invalid_files(session, batch_id)
+        return result
+
+
+@dataclass
+class QueueStatus:
+    """Every job by provider and status, and the providers whose circuit is open."""
+
+    by_provider: dict[str, dict[str, int]]
+    open_circuits: list[ProviderState]
+
+
+def queue_status(db: Database) -> QueueStatus:
+    with db.transaction() as session:
+        return QueueStatus(
+            by_provider=reports.counts_by_provider(session),
+            open_circuits=reports.open_circuits(session, datetime.now(UTC)),
+        )
+
+
+def resume(db: Database, provider: str) -> bool:
+    """Close ``provider``'s circuit (after its credentials are fixed); False if it was not
+    open. Its pending jobs run again at the next dispatch."""
+    with db.transaction() as session:
+        return queue.reset_circuit(session, provider)
