@@ -135,6 +135,21 @@ def parse_envelope(status: int, body: bytes, provider: str, key: SecretStr | Non
     )
 
 
+def result_list(result: Any, key: str) -> tuple[dict[str, Any], list[Any]]:
+    """A success's ``result`` object and its list under ``key``; a missing or null result or
+    list is empty. Raises ValueError when either has the wrong shape."""
+    if result is None:
+        return {}, []
+    if not isinstance(result, dict):
+        raise ValueError("result is not an object")
+    entries = result.get(key)
+    if entries is None:
+        return result, []
+    if not isinstance(entries, list):
+        raise ValueError(f"result.{key} is not a list")
+    return result, entries
+
+
 def classify(code: int, service: Mapping[int, Kind]) -> Kind:
     """The outcome of a non-zero code: the API's own table, then the system table."""
     return service.get(code) or SYSTEM_ERRORS.get(code) or Transient

@@ -49,15 +49,7 @@ def candidates_of(result: Any) -> list[CarModelCandidate]:
     Raises ValueError when ``result`` or ``result.data`` has the wrong shape; a missing
     or null one is an empty answer.
     """
-    if result is None:
-        return []
-    if not isinstance(result, dict):
-        raise ValueError("result is not an object")
-    entries = result.get("data")
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise ValueError("result.data is not a list")
+    result, entries = juhe.result_list(result, "data")
     color = text(result.get("color"))
     candidates: list[CarModelCandidate] = []
     for entry in entries:

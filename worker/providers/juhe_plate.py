@@ -92,15 +92,7 @@ def readings_of(result: Any) -> list[PlateReading]:
     Raises ValueError when ``result`` or ``result.res`` has the wrong shape; a missing or
     null one is an empty answer.
     """
-    if result is None:
-        return []
-    if not isinstance(result, dict):
-        raise ValueError("result is not an object")
-    entries = result.get("res")
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise ValueError("result.res is not a list")
+    _, entries = juhe.result_list(result, "res")
     readings = [PlateReading(position=0)]
     for entry in entries:
         if not isinstance(entry, dict):

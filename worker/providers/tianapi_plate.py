@@ -24,28 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from worker import errors
 from worker.config import ProviderSettings
-from worker.errors import (
-    BadResponse,
-    JobError,
-    Outcome,
-    ProviderUnavailable,
-    RateLimited,
-    ServerError,
-    Transient,
-    VendorRejectedImage,
-)
 from worker.image_limits import ImageLimits
+from worker.providers import common
 from worker.providers.base import PlateReading, VendorAnswer, VendorResponse
-from worker.providers.common import (
-    NO_RESULT,
-    NoResult,
-    http_status_error,
-    int_of,
-    json_object,
-    strip_secrets,
-    text,
-)
 from worker.providers.keyed_form import KeyedFormAdapter, KeySettings
 
 NAME: Final = "tianapi_plate"
@@ -53,39 +36,39 @@ OK: Final = 200
 COLORS: Final = ("black", "blue", "green", "yellow", "white")  # the doc's list
 
 # The doc's whole code table -> one outcome each ("错误码1开头的是系统级错误,2开头的是用户级错误").
-ERRORS: Final[Mapping[int, type[JobError] | NoResult]] = {
-    100: ServerError,  # 内部服务器错误
-    110: ProviderUnavailable,  # 当前API已下线: discontinued, retrying cannot help
-    120: ServerError,  # API暂时维护中: maintenance is temporary
-    130: RateLimited,  # API调用频率超限 (per-second limit)
-    140: ProviderUnavailable,  # API没有调用权限 (disabled in the console)
-    150: ProviderUnavailable,  # API可用次数不足 (out of paid calls)
-    160: ProviderUnavailable,  # 账号未申请该API
-    170: ProviderUnavailable,  # Referer请求来源受限
-    180: ProviderUnavailable,  # IP请求来源受限 (our egress IP is not whitelisted)
-    190: ProviderUnavailable,  # 当前key不可用 ("此状态无法恢复")
-    230: ProviderUnavailable,  # key错误或为空
-    240: ProviderUnavailable,  # 缺少key参数
+ERRORS: Final[Mapping[int, type[errors.JobError] | common.NoResult]] = {
+    100: errors.ServerError,  # 内部服务器错误
+    110: errors.ProviderUnavailable,  # 当前API已下线: discontinued, retrying cannot help
+    120: errors.ServerError,  # API暂时维护中: maintenance is temporary
+    130: errors.RateLimited,  # API调用频率超限 (per-second limit)
+    140: errors.ProviderUnavailable,  # API没有调用权限 (disabled in the console)
+    150: errors.ProviderUnavailable,  # API可用次数不足 (out of paid calls)
+    160: errors.ProviderUnavailable,  # 账号未申请该API
+    170: errors.ProviderUnavailable,  # Referer请求来源受限
+    180: errors.ProviderUnavailable,  # IP请求来源受限 (our egress IP is not whitelisted)
+    190: errors.ProviderUnavailable,  # 当前key不可用 ("此状态无法恢复")
+    230: errors.ProviderUnavailable,  # key错误或为空
+    240: errors.ProviderUnavailable,  # 缺少key参数
     # 数据返回为空: for an OCR call this is the vendor looking at a valid image and finding
     # no plate (the simulator answers it for "empty"). Retrying the same bytes gives the
     # same answer, so it is terminal, and not billed (only code 200 is).
-    250: NO_RESULT,
+    250: common.NO_RESULT,
     # 参数值不得为空 / 缺少必要的参数: build_request never sends an empty or missing key or
     # img (it refuses both first), so these mean our request encoding is broken: every
     # call would fail alike. Open the circuit and keep the jobs, rather than failing each
     # image as invalid.
-    260: ProviderUnavailable,
-    280: ProviderUnavailable,
+    260: errors.ProviderUnavailable,
+    280: errors.ProviderUnavailable,
     # 参数值不符合要求: the key has its own codes (230/240), so the value refused is img:
     # base64 or image the vendor can't decode. Terminal for these bytes.
-    270: VendorRejectedImage,
-    290: VendorRejectedImage,  # 超过最大输入限制: the image is over the vendor's limit
+    270: errors.VendorRejectedImage,
+    290: errors.VendorRejectedImage,  # 超过最大输入限制: the image is over the vendor's limit
 }
 
 
-def classify(code: int) -> type[JobError] | NoResult:
-    """The outcome of a Tianapi code other than 200; unknown codes are Transient (kept)."""
-    return ERRORS.get(code, Transient)
+def classify(code: int) -> type[errors.JobError] | common.NoResult:
+    """The outcome of a Tianapi code other than 200; unknown codes are errors.Transient (kept)."""
+    return ERRORS.get(code, errors.Transient)
 
 
 def _entries(decoded: Mapping[str, Any]) -> list[Any]:
@@ -95,7 +78,7 @@ def _entries(decoded: Mapping[str, Any]) -> list[Any]:
     elif "newslist" in decoded:
         result = decoded["newslist"]
     else:
-        raise BadResponse("code 200 without result", provider=NAME, http_status=200)
+        raise errors.BadResponse("code 200 without result", provider=NAME, http_status=200)
     if result is None:
         return []
     if isinstance(result, list):
@@ -111,7 +94,7 @@ def _entries(decoded: Mapping[str, Any]) -> list[Any]:
             return [result]
         elif not result:  # {}: the doc's "result object {}" with nothing in it
             return []
-    raise BadResponse(
+    raise errors.BadResponse(
         "result is neither a plate nor a list of plates", provider=NAME, http_status=200
     )
 
@@ -121,11 +104,13 @@ def plates_of(decoded: Mapping[str, Any]) -> list[PlateReading]:
     readings = []
     for position, entry in enumerate(_entries(decoded)):
         if not isinstance(entry, dict):
-            raise BadResponse("a plate entry is not an object", provider=NAME, http_status=200)
-        number = text(entry.get("number"))
+            raise errors.BadResponse(
+                "a plate entry is not an object", provider=NAME, http_status=200
+            )
+        number = common.text(entry.get("number"))
         if number is None:  # an entry without a number reads nothing
             continue
-        color = text(entry.get("color"))
+        color = common.text(entry.get("color"))
         readings.append(
             PlateReading(position, plate_no=number, color=color.lower() if color else None)
         )
@@ -159,24 +144,26 @@ class TianapiPlate(KeyedFormAdapter[TianapiPlateSettings]):
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status
         if status != 200:  # Tianapi answers 200 even for errors: a proxy or gateway's
-            raise http_status_error(status, NAME)
-        decoded = json_object(response.body, NAME, status)
-        code = int_of(decoded.get("code"))
+            raise common.http_status_error(status, NAME)
+        decoded = common.json_object(response.body, NAME, status)
+        code = common.int_of(decoded.get("code"))
         if code is None:
-            raise BadResponse("answer has no numeric code", provider=NAME, http_status=status)
-        raw = strip_secrets(decoded, [self.settings.key])
+            raise errors.BadResponse(
+                "answer has no numeric code", provider=NAME, http_status=status
+            )
+        raw = common.strip_secrets(decoded, [self.settings.key])
         if code != OK:
             return self._error(code, raw)
         readings = plates_of(decoded)
         if not readings:  # looked and found no plate; code 200 is billed all the same
-            return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=str(OK), billed=True)
-        return VendorAnswer(Outcome.SUCCEEDED, raw, list(readings), str(OK), billed=True)
+            return VendorAnswer(errors.Outcome.NO_RESULT, raw, vendor_code=str(OK), billed=True)
+        return VendorAnswer(errors.Outcome.SUCCEEDED, raw, list(readings), str(OK), billed=True)
 
     def _error(self, code: int, raw: Any) -> VendorAnswer:
         kind = classify(code)
-        if kind == NO_RESULT:
-            return VendorAnswer(Outcome.NO_RESULT, raw, vendor_code=str(code))
-        message = (text(raw.get("msg")) or f"code {code}")[:300]
+        if kind == common.NO_RESULT:
+            return VendorAnswer(errors.Outcome.NO_RESULT, raw, vendor_code=str(code))
+        message = (common.text(raw.get("msg")) or f"code {code}")[:300]
         raise kind(
             message, provider=NAME, vendor_code=str(code), http_status=200, billed=False, raw=raw
         )
