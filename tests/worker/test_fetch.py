@@ -969,6 +969,7 @@ def test_redact_url_masks_any_password_and_token(
     user: str, password: str, after: str, scheme: str
 ) -> None:
     user = re.sub(r"[:@/?#]", "", user)
+    after = re.sub(r"[#=]", "", after)  # so that token= stays a query parameter's name
     url = f"{scheme}{user}:PW{password}PW@host.test/{after}?token=TK{after}"
     shown = redact_url(url)
     assert f"PW{password}PW" not in shown
