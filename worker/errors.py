@@ -9,7 +9,7 @@
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
     └── JobError                    one job failed; carries outcome/retryable/context
         ├── InvalidImage            outcome invalid_image: input can't be made acceptable (terminal)
-        │   └── UnsafeSource        a URL refused (scheme, private address, size, redirects)
+        │   └── UnsafeSource        a URL refused (scheme, host, address, size, redirects)
         ├── VendorRejectedImage     outcome invalid_image, said by the vendor (decode failure, size)
         ├── RateLimited             outcome rate_limited: the vendor throttled us (retry, slow down)
         ├── Transient               outcome transient: retry with capped backoff
@@ -28,7 +28,8 @@ Library errors are translated into this tree at named boundaries only, always
 ``raise ... from exc``:
 
 * :mod:`worker.http`: aiohttp and asyncio errors of a vendor call;
-* :mod:`worker.fetch`: aiohttp, DNS and socket errors of fetching a URL source;
+* :mod:`worker.fetch`: aiohttp, DNS and socket errors of fetching a URL source (and
+  anything unexpected there, as :class:`InvalidImage` naming its type);
 * :mod:`worker.ratelimit.shared`: Redis and socket errors of the shared limiter;
 * :mod:`worker.imaging.sniff`: Pillow's decode errors (as :class:`InvalidImage`).
 
