@@ -42,10 +42,11 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database: SQLite (the embedded default) and PostgreSQL."""
+    url: str
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'vrec.db'}"
         migrate.upgrade(url)
         return url
-    url: str = request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("postgres_url")
     truncate(url)
     return url

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from typer.testing import CliRunner
 
 from models import Job, Result
@@ -63,7 +63,7 @@ def _worker() -> subprocess.Popen[bytes]:
     )
 
 
-def _count(url: str, *where: object) -> int:
+def _count(url: str, *where: ColumnElement[bool]) -> int:
     engine = make_engine(url)
     try:
         with make_sessions(engine)() as s:

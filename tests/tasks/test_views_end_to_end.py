@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -39,7 +40,7 @@ def test_all_vendors_into_the_views(
     try:
         with engine.connect() as conn:
 
-            def rows(sql: str) -> list[tuple[object, ...]]:
+            def rows(sql: str) -> list[tuple[Any, ...]]:
                 return [tuple(r) for r in conn.execute(text(sql))]
 
             plates = rows("SELECT plate_no, provider FROM v_latest_plate")

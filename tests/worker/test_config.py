@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.vendors import provider_block
+from worker.providers.tencent_vehicle_license import TencentVehicleLicenseSettings
 from worker.settings import get_settings, settings_from_env
 
 
@@ -19,7 +21,7 @@ def test_environment_nesting_and_secrets(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     for settings in (get_settings(), settings_from_env(env)):
-        block = settings.tencent_vehicle_license
+        block = provider_block(settings, TencentVehicleLicenseSettings)
         assert settings.database_url == "sqlite:///x.db"
         assert block.rate == 8
         assert block.secret_key is not None

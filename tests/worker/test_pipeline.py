@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.vendors import provider_block
 from worker.config import Settings
 from worker.errors import Outcome
 from worker.jobrun import JobRun
@@ -66,7 +67,7 @@ def _run(
         ):
             pointed = point_at(provider_settings or settings, url, [P])
             if rate is not None:
-                block = pointed.tencent_vehicle_license.model_copy(update={"rate": rate})
+                block = pointed.provider(P).model_copy(update={"rate": rate})
                 pointed = pointed.model_copy(update={"tencent_vehicle_license": block})
             provider = get_provider(P, pointed)
             lim = limiter or LocalLimiter(margin=0.03)
@@ -116,7 +117,7 @@ def test_no_credentials_means_provider_unavailable_without_a_call(
 ) -> None:
     path = tmp_path / "car.jpg"
     path.write_bytes(vehicle_photo(3, (900, 600)))
-    block = settings.tencent_vehicle_license.model_copy(update={"secret_key": None})
+    block = settings.provider(P).model_copy(update={"secret_key": None})
     bare = settings.model_copy(update={"tencent_vehicle_license": block})
     run = _run(settings, str(path), provider_settings=bare)
     assert run.outcome is Outcome.PROVIDER_UNAVAILABLE
@@ -170,7 +171,10 @@ def test_process_job_from_a_task_thread_uses_the_runtime_loop(
 def test_a_broken_adapter_is_transient_and_its_call_still_counted(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from worker.providers.tencent_vehicle_license import TencentVehicleLicense
+    from worker.providers.tencent_vehicle_license import (
+        TencentVehicleLicense,
+        TencentVehicleLicenseSettings,
+    )
 
     class Broken(TencentVehicleLicense):
         def parse_response(self, response: VendorResponse) -> VendorAnswer:
@@ -184,7 +188,8 @@ def test_a_broken_adapter_is_transient_and_its_call_still_counted(
             run_simulator(settings, providers=[P]) as (url, _sim),
             aiohttp.ClientSession() as session,
         ):
-            provider = Broken(point_at(settings, url, [P]).tencent_vehicle_license)
+            block = provider_block(point_at(settings, url, [P]), TencentVehicleLicenseSettings)
+            provider = Broken(block)
             limiter = LocalLimiter(margin=0.03)
             spec = JobSpec(provider, str(path), {}, None)
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from multidict import CIMultiDict
 
@@ -196,7 +198,7 @@ def test_path_and_parameters(
 
 
 def test_str_and_bytes_values_sign_alike() -> None:
-    common = {"method": "POST", "path": "/ocrCars"}
+    common: dict[str, Any] = {"method": "POST", "path": "/ocrCars"}
     as_str = aliyun_sign.string_to_sign(form={"img_base64": "QUJD+/=="}, **common)
     as_bytes = aliyun_sign.string_to_sign(form={"img_base64": b"QUJD+/=="}, **common)
     assert as_str == as_bytes

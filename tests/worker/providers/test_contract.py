@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from worker import http
+from tests.support.vendors import call
 from worker.config import Settings
 from worker.errors import (
     BadResponse,
@@ -35,7 +35,8 @@ from worker.errors import (
     ServerError,
     VendorTimeout,
 )
-from worker.providers.base import PreparedImage, Provider, VendorAnswer
+from worker.image_limits import PreparedImage
+from worker.providers.base import Provider, VendorAnswer
 from worker.providers.registry import get_provider, names
 from worker.settings import build_settings, get_settings
 from worker.simulator.directives import make_image
@@ -67,6 +68,7 @@ FAULT_ERRORS: dict[str, type[JobError]] = {
     "malformed": BadResponse,
     "error200": ServerError,
 }
+TIMEOUT = 5.0  # the client's timeout for one call
 FAULT_TIMEOUT = 0.5  # the client's timeout with faults: "timeout" answers far later
 WAYS = ("directive", "settings")  # an image's {"fault": ...}, the simulator's fault_rate
 
@@ -116,20 +118,6 @@ def _garbage() -> PreparedImage:
     return PreparedImage(data, base64.b64encode(data), "JPEG", 640, 480, transformed=False)
 
 
-async def _call(
-    provider: Provider,
-    session: aiohttp.ClientSession,
-    image: PreparedImage,
-    timeout: float = 5,  # noqa: ASYNC109 - the provider's timeout setting
-) -> VendorAnswer | JobError:
-    request = provider.build_request(image, {})
-    try:
-        response = await http.send(session, request, provider=provider.name, timeout=timeout)
-        return provider.parse_response(response)
-    except JobError as exc:
-        return exc
-
-
 def _outcome(result: VendorAnswer | JobError) -> Outcome:
     return result.outcome
 
@@ -164,7 +152,7 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
             seen: dict[str, list[VendorAnswer | JobError]] = {}
 
             async def one(label: str, p: Provider, image: PreparedImage) -> None:
-                seen[label] = [await _call(p, session, image)]
+                seen[label] = [await call(session, p, image, timeout=TIMEOUT)]
 
             await one("succeeded", provider, _image(vehicle_photo(7, (640, 480))))
             await one("no_result", provider, _image(make_image({"empty": True})))
@@ -176,7 +164,9 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
 
             hurried = get_provider(name, point_at(limited, limited_url, [name]))
             images = [_image(vehicle_photo(i, (320, 240))) for i in range(3 * LIMIT)]
-            burst = await asyncio.gather(*(_call(hurried, session, im) for im in images))
+            burst = await asyncio.gather(
+                *(call(session, hurried, im, timeout=TIMEOUT) for im in images)
+            )
             seen["burst"] = list(burst)
             assert limited_sim.snapshot()[name]["throttled"] >= 1
             return seen
@@ -220,7 +210,7 @@ def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) ->
             async def by_directive() -> None:
                 provider = get_provider(name, point_at(settings, url, [name]))
                 images = [_image(make_image({"fault": fault})) for fault in FAULTS]
-                calls = (_call(provider, session, image, FAULT_TIMEOUT) for image in images)
+                calls = (call(session, provider, image, timeout=FAULT_TIMEOUT) for image in images)
                 for fault, result in zip(FAULTS, await asyncio.gather(*calls), strict=True):
                     seen[fault, "directive"] = result
 
@@ -230,7 +220,9 @@ def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) ->
                 for fault in FAULTS:
                     faulty.settings = _with_simulator(settings, fault_rate=1.0, faults=[fault])
                     image = _image(make_image())
-                    seen[fault, "settings"] = await _call(provider, session, image, FAULT_TIMEOUT)
+                    seen[fault, "settings"] = await call(
+                        session, provider, image, timeout=FAULT_TIMEOUT
+                    )
 
             await asyncio.gather(by_directive(), by_settings())
             return seen
@@ -256,7 +248,7 @@ def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) ->
     }
     # A transport failure keeps the exception it was translated from (raise ... from).
     for fault in ("timeout", "reset", "malformed"):
-        assert all(seen[fault, way].__cause__ is not None for way in WAYS), fault
+        assert all(seen[fault, way].__cause__ is not None for way in WAYS), fault  # type: ignore[union-attr]
     _assert_no_secret(name, list(seen.values()), _secrets(settings, name))
 
 

@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pytest
-from pydantic import SecretStr
 
-from tests.worker.providers import support
-from tests.worker.providers.support import prepared
-from worker.config import Settings, SimulatorSettings
+from tests.support.vendors import Result, Vendor, fake_secret, prepared
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -27,68 +22,23 @@ from worker.errors import (
     ServerError,
     VendorRejectedImage,
 )
-from worker.providers.base import (
-    CarModelCandidate,
-    PreparedImage,
-    Provider,
-    VendorAnswer,
-    VendorResponse,
-)
+from worker.image_limits import PreparedImage
+from worker.providers.base import CarModelCandidate, Provider, VendorAnswer
 from worker.providers.juhe import SYSTEM_ERRORS
-from worker.providers.juhe_car import ERRORS, JuheCar, JuheCarSettings
+from worker.providers.juhe_car import ERRORS
 from worker.providers.registry import get_provider
-from worker.settings import build_settings
 from worker.simulator.directives import make_image
 
 NAME = "juhe_car"
-KEY = "juhe-car-test-key-0123456789abcdef-DO-NOT-LEAK"
-Result = VendorAnswer | JobError
-
-
-def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
-    return build_settings(
-        juhe_car=JuheCarSettings(key=SecretStr(key) if key else None),
-        simulator=SimulatorSettings(**simulator),
-    )
-
-
-def adapter(key: str | None = KEY) -> JuheCar:
-    return JuheCar(make_settings(key=key).juhe_car)
-
-
-class Loopback(support.Loopback):
-    def adapter(self, key: str | None = KEY) -> JuheCar:
-        block = self.settings.juhe_car
-        return JuheCar(block.model_copy(update={"key": SecretStr(key) if key else None}))
-
-    async def raw(self, method: str, data: Any = None, **kwargs: Any) -> Result:
-        return await self.by_hand(method, self.settings.juhe_car.base_url, data, **kwargs)
-
-
-@asynccontextmanager
-async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
-        yield lb
-
-
-def one(image: PreparedImage, settings: Settings | None = None, **kwargs: Any) -> Result:
-    async def scenario() -> Result:
-        async with loopback(settings) as lb:
-            return await lb.call(image, **kwargs)
-
-    return asyncio.run(scenario())
-
-
-def answer(decoded: Any, status: int = 200) -> VendorAnswer:
-    body = json.dumps(decoded, ensure_ascii=False).encode()
-    return adapter().parse_response(VendorResponse(status, {}, body))
+KEY = fake_secret(NAME, "key")
+pytestmark = pytest.mark.vendor(NAME)
 
 
 # --- the contract ----------------------------------------------------------------------
 
 
-def test_contract() -> None:
-    provider = get_provider(NAME, make_settings())
+def test_contract(vendor: Vendor) -> None:
+    provider = get_provider(NAME, vendor.settings())
     assert isinstance(provider, Provider)
     assert provider.name == NAME
     assert provider.limits.formats == frozenset({"JPEG", "PNG", "BMP"})
@@ -98,19 +48,19 @@ def test_contract() -> None:
     assert provider.option_choices == {}
 
 
-def test_credential_id_is_stable_and_not_the_key() -> None:
-    cred = adapter().credential_id()
-    assert cred == adapter().credential_id()
+def test_credential_id_is_stable_and_not_the_key(vendor: Vendor) -> None:
+    cred = vendor.adapter().credential_id()
+    assert cred == vendor.adapter().credential_id()
     assert cred.startswith("sha256:")
     assert KEY not in cred
     assert KEY[:6] not in cred
-    assert adapter("another-key").credential_id() != cred
-    assert adapter(None).credential_id() == "unset"
+    assert vendor.adapter(key="another-key").credential_id() != cred
+    assert vendor.adapter(key=None).credential_id() == "unset"
 
 
-def test_request_is_the_docs_form() -> None:
+def test_request_is_the_docs_form(vendor: Vendor) -> None:
     image = prepared()
-    request = adapter().build_request(image, {})
+    request = vendor.adapter().build_request(image, {})
     assert request.method == "POST"
     assert request.url == "http://apis.juhe.cn/carDetect/index"
     assert request.headers == {"Content-Type": "application/x-www-form-urlencoded"}
@@ -122,23 +72,23 @@ def test_request_is_the_docs_form() -> None:
     assert KEY not in repr(request)
 
 
-def test_missing_key_options_and_size_are_refused_before_calling() -> None:
+def test_missing_key_options_and_size_are_refused_before_calling(vendor: Vendor) -> None:
     with pytest.raises(ConfigError, match="VREC_JUHE_CAR__KEY"):
-        adapter(None).build_request(prepared(), {})
+        vendor.adapter(key=None).build_request(prepared(), {})
     with pytest.raises(ConfigError, match="unknown option"):
-        adapter().build_request(prepared(), {"card_side": "FRONT"})
+        vendor.adapter().build_request(prepared(), {"card_side": "FRONT"})
     with pytest.raises(InvalidImage, match="over 4000000"):
-        adapter().build_request(prepared(data=b"x" * 3_000_003), {})
+        vendor.adapter().build_request(prepared(data=b"x" * 3_000_003), {})
     with pytest.raises(InvalidImage, match="empty"):
-        adapter().build_request(prepared(data=b""), {})
+        vendor.adapter().build_request(prepared(data=b""), {})
 
 
 # --- over loopback ---------------------------------------------------------------------
 
 
-def test_success_is_deterministic_per_image() -> None:
+def test_success_is_deterministic_per_image(vendor: Vendor) -> None:
     async def scenario() -> list[Result]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             images = [prepared(), prepared(), prepared(color=(200, 10, 10))]
             return [await lb.call(image) for image in images]
 
@@ -161,9 +111,9 @@ def test_success_is_deterministic_per_image() -> None:
     assert first.raw["result"]["color"] == readings[0].color
 
 
-def test_count_and_field_overrides() -> None:
+def test_count_and_field_overrides(vendor: Vendor) -> None:
     directive = {"count": 3, "name": "奥迪A4L", "year": "2017", "score": 0.9, "color": "黄色"}
-    result = one(prepared(directive))
+    result = vendor.one(prepared(directive))
     assert isinstance(result, VendorAnswer), result
     assert len(result.readings) == 3
     best = result.readings[0]
@@ -171,14 +121,14 @@ def test_count_and_field_overrides() -> None:
     assert (best.name, best.year, best.score, best.color) == ("奥迪A4L", "2017", 0.9, "黄色")
 
 
-def test_count_zero_is_a_billed_no_result() -> None:
-    result = one(prepared({"count": 0}))
+def test_count_zero_is_a_billed_no_result(vendor: Vendor) -> None:
+    result = vendor.one(prepared({"count": 0}))
     assert isinstance(result, VendorAnswer), result
     assert (result.outcome, result.billed, result.readings) == (Outcome.NO_RESULT, True, [])
 
 
-def test_empty_is_an_unbilled_no_result() -> None:
-    result = one(prepared({"empty": True}))
+def test_empty_is_an_unbilled_no_result(vendor: Vendor) -> None:
+    result = vendor.one(prepared({"empty": True}))
     assert isinstance(result, VendorAnswer), result
     assert result.outcome is Outcome.NO_RESULT
     assert result.vendor_code == "237102"
@@ -198,19 +148,19 @@ def test_empty_is_an_unbilled_no_result() -> None:
     ],
     ids=["not-image", "gif", "truncated", "too-small", "too-long", "data-header"],
 )
-def test_images_the_vendor_cant_read_are_invalid(image: PreparedImage) -> None:
-    result = one(image)
+def test_images_the_vendor_cant_read_are_invalid(vendor: Vendor, image: PreparedImage) -> None:
+    result = vendor.one(image)
     assert isinstance(result, VendorRejectedImage), result
     assert result.outcome is Outcome.INVALID_IMAGE
     assert result.vendor_code == "237101"
     assert result.billed is False
 
 
-def test_rate_limited_when_over_the_simulators_limit() -> None:
-    settings = make_settings(limits={NAME: 3})
+def test_rate_limited_when_over_the_simulators_limit(vendor: Vendor) -> None:
+    settings = vendor.settings(limits={NAME: 3})
 
     async def scenario() -> list[Result]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             return list(await asyncio.gather(*(lb.call(prepared()) for _ in range(8))))
 
     results = asyncio.run(scenario())
@@ -219,13 +169,13 @@ def test_rate_limited_when_over_the_simulators_limit() -> None:
     assert all(r.vendor_code == "10012" and r.retryable and not r.billed for r in limited)
 
 
-def test_wrong_or_unconfigured_key_is_provider_unavailable() -> None:
+def test_wrong_or_unconfigured_key_is_provider_unavailable(vendor: Vendor) -> None:
     async def scenario() -> list[Result]:
-        async with loopback() as lb:
-            return [await lb.call(prepared(), adapter=lb.adapter("not-the-key"))]
+        async with vendor.loopback() as lb:
+            return [await lb.call(prepared(), adapter=lb.adapter(key="not-the-key"))]
 
     async def unconfigured() -> list[Result]:
-        async with loopback(make_settings(key=None)) as lb:
+        async with vendor.loopback(vendor.settings(key=None)) as lb:
             return [await lb.call(prepared())]
 
     results = asyncio.run(scenario()) + asyncio.run(unconfigured())
@@ -235,11 +185,11 @@ def test_wrong_or_unconfigured_key_is_provider_unavailable() -> None:
         assert result.retryable is False
 
 
-def test_hand_made_requests_get_the_docs_codes() -> None:
+def test_hand_made_requests_get_the_docs_codes(vendor: Vendor) -> None:
     b64 = base64.b64encode(make_image()).decode()
 
     async def scenario() -> list[Result]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return [
                 await lb.raw("GET", params={"key": KEY}),
                 await lb.raw("POST", data={"image": b64}),  # no key
@@ -286,31 +236,28 @@ CODES: dict[int, Outcome] = {
 }
 
 
-def _outcome(code: int | str) -> Result:
-    try:
-        return answer({"reason": "m", "result": None, "error_code": code})
-    except JobError as exc:
-        return exc
+def _outcome(vendor: Vendor, code: int | str) -> Result:
+    return vendor.result({"reason": "m", "result": None, "error_code": code})
 
 
 @pytest.mark.parametrize("code", sorted(CODES))
-def test_error_code_table(code: int) -> None:
-    result = _outcome(code)
+def test_error_code_table(vendor: Vendor, code: int) -> None:
+    result = _outcome(vendor, code)
     assert result.outcome is CODES[code]
     assert result.vendor_code == str(code)
     assert result.billed is False  # Juhe bills error_code 0 only
     assert result.raw == {"reason": "m", "result": None, "error_code": code}
     if isinstance(result, JobError):
         assert (result.http_status, result.provider, result.message) == (200, NAME, "m")
-    assert _outcome(str(code)).outcome is CODES[code]  # a code sent as a string
+    assert _outcome(vendor, str(code)).outcome is CODES[code]  # a code sent as a string
 
 
-def test_every_documented_code_is_tested_and_over_loopback() -> None:
+def test_every_documented_code_is_tested_and_over_loopback(vendor: Vendor) -> None:
     assert set(ERRORS) | set(SYSTEM_ERRORS) <= set(CODES)
     documented = [c for c in CODES if c != 999999]
 
     async def scenario() -> list[Result]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             return list(
                 await asyncio.gather(*(lb.call(prepared({"error": c})) for c in documented))
             )
@@ -369,8 +316,8 @@ DOC_EXAMPLE = """{
 }"""  # noqa: E501
 
 
-def test_doc_example() -> None:
-    result = adapter().parse_response(VendorResponse(200, {}, DOC_EXAMPLE.encode()))
+def test_doc_example(vendor: Vendor) -> None:
+    result = vendor.answer(DOC_EXAMPLE)
     assert (result.outcome, result.billed, result.request_id) == (Outcome.SUCCEEDED, True, None)
     assert result.readings == [
         CarModelCandidate(1, "奥迪_A4", "2015-2017", 0.66788327693939, color="黄色"),
@@ -401,8 +348,8 @@ def test_doc_example() -> None:
         ({"data": [{"name": "X", "score": "nan?", "baike_info": "none"}]}, 1),
     ],
 )
-def test_thin_answers(result: Any, readings: int) -> None:
-    got = answer({"reason": "success", "result": result, "error_code": 0})
+def test_thin_answers(vendor: Vendor, result: Any, readings: int) -> None:
+    got = vendor.answer({"reason": "success", "result": result, "error_code": 0})
     assert len(got.readings) == readings
     assert got.outcome is (Outcome.SUCCEEDED if readings else Outcome.NO_RESULT)
     assert got.billed is True
@@ -426,23 +373,25 @@ def test_thin_answers(result: Any, readings: int) -> None:
         (200, b'{"error_code": 0, "result": {"data": {}}}', BadResponse, True),
     ],
 )
-def test_bad_answers(status: int, body: bytes, error: type[JobError], billed: bool) -> None:
+def test_bad_answers(
+    vendor: Vendor, status: int, body: bytes, error: type[JobError], billed: bool
+) -> None:
     with pytest.raises(error) as caught:
-        adapter().parse_response(VendorResponse(status, {}, body))
+        vendor.answer(body, status)
     assert caught.value.http_status == status
     assert caught.value.billed is billed
 
 
-def test_raw_never_holds_the_key() -> None:
+def test_raw_never_holds_the_key(vendor: Vendor) -> None:
     echo = {
         "reason": f"bad key {KEY}",
         "result": {"key": KEY, "data": [{"name": f"n{KEY}", "appkey": 1}], "keep": [KEY]},
         "error_code": 0,
     }
-    result = answer(echo)
+    result = vendor.answer(echo)
     text = json.dumps(result.raw, ensure_ascii=False) + repr(result)
     assert KEY not in text
     assert result.raw["result"]["keep"] == ["***"]
     with pytest.raises(ProviderUnavailable) as caught:
-        answer(dict(echo, error_code=10001, result=None))
+        vendor.answer(dict(echo, error_code=10001, result=None))
     assert KEY not in str(caught.value) + json.dumps(caught.value.raw, ensure_ascii=False)

@@ -6,18 +6,14 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 import aiohttp
 import pytest
-from pydantic import SecretStr
 
-from tests.worker.providers import support
-from tests.worker.providers.support import prepared
-from worker.config import Settings, SimulatorSettings
+from tests.support.vendors import Result, Vendor, fake_secret, prepared
+from worker.config import Settings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -30,74 +26,25 @@ from worker.errors import (
     Transient,
     VendorRejectedImage,
 )
-from worker.providers.base import (
-    PlateReading,
-    PreparedImage,
-    Provider,
-    VendorAnswer,
-    VendorResponse,
-)
+from worker.image_limits import PreparedImage
+from worker.providers.base import PlateReading, Provider, VendorAnswer
 from worker.providers.juhe import SYSTEM_ERRORS
-from worker.providers.juhe_plate import ERRORS, JuhePlate, JuhePlateSettings
+from worker.providers.juhe_plate import ERRORS
 from worker.providers.registry import get_provider
-from worker.settings import build_settings
 from worker.simulator.directives import make_image
 
 NAME = "juhe_plate"
-KEY = "juhe-plate-test-key-fedcba9876543210-DO-NOT-LEAK"
+KEY = fake_secret(NAME, "key")
 MODES = ("base64", "multipart")
 Mode = Literal["base64", "multipart"]
-Result = VendorAnswer | JobError
-
-
-def make_settings(*, key: str | None = KEY, mode: Mode = "base64", **simulator: Any) -> Settings:
-    return build_settings(
-        juhe_plate=JuhePlateSettings(key=SecretStr(key) if key else None, mode=mode),
-        simulator=SimulatorSettings(**simulator),
-    )
-
-
-def adapter(key: str | None = KEY, mode: Mode = "base64") -> JuhePlate:
-    return JuhePlate(make_settings(key=key, mode=mode).juhe_plate)
-
-
-class Loopback(support.Loopback):
-    def adapter(self, key: str | None = KEY) -> JuhePlate:
-        block = self.settings.juhe_plate
-        return JuhePlate(block.model_copy(update={"key": SecretStr(key) if key else None}))
-
-    async def raw(self, method: str, path: str, data: Any = None, **kwargs: Any) -> Result:
-        return await self.by_hand(method, self.settings.juhe_plate.base_url + path, data, **kwargs)
-
-
-@asynccontextmanager
-async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
-        yield lb
-
-
-def one(image: PreparedImage, settings: Settings | None = None, **kwargs: Any) -> Result:
-    async def scenario() -> Result:
-        async with loopback(settings) as lb:
-            return await lb.call(image, **kwargs)
-
-    return asyncio.run(scenario())
-
-
-def parse(body: str | bytes, status: int = 200) -> VendorAnswer:
-    data = body.encode() if isinstance(body, str) else body
-    return adapter().parse_response(VendorResponse(status, {}, data))
-
-
-def answer(decoded: Any) -> VendorAnswer:
-    return parse(json.dumps(decoded, ensure_ascii=False))
+pytestmark = pytest.mark.vendor(NAME)
 
 
 # --- the contract and the requests -----------------------------------------------------
 
 
-def test_contract() -> None:
-    provider = get_provider(NAME, make_settings())
+def test_contract(vendor: Vendor) -> None:
+    provider = get_provider(NAME, vendor.settings())
     assert isinstance(provider, Provider)
     assert provider.name == NAME
     assert provider.limits.formats == frozenset({"JPEG", "PNG", "BMP"})
@@ -107,18 +54,18 @@ def test_contract() -> None:
     assert provider.option_choices == {}
 
 
-def test_credential_id_is_stable_and_not_the_key() -> None:
-    cred = adapter().credential_id()
-    assert cred == adapter(mode="multipart").credential_id()
+def test_credential_id_is_stable_and_not_the_key(vendor: Vendor) -> None:
+    cred = vendor.adapter().credential_id()
+    assert cred == vendor.adapter(mode="multipart").credential_id()
     assert KEY not in cred
     assert KEY[:6] not in cred
-    assert adapter("another-key").credential_id() != cred
-    assert adapter(None).credential_id() == "unset"
+    assert vendor.adapter(key="another-key").credential_id() != cred
+    assert vendor.adapter(key=None).credential_id() == "unset"
 
 
-def test_query_request_is_the_docs_form() -> None:
+def test_query_request_is_the_docs_form(vendor: Vendor) -> None:
     image = prepared()
-    request = adapter().build_request(image, {})
+    request = vendor.adapter().build_request(image, {})
     assert (request.method, request.url) == ("POST", "http://apis.juhe.cn/verify_carlicense/query")
     assert request.headers == {"Content-Type": "application/x-www-form-urlencoded"}
     assert request.multipart is None
@@ -129,9 +76,9 @@ def test_query_request_is_the_docs_form() -> None:
 
 
 @pytest.mark.parametrize(("fmt", "filename"), [("PNG", "image.png"), ("JPEG", "image.jpg")])
-def test_verify_request_is_the_docs_multipart(fmt: str, filename: str) -> None:
+def test_verify_request_is_the_docs_multipart(vendor: Vendor, fmt: str, filename: str) -> None:
     image = prepared(fmt=fmt)
-    request = adapter(mode="multipart").build_request(image, {})
+    request = vendor.adapter(mode="multipart").build_request(image, {})
     assert (request.method, request.url) == ("POST", "http://apis.juhe.cn/verify_carlicense/verify")
     assert request.body is None
     assert "Content-Type" not in request.headers  # aiohttp adds the boundary
@@ -142,30 +89,28 @@ def test_verify_request_is_the_docs_multipart(fmt: str, filename: str) -> None:
     assert KEY not in repr(request)
 
 
-def test_base_url_with_a_trailing_slash() -> None:
-    settings = JuhePlateSettings(key=SecretStr(KEY), base_url="http://h/verify_carlicense/")
-    assert (
-        JuhePlate(settings).build_request(prepared(), {}).url == "http://h/verify_carlicense/query"
-    )
+def test_base_url_with_a_trailing_slash(vendor: Vendor) -> None:
+    provider = vendor.adapter(base_url="http://h/verify_carlicense/")
+    assert provider.build_request(prepared(), {}).url == "http://h/verify_carlicense/query"
 
 
-def test_missing_key_options_and_size_are_refused_before_calling() -> None:
+def test_missing_key_options_and_size_are_refused_before_calling(vendor: Vendor) -> None:
     for mode in MODES:
         with pytest.raises(ConfigError, match="VREC_JUHE_PLATE__KEY"):
-            adapter(None, mode).build_request(prepared(), {})  # type: ignore[arg-type]
+            vendor.adapter(key=None, mode=mode).build_request(prepared(), {})
         with pytest.raises(InvalidImage, match="over 4000000"):
-            adapter(mode=mode).build_request(prepared(data=b"x" * 3_000_003), {})  # type: ignore[arg-type]
+            vendor.adapter(mode=mode).build_request(prepared(data=b"x" * 3_000_003), {})
     with pytest.raises(ConfigError, match="unknown option"):
-        adapter().build_request(prepared(), {"mode": "multipart"})
+        vendor.adapter().build_request(prepared(), {"mode": "multipart"})
 
 
 # --- over loopback, both modes ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_success_is_deterministic_per_image(mode: Mode) -> None:
+def test_success_is_deterministic_per_image(vendor: Vendor, mode: Mode) -> None:
     async def scenario() -> list[Result]:
-        async with loopback(make_settings(mode=mode)) as lb:
+        async with vendor.loopback(vendor.settings(mode=mode)) as lb:
             images = [prepared(), prepared(), prepared(color=(1, 2, 3)), prepared(fmt="JPEG")]
             return [await lb.call(image) for image in images]
 
@@ -177,7 +122,7 @@ def test_success_is_deterministic_per_image(mode: Mode) -> None:
         assert result.request_id is not None
         assert result.request_id.startswith("JH")
         assert len(result.request_id) == 26
-    assert first.request_id != again.request_id  # type: ignore[union-attr]
+    assert first.request_id != again.request_id
     assert first.readings == again.readings  # type: ignore[union-attr]
     assert first.readings != other.readings  # type: ignore[union-attr]
     (reading,) = first.readings  # type: ignore[union-attr]
@@ -195,9 +140,9 @@ def test_success_is_deterministic_per_image(mode: Mode) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_field_overrides(mode: Mode) -> None:
+def test_field_overrides(vendor: Vendor, mode: Mode) -> None:
     directive = {"plate": "粤TNT444", "plate_color": "黄", "confidence": 0.79, "box": [1, 2, 3, 4]}
-    result = one(prepared(directive), make_settings(mode=mode))
+    result = vendor.one(prepared(directive), vendor.settings(mode=mode))
     assert isinstance(result, VendorAnswer), result
     assert result.readings == [
         PlateReading(
@@ -215,8 +160,8 @@ def test_field_overrides(mode: Mode) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_empty_is_a_billed_no_result(mode: Mode) -> None:
-    result = one(prepared({"empty": True}), make_settings(mode=mode))
+def test_empty_is_a_billed_no_result(vendor: Vendor, mode: Mode) -> None:
+    result = vendor.one(prepared({"empty": True}), vendor.settings(mode=mode))
     assert isinstance(result, VendorAnswer), result
     assert (result.outcome, result.billed, result.readings) == (Outcome.NO_RESULT, True, [])
     assert result.request_id is not None
@@ -232,19 +177,21 @@ def test_empty_is_a_billed_no_result(mode: Mode) -> None:
     ],
     ids=["not-image", "truncated", "gif"],
 )
-def test_images_the_vendor_cant_read_are_invalid(mode: Mode, image: PreparedImage) -> None:
-    result = one(image, make_settings(mode=mode))
+def test_images_the_vendor_cant_read_are_invalid(
+    vendor: Vendor, mode: Mode, image: PreparedImage
+) -> None:
+    result = vendor.one(image, vendor.settings(mode=mode))
     assert isinstance(result, VendorRejectedImage), result
     assert result.vendor_code == "271103"
     assert result.billed is False
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_rate_limited_when_over_the_simulators_limit(mode: Mode) -> None:
-    settings = make_settings(mode=mode, limits={NAME: 2})
+def test_rate_limited_when_over_the_simulators_limit(vendor: Vendor, mode: Mode) -> None:
+    settings = vendor.settings(mode=mode, limits={NAME: 2})
 
     async def scenario() -> list[Result]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             return list(await asyncio.gather(*(lb.call(prepared()) for _ in range(6))))
 
     limited = [r for r in asyncio.run(scenario()) if isinstance(r, RateLimited)]
@@ -253,30 +200,30 @@ def test_rate_limited_when_over_the_simulators_limit(mode: Mode) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_wrong_or_unconfigured_key_is_provider_unavailable(mode: Mode) -> None:
+def test_wrong_or_unconfigured_key_is_provider_unavailable(vendor: Vendor, mode: Mode) -> None:
     async def scenario(settings: Settings, key: str) -> Result:
-        async with loopback(settings) as lb:
-            return await lb.call(prepared(), adapter=lb.adapter(key))
+        async with vendor.loopback(settings) as lb:
+            return await lb.call(prepared(), adapter=lb.adapter(key=key))
 
     results = [
-        asyncio.run(scenario(make_settings(mode=mode), "not-the-key")),
-        asyncio.run(scenario(make_settings(mode=mode, key=None), KEY)),
+        asyncio.run(scenario(vendor.settings(mode=mode), "not-the-key")),
+        asyncio.run(scenario(vendor.settings(mode=mode, key=None), KEY)),
     ]
     for result in results:
         assert isinstance(result, ProviderUnavailable), result
         assert result.vendor_code == "10001"
 
 
-def test_large_upload_within_the_limit() -> None:
+def test_large_upload_within_the_limit(vendor: Vendor) -> None:
     # Under 1 MiB: worker.http sends multipart bytes as they are (see the report on >1 MiB).
     data = make_image({"plate": "京A00001"}) + bytes(range(256)) * 3_000
     for mode in MODES:
-        result = one(prepared(data=data), make_settings(mode=mode))  # type: ignore[arg-type]
+        result = vendor.one(prepared(data=data), vendor.settings(mode=mode))
         assert isinstance(result, VendorAnswer), result
         assert result.readings[0].plate_no == "京A00001"  # type: ignore[union-attr]
 
 
-def test_hand_made_requests_get_the_docs_codes() -> None:
+def test_hand_made_requests_get_the_docs_codes(vendor: Vendor) -> None:
     png = make_image()
     b64 = base64.b64encode(png).decode()
 
@@ -288,7 +235,7 @@ def test_hand_made_requests_get_the_docs_codes() -> None:
         return form
 
     async def scenario() -> list[Result]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             return [
                 await lb.raw("GET", "/query", params={"key": KEY}),
                 await lb.raw("GET", "/verify"),
@@ -346,10 +293,10 @@ CODES: dict[int, type[JobError]] = {
 
 
 @pytest.mark.parametrize("code", sorted(CODES))
-def test_error_code_table(code: int) -> None:
+def test_error_code_table(vendor: Vendor, code: int) -> None:
     body = {"reason": "m", "result": {"orderid": "JH1"}, "error_code": code}
     with pytest.raises(JobError) as caught:
-        answer(body)
+        vendor.answer(body)
     error = caught.value
     assert type(error) is CODES[code]
     assert (error.vendor_code, error.http_status, error.request_id) == (str(code), 200, "JH1")
@@ -357,11 +304,11 @@ def test_error_code_table(code: int) -> None:
     assert error.raw == body
 
 
-def test_every_documented_code_is_tested_and_over_loopback() -> None:
+def test_every_documented_code_is_tested_and_over_loopback(vendor: Vendor) -> None:
     assert set(ERRORS) | set(SYSTEM_ERRORS) <= set(CODES)
 
     async def scenario() -> list[Result]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             return list(await asyncio.gather(*(lb.call(prepared({"error": c})) for c in CODES)))
 
     results = asyncio.run(scenario())
@@ -508,26 +455,26 @@ DOC_READING = PlateReading(
 )
 
 
-def test_doc_query_example() -> None:
+def test_doc_query_example(vendor: Vendor) -> None:
     joined = DOC_QUERY.replace("```", "")  # only the page break's fences removed
-    result = parse(joined)
+    result = vendor.answer(joined)
     assert (result.outcome, result.billed) == (Outcome.SUCCEEDED, True)
     assert result.request_id == "JH711122051814001466198152"
     assert result.readings == [DOC_READING]
 
 
-def test_doc_verify_example() -> None:
+def test_doc_verify_example(vendor: Vendor) -> None:
     # Rejoined at the break: the first block up to its second entry, then the second block.
     head = DOC_VERIFY_FIRST[: DOC_VERIFY_FIRST.rindex("}\n    ]")]
-    result = parse(head + "},\n{" + DOC_VERIFY_SECOND)
+    result = vendor.answer(head + "},\n{" + DOC_VERIFY_SECOND)
     assert result.request_id == "JH711122051814001466198152"
     assert result.readings == [DOC_READING]
 
 
-def test_doc_verify_fragment_alone_is_not_trusted() -> None:
+def test_doc_verify_fragment_alone_is_not_trusted(vendor: Vendor) -> None:
     # Without error_code it is not Juhe's envelope: nothing says it succeeded or was billed.
     with pytest.raises(BadResponse, match="no error_code"):
-        parse(DOC_VERIFY_FIRST)
+        vendor.answer(DOC_VERIFY_FIRST)
 
 
 def _res(*pairs: tuple[str, str]) -> dict[str, Any]:
@@ -562,8 +509,10 @@ def _res(*pairs: tuple[str, str]) -> dict[str, Any]:
         ([], []),
     ],
 )
-def test_res_is_read_robustly(pairs: list[tuple[str, str]], expected: list[PlateReading]) -> None:
-    result = answer(_res(*pairs))
+def test_res_is_read_robustly(
+    vendor: Vendor, pairs: list[tuple[str, str]], expected: list[PlateReading]
+) -> None:
+    result = vendor.answer(_res(*pairs))
     assert result.readings == expected
     assert result.outcome is (Outcome.SUCCEEDED if expected else Outcome.NO_RESULT)
     assert (result.billed, result.request_id) == (True, "JH2")
@@ -582,16 +531,18 @@ def test_res_is_read_robustly(pairs: list[tuple[str, str]], expected: list[Plate
         (200, b'{"error_code": 0, "result": {"res": "x"}}', BadResponse, True),
     ],
 )
-def test_bad_answers(status: int, body: bytes, error: type[JobError], billed: bool) -> None:
+def test_bad_answers(
+    vendor: Vendor, status: int, body: bytes, error: type[JobError], billed: bool
+) -> None:
     with pytest.raises(error) as caught:
-        parse(body, status)
+        vendor.answer(body, status)
     assert caught.value.http_status == status
     assert caught.value.billed is billed
 
 
-def test_raw_never_holds_the_key() -> None:
+def test_raw_never_holds_the_key(vendor: Vendor) -> None:
     body = _res(("车牌号", f"京{KEY}"), ("key", KEY))
     body["key"] = KEY
-    result = answer(body)
+    result = vendor.answer(body)
     assert KEY not in json.dumps(result.raw, ensure_ascii=False) + repr(result)
     assert "key" not in result.raw

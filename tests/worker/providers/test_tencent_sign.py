@@ -15,8 +15,8 @@ from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
+from worker.image_limits import PreparedImage
 from worker.providers import tencent_sign
-from worker.providers.base import PreparedImage
 from worker.providers.tencent_vehicle_license import (
     CONTENT_TYPE,
     TencentVehicleLicense,

@@ -10,16 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.providers import support
-from tests.worker.simulator.loopback import (
-    SECRET_ID,
-    SECRET_KEY,
-    Loopback,
-    loopback,
-    make_settings,
-    prepared,
-    run,
-)
+from tests.support.vendors import NON_200_ANSWERS, Loopback, Vendor, fake_secret, prepared
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -30,26 +21,19 @@ from worker.errors import (
     RateLimited,
     VendorRejectedImage,
 )
-from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer, VendorResponse
+from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer
 from worker.providers.registry import get_provider
 from worker.providers.tencent_codes import ERRORS, classify
-from worker.providers.tencent_vehicle_license import TencentVehicleLicense
 from worker.simulator.directives import make_image
 
-TENCENT_SETTINGS = make_settings().tencent_vehicle_license
+NAME = "tencent_vehicle_license"
+SECRET_ID = fake_secret(NAME, "secret_id")
+SECRET_KEY = fake_secret(NAME, "secret_key")
+pytestmark = pytest.mark.vendor(NAME)
 
 
-def adapter() -> TencentVehicleLicense:
-    return TencentVehicleLicense(TENCENT_SETTINGS)
-
-
-def answer(response: dict[str, Any], status: int = 200) -> VendorAnswer:
-    body = json.dumps({"Response": response}, ensure_ascii=False).encode()
-    return adapter().parse_response(VendorResponse(status, {}, body))
-
-
-def test_contract() -> None:
-    provider = get_provider("tencent_vehicle_license", make_settings())
+def test_contract(vendor: Vendor) -> None:
+    provider = get_provider("tencent_vehicle_license", vendor.settings())
     assert isinstance(provider, Provider)
     assert provider.name == "tencent_vehicle_license"
     assert provider.limits.max_b64_bytes == 7_000_000
@@ -57,7 +41,7 @@ def test_contract() -> None:
     assert provider.default_rate == 10.0
     assert provider.option_choices == {"card_side": ("FRONT", "BACK", "DOUBLE")}
     cred = provider.credential_id()
-    assert cred == adapter().credential_id()
+    assert cred == vendor.adapter().credential_id()
     assert SECRET_KEY not in cred
     assert SECRET_ID not in cred
 
@@ -69,22 +53,22 @@ def test_contract() -> None:
     ("card_side", "sides"),
     [("FRONT", ["FRONT"]), ("BACK", ["BACK"]), ("DOUBLE", ["FRONT", "BACK"])],
 )
-def test_success(card_side: str, sides: list[str]) -> None:
+def test_success(vendor: Vendor, card_side: str, sides: list[str]) -> None:
     image = prepared({"plate": "粤B12345", "warn": [-9102, -9104]})
 
     async def scenario() -> tuple[Any, Any]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return await lb.call(image, {"card_side": card_side}), await lb.call(
                 image, {"card_side": card_side}
             )
 
-    first, second = run(scenario())
+    first, second = asyncio.run(scenario())
     assert isinstance(first, VendorAnswer), first
     assert first.outcome is Outcome.SUCCEEDED
     assert first.billed
     assert first.request_id
     assert first.request_id != second.request_id
-    assert [r.side for r in first.readings] == sides
+    assert [r.side for r in first.readings] == sides  # type: ignore[union-attr]
     assert first.readings == second.readings  # deterministic per image
     assert first.warnings == ["WARN_DRIVER_LICENSE_COPY_CARD", "WARN_DRIVER_LICENSE_REFLECTION"]
     for reading in first.readings:
@@ -100,12 +84,12 @@ def test_success(card_side: str, sides: list[str]) -> None:
             assert reading.file_no
 
 
-def test_default_card_side_is_front() -> None:
+def test_default_card_side_is_front(vendor: Vendor) -> None:
     async def scenario() -> Any:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return await lb.call(prepared())
 
-    result = run(scenario())
+    result = asyncio.run(scenario())
     assert [r.side for r in result.readings] == ["FRONT"]
 
 
@@ -127,56 +111,58 @@ def test_default_card_side_is_front() -> None:
         ({"error": "ResourceUnavailable.InArrears"}, Outcome.PROVIDER_UNAVAILABLE, None),
     ],
 )
-def test_directed_outcomes(directive: dict[str, Any], outcome: Outcome, code: str | None) -> None:
+def test_directed_outcomes(
+    vendor: Vendor, directive: dict[str, Any], outcome: Outcome, code: str | None
+) -> None:
     async def scenario() -> Any:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return await lb.call(prepared(directive))
 
-    result = run(scenario())
+    result = asyncio.run(scenario())
     assert result.outcome is outcome
     assert result.vendor_code == (code or directive.get("error"))
     assert result.request_id
     assert result.billed is False
 
 
-def test_large_image_is_streamed_and_accepted() -> None:
+def test_large_image_is_streamed_and_accepted(vendor: Vendor) -> None:
     png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 20_000  # trailing bytes
     image = prepared(data=png)
     assert 6_000_000 < len(image.b64) <= 7_000_000
 
     async def scenario() -> Any:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return await lb.call(image)
 
-    result = run(scenario())
+    result = asyncio.run(scenario())
     assert isinstance(result, VendorAnswer), result
     assert result.readings[0].plate_no == "京A00001"  # type: ignore[union-attr]
 
 
-def test_too_large_is_refused_before_calling() -> None:
+def test_too_large_is_refused_before_calling(vendor: Vendor) -> None:
     data = b"x" * 5_300_000
     with pytest.raises(InvalidImage, match="over 7000000"):
-        adapter().build_request(prepared(data=data), {})
+        vendor.adapter().build_request(prepared(data=data), {})
 
 
-def test_invalid_image_from_the_vendor() -> None:
+def test_invalid_image_from_the_vendor(vendor: Vendor) -> None:
     async def scenario() -> Any:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return await lb.call(prepared(data=b"GIF89a not really an image"))
 
-    result = run(scenario())
+    result = asyncio.run(scenario())
     assert isinstance(result, VendorRejectedImage)
     assert result.vendor_code == "FailedOperation.ImageDecodeFailed"
     assert result.retryable is False
 
 
-def test_rate_limited_by_real_throttling() -> None:
+def test_rate_limited_by_real_throttling(vendor: Vendor) -> None:
     async def scenario() -> tuple[list[Any], dict[str, Any]]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             results = await asyncio.gather(*(lb.call(prepared()) for _ in range(15)))
             return list(results), lb.simulator.snapshot()["tencent_vehicle_license"]
 
-    results, stats = run(scenario())
+    results, stats = asyncio.run(scenario())
     limited = [r for r in results if isinstance(r, RateLimited)]
     assert len(limited) == stats["throttled"] >= 5
     assert all(r.vendor_code == "RequestLimitExceeded" and r.retryable for r in limited)
@@ -194,9 +180,9 @@ def _auth_failures(lb: Loopback) -> list[Any]:
     return [lb.call(prepared(), adapter=a) for a in cases]
 
 
-def test_provider_unavailable_on_auth_failures() -> None:
+def test_provider_unavailable_on_auth_failures(vendor: Vendor) -> None:
     async def scenario() -> list[Any]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             results = list(await asyncio.gather(*_auth_failures(lb)))
             # A body changed after signing: the signature no longer matches.
             request = lb.adapter().build_request(prepared(), {})
@@ -212,7 +198,7 @@ def test_provider_unavailable_on_auth_failures() -> None:
                 results.append(exc)
             return results
 
-    results = run(scenario())
+    results = asyncio.run(scenario())
     assert [r.vendor_code for r in results] == [
         "AuthFailure.SignatureFailure",
         "AuthFailure.SecretIdNotFound",
@@ -226,12 +212,12 @@ def test_provider_unavailable_on_auth_failures() -> None:
         assert not result.retryable
 
 
-def test_simulator_without_credentials_refuses_everyone() -> None:
+def test_simulator_without_credentials_refuses_everyone(vendor: Vendor) -> None:
     async def scenario() -> Any:
-        async with loopback(make_settings(secret_id=None, secret_key=None)) as lb:
+        async with vendor.loopback(vendor.settings(secret_id=None, secret_key=None)) as lb:
             return await lb.call(prepared(), adapter=lb.adapter())
 
-    result = run(scenario())
+    result = asyncio.run(scenario())
     assert isinstance(result, ProviderUnavailable)
     assert result.vendor_code == "AuthFailure.SecretIdNotFound"
 
@@ -311,17 +297,16 @@ CODES: dict[str, Outcome] = {
 }
 
 
-def _outcome(code: str) -> tuple[Outcome, Any]:
-    try:
-        result: Any = answer({"Error": {"Code": code, "Message": "m"}, "RequestId": "r-1"})
-    except JobError as exc:
-        result = exc
+def _outcome(vendor: Vendor, code: str) -> tuple[Outcome, Any]:
+    result: Any = vendor.result(
+        {"Response": {"Error": {"Code": code, "Message": "m"}, "RequestId": "r-1"}}
+    )
     return result.outcome, result
 
 
 @pytest.mark.parametrize("code", sorted(CODES))
-def test_error_code_table(code: str) -> None:
-    outcome, result = _outcome(code)
+def test_error_code_table(vendor: Vendor, code: str) -> None:
+    outcome, result = _outcome(vendor, code)
     assert outcome is CODES[code]
     assert result.vendor_code == code
     assert result.request_id == "r-1"
@@ -340,13 +325,13 @@ def test_every_table_entry_is_tested_and_prefixes_resolve() -> None:
     assert classify("AuthFailure.Anything.Deeper") is ProviderUnavailable
 
 
-def test_every_code_over_loopback() -> None:
+def test_every_code_over_loopback(vendor: Vendor) -> None:
     async def scenario() -> list[tuple[str, Outcome]]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             results = await asyncio.gather(*(lb.call(prepared({"error": c})) for c in CODES))
             return [(c, r.outcome) for c, r in zip(CODES, results, strict=True)]
 
-    assert dict(run(scenario())) == CODES
+    assert dict(asyncio.run(scenario())) == CODES
 
 
 # --- the doc's examples, offline -----------------------------------------------------
@@ -386,8 +371,8 @@ DOC_BACK_INFO = {
 }
 
 
-def test_doc_example_1_front() -> None:
-    result = answer(DOC_FRONT)
+def test_doc_example_1_front(vendor: Vendor) -> None:
+    result = vendor.answer({"Response": DOC_FRONT})
     assert result.outcome is Outcome.SUCCEEDED
     assert result.billed
     assert result.request_id == "820916b4-b391-40a8-9203-7ae87e3f1954"
@@ -416,14 +401,16 @@ def test_doc_example_1_front() -> None:
     ("code", "msg"),
     [(-9102, "WARN_DRIVER_LICENSE_COPY_CARD"), (-9103, "WARN_DRIVER_LICENSE_SCREENED_CARD")],
 )
-def test_doc_examples_2_and_3_back(code: int, msg: str) -> None:
-    result = answer(
+def test_doc_examples_2_and_3_back(vendor: Vendor, code: int, msg: str) -> None:
+    result = vendor.answer(
         {
-            "FrontInfo": None,
-            "BackInfo": DOC_BACK_INFO,
-            "RecognizeWarnCode": [code],
-            "RecognizeWarnMsg": [msg],
-            "RequestId": "e2ebfaa0-19d3-4d2b-9ed8-7c7c21eb2b74",
+            "Response": {
+                "FrontInfo": None,
+                "BackInfo": DOC_BACK_INFO,
+                "RecognizeWarnCode": [code],
+                "RecognizeWarnMsg": [msg],
+                "RequestId": "e2ebfaa0-19d3-4d2b-9ed8-7c7c21eb2b74",
+            }
         }
     )
     assert result.readings == [
@@ -447,44 +434,48 @@ def test_doc_examples_2_and_3_back(code: int, msg: str) -> None:
     ]
 
 
-def test_dates_other_than_iso_are_none() -> None:
+def test_dates_other_than_iso_are_none(vendor: Vendor) -> None:
     info = dict(DOC_FRONT["FrontInfo"], RegisterDate="2011年10月10日", IssueDate="2011-13-40")  # type: ignore[arg-type]
-    reading = answer(dict(DOC_FRONT, FrontInfo=info)).readings[0]
+    reading = vendor.answer({"Response": dict(DOC_FRONT, FrontInfo=info)}).readings[0]
     assert isinstance(reading, VehicleLicenseReading)
     assert reading.register_date is None
     assert reading.issue_date is None
 
 
-def test_warn_codes_that_are_not_integers_are_skipped() -> None:
-    result = answer(dict(DOC_FRONT, RecognizeWarnCode=["WARN", True, 1.5, "-9102"]))
+def test_warn_codes_that_are_not_integers_are_skipped(vendor: Vendor) -> None:
+    result = vendor.answer(
+        {"Response": dict(DOC_FRONT, RecognizeWarnCode=["WARN", True, 1.5, "-9102"])}
+    )
     reading = result.readings[0]
     assert isinstance(reading, VehicleLicenseReading)
     assert reading.warn_codes == [-9102]
 
 
-def test_no_side_read_is_no_result() -> None:
-    result = answer({"FrontInfo": None, "BackInfo": None, "RequestId": "x"})
+def test_no_side_read_is_no_result(vendor: Vendor) -> None:
+    result = vendor.answer({"Response": {"FrontInfo": None, "BackInfo": None, "RequestId": "x"}})
     assert result.outcome is Outcome.NO_RESULT
 
 
 @pytest.mark.parametrize(
     ("status", "body", "error"),
     [
-        *support.NON_200_ANSWERS,
+        *NON_200_ANSWERS,
         (200, b"<html>", BadResponse),
         (200, b'{"Result": {}}', BadResponse),
         (200, b"[1, 2]", BadResponse),
         (200, b'{"Response": {"Error": {"Message": "no code"}}}', BadResponse),
     ],
 )
-def test_bad_answers(status: int, body: bytes, error: type[JobError]) -> None:
+def test_bad_answers(vendor: Vendor, status: int, body: bytes, error: type[JobError]) -> None:
     with pytest.raises(error) as caught:
-        adapter().parse_response(VendorResponse(status, {}, body))
+        vendor.answer(body, status)
     assert caught.value.http_status == status
 
 
-def test_raw_has_no_credential_like_keys() -> None:
-    result = answer(dict(DOC_FRONT, Token="t", Extra={"SecretKey": "s", "keep": 1}))
+def test_raw_has_no_credential_like_keys(vendor: Vendor) -> None:
+    result = vendor.answer(
+        {"Response": dict(DOC_FRONT, Token="t", Extra={"SecretKey": "s", "keep": 1})}
+    )
     assert "Token" not in result.raw["Response"]
     assert result.raw["Response"]["Extra"] == {"keep": 1}
 
@@ -492,8 +483,8 @@ def test_raw_has_no_credential_like_keys() -> None:
 # --- requests and secrets ------------------------------------------------------------
 
 
-def test_request_shape() -> None:
-    request = adapter().build_request(prepared(), {"card_side": "back"})
+def test_request_shape(vendor: Vendor) -> None:
+    request = vendor.adapter().build_request(prepared(), {"card_side": "back"})
     assert request.method == "POST"
     assert request.url == "https://ocr.tencentcloudapi.com/"
     assert json.loads(request.body or b"")["CardSide"] == "BACK"
@@ -504,33 +495,31 @@ def test_request_shape() -> None:
     assert request.headers["Authorization"].startswith(f"TC3-HMAC-SHA256 Credential={SECRET_ID}/")
 
 
-def test_missing_credentials_and_bad_options() -> None:
-    for settings in (make_settings(secret_key=None), make_settings(secret_id=None)):
+def test_missing_credentials_and_bad_options(vendor: Vendor) -> None:
+    for settings in (vendor.settings(secret_key=None), vendor.settings(secret_id=None)):
         with pytest.raises(ConfigError, match=r"SECRET_ID and .*SECRET_KEY"):
-            TencentVehicleLicense(settings.tencent_vehicle_license).build_request(prepared(), {})
+            vendor.adapter(settings).build_request(prepared(), {})
     with pytest.raises(ConfigError, match="card_side"):
-        adapter().build_request(prepared(), {"card_side": "TOP"})
+        vendor.adapter().build_request(prepared(), {"card_side": "TOP"})
 
 
-def test_secret_key_never_leaks() -> None:
+def test_secret_key_never_leaks(vendor: Vendor) -> None:
     texts: list[str] = []
-    request = adapter().build_request(prepared(), {})
+    request = vendor.adapter().build_request(prepared(), {})
     texts += [*request.headers.values(), (request.body or b"").decode(), repr(request)]
-    texts += [repr(TENCENT_SETTINGS), str(TENCENT_SETTINGS), adapter().credential_id()]
+    texts += [repr(vendor.block()), str(vendor.block()), vendor.adapter().credential_id()]
 
     async def scenario() -> list[Any]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             calls = _auth_failures(lb) + [lb.call(prepared({"error": c})) for c in list(CODES)[:12]]
             return list(await asyncio.gather(*calls))
 
-    for result in run(scenario()):
+    for result in asyncio.run(scenario()):
         texts += [str(result), repr(result), json.dumps(result.raw, ensure_ascii=False)]
         if isinstance(result, JobError):
             texts += [result.message, repr(result.args)]
     try:
-        TencentVehicleLicense(make_settings(secret_id=None).tencent_vehicle_license).build_request(
-            prepared(), {}
-        )
+        vendor.adapter(secret_id=None).build_request(prepared(), {})
     except ConfigError as exc:
         texts.append(str(exc))
     assert texts

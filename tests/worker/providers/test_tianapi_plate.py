@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from pydantic import SecretStr
 
-from tests.worker.providers import support
-from tests.worker.providers.support import prepared
-from worker.config import Settings, SimulatorSettings
+from tests.support.vendors import NON_200_ANSWERS, Vendor, fake_secret, prepared
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -25,57 +20,18 @@ from worker.errors import (
     RateLimited,
     VendorRejectedImage,
 )
-from worker.providers.base import PlateReading, PreparedImage, Provider, VendorAnswer
-from worker.providers.base import VendorResponse as Response
+from worker.providers.base import PlateReading, Provider, VendorAnswer
 from worker.providers.registry import get_provider
-from worker.providers.tianapi_plate import ERRORS, TianapiPlate, TianapiPlateSettings
-from worker.settings import build_settings
+from worker.providers.tianapi_plate import ERRORS, TianapiPlate
 from worker.simulator.directives import make_image
 
 NAME = "tianapi_plate"
-KEY = "vrec-tianapi-test-key-DO-NOT-LEAK-0123456789"
+KEY = fake_secret(NAME, "key")
+pytestmark = pytest.mark.vendor(NAME)
 
 
-def make_settings(*, key: str | None = KEY, **simulator: Any) -> Settings:
-    return build_settings(
-        tianapi_plate=TianapiPlateSettings(key=SecretStr(key) if key is not None else None),
-        simulator=SimulatorSettings(**simulator),
-    )
-
-
-class Loopback(support.Loopback):
-    def adapter(self, *, key: str | None = KEY) -> TianapiPlate:
-        block = self.settings.tianapi_plate.model_copy(
-            update={"key": SecretStr(key) if key is not None else None}
-        )
-        return TianapiPlate(block)
-
-
-@asynccontextmanager
-async def loopback(settings: Settings | None = None) -> AsyncIterator[Loopback]:
-    async with support.loopback(settings or make_settings(), NAME, Loopback) as lb:
-        yield lb
-
-
-def one_call(image: PreparedImage, settings: Settings | None = None, **kw: Any) -> Any:
-    async def scenario() -> Any:
-        async with loopback(settings) as lb:
-            return await lb.call(image, **kw)
-
-    return asyncio.run(scenario())
-
-
-def adapter() -> TianapiPlate:
-    return TianapiPlate(make_settings().tianapi_plate)
-
-
-def parse(body: Any, status: int = 200) -> VendorAnswer:
-    data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
-    return adapter().parse_response(Response(status, {}, data))
-
-
-def test_contract() -> None:
-    provider = get_provider(NAME, make_settings())
+def test_contract(vendor: Vendor) -> None:
+    provider = get_provider(NAME, vendor.settings())
     assert isinstance(provider, TianapiPlate)
     assert isinstance(provider, Provider)
     assert provider.name == NAME
@@ -87,17 +43,17 @@ def test_contract() -> None:
     cred = provider.credential_id()
     assert cred.startswith("sha256:")
     assert KEY not in cred
-    assert cred == adapter().credential_id()
-    assert cred != TianapiPlate(make_settings(key="other").tianapi_plate).credential_id()
-    assert TianapiPlate(make_settings(key=None).tianapi_plate).credential_id() == "unset"
+    assert cred == vendor.adapter().credential_id()
+    assert cred != vendor.adapter(key="other").credential_id()
+    assert vendor.adapter(key=None).credential_id() == "unset"
 
 
 # --- requests -------------------------------------------------------------------------
 
 
-def test_request_is_the_docs_form_post() -> None:
+def test_request_is_the_docs_form_post(vendor: Vendor) -> None:
     image = prepared()
-    request = adapter().build_request(image, {})
+    request = vendor.adapter().build_request(image, {})
     assert request.method == "POST"
     assert request.url == "https://apis.tianapi.com/licenseplate/index"
     assert request.headers == {"Content-Type": "application/x-www-form-urlencoded"}
@@ -109,28 +65,28 @@ def test_request_is_the_docs_form_post() -> None:
     assert KEY not in repr(request)
 
 
-def test_refusals_before_calling() -> None:
+def test_refusals_before_calling(vendor: Vendor) -> None:
     with pytest.raises(ConfigError, match="VREC_TIANAPI_PLATE__KEY"):
-        TianapiPlate(make_settings(key=None).tianapi_plate).build_request(prepared(), {})
+        vendor.adapter(key=None).build_request(prepared(), {})
     with pytest.raises(ConfigError, match="VREC_TIANAPI_PLATE__KEY"):
-        TianapiPlate(make_settings(key="").tianapi_plate).build_request(prepared(), {})
+        vendor.adapter(key="").build_request(prepared(), {})
     with pytest.raises(ConfigError, match="unknown option"):
-        adapter().build_request(prepared(), {"card_side": "FRONT"})
+        vendor.adapter().build_request(prepared(), {"card_side": "FRONT"})
     with pytest.raises(InvalidImage, match="over 3000000"):
-        adapter().build_request(prepared(data=b"x" * 2_250_003), {})  # 3,000,004 base64
+        vendor.adapter().build_request(prepared(data=b"x" * 2_250_003), {})  # 3,000,004 base64
     with pytest.raises(InvalidImage, match="empty"):
-        adapter().build_request(prepared(data=b""), {})
-    assert adapter().build_request(prepared(data=b"x" * 2_250_000), {})  # exactly 3,000,000
+        vendor.adapter().build_request(prepared(data=b""), {})
+    assert vendor.adapter().build_request(prepared(data=b"x" * 2_250_000), {})  # exactly 3,000,000
 
 
 # --- over loopback --------------------------------------------------------------------
 
 
-def test_success_is_billed_and_deterministic() -> None:
+def test_success_is_billed_and_deterministic(vendor: Vendor) -> None:
     image = prepared({"plate": "沪A0762学", "plate_color": "yellow"})
 
     async def scenario() -> tuple[Any, Any]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             return await lb.call(image), await lb.call(image)
 
     first, second = asyncio.run(scenario())
@@ -143,11 +99,11 @@ def test_success_is_billed_and_deterministic() -> None:
     assert first.raw["code"] == 200
 
 
-def test_several_plates_per_image() -> None:
+def test_several_plates_per_image(vendor: Vendor) -> None:
     image = prepared({"count": 3, "plate": ["京A11111", "粤B22222"]})
-    result = one_call(image)
+    result = vendor.one(image)
     assert isinstance(result, VendorAnswer), result
-    assert [r.position for r in result.readings] == [0, 1, 2]
+    assert [r.position for r in result.readings] == [0, 1, 2]  # type: ignore[union-attr]
     plates = [r.plate_no for r in result.readings if isinstance(r, PlateReading)]
     assert plates[:2] == ["京A11111", "粤B22222"]
     assert plates[2]
@@ -170,9 +126,9 @@ def test_several_plates_per_image() -> None:
     ],
 )
 def test_directed_outcomes(
-    directive: dict[str, Any], outcome: Outcome, code: str | None, billed: bool
+    vendor: Vendor, directive: dict[str, Any], outcome: Outcome, code: str | None, billed: bool
 ) -> None:
-    result = one_call(prepared(directive))
+    result: Any = vendor.one(prepared(directive))
     assert result.outcome is outcome, result
     assert result.vendor_code == code
     assert result.billed is billed
@@ -180,27 +136,27 @@ def test_directed_outcomes(
         assert result.message == "余额不足"
 
 
-def test_undecodable_image_is_invalid() -> None:
-    result = one_call(prepared(data=b"GIF89a not really an image"))
+def test_undecodable_image_is_invalid(vendor: Vendor) -> None:
+    result = vendor.one(prepared(data=b"GIF89a not really an image"))
     assert isinstance(result, VendorRejectedImage)
     assert result.vendor_code == "270"
     assert result.retryable is False
 
 
-def test_large_image_is_streamed_and_accepted() -> None:
+def test_large_image_is_streamed_and_accepted(vendor: Vendor) -> None:
     png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 8_700  # trailing bytes
     image = prepared(data=png)
     assert 2_900_000 < len(image.b64) <= 3_000_000
-    result = one_call(image)
+    result = vendor.one(image)
     assert isinstance(result, VendorAnswer), result
     assert result.readings[0].plate_no == "京A00001"  # type: ignore[union-attr]
 
 
-def test_rate_limited_by_real_throttling() -> None:
-    settings = make_settings(limits={NAME: 3})
+def test_rate_limited_by_real_throttling(vendor: Vendor) -> None:
+    settings = vendor.settings(limits={NAME: 3})
 
     async def scenario() -> tuple[list[Any], dict[str, Any]]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             results = await asyncio.gather(*(lb.call(prepared()) for _ in range(8)))
             return list(results), lb.simulator.snapshot()[NAME]
 
@@ -216,10 +172,10 @@ def test_rate_limited_by_real_throttling() -> None:
     [(KEY, "not-the-key", "230"), (None, KEY, "230")],
 )
 def test_wrong_key_is_provider_unavailable(
-    sim_key: str | None, adapter_key: str, code: str
+    vendor: Vendor, sim_key: str | None, adapter_key: str, code: str
 ) -> None:
     async def scenario() -> Any:
-        async with loopback(make_settings(key=sim_key)) as lb:
+        async with vendor.loopback(vendor.settings(key=sim_key)) as lb:
             return await lb.call(prepared(), adapter=lb.adapter(key=adapter_key))
 
     result = asyncio.run(scenario())
@@ -254,17 +210,10 @@ CODES: dict[int, Outcome] = {
 }
 
 
-def _outcome(body: Any) -> Any:
-    try:
-        return parse(body)
-    except JobError as exc:
-        return exc
-
-
 @pytest.mark.parametrize("code", sorted(CODES))
-def test_error_code_table(code: int) -> None:
+def test_error_code_table(vendor: Vendor, code: int) -> None:
     body = {"code": code, "msg": "m"}
-    result = _outcome(body)
+    result = vendor.result(body)
     assert result.outcome is CODES[code]
     assert result.vendor_code == str(code)
     assert result.billed is False
@@ -275,14 +224,14 @@ def test_error_code_table(code: int) -> None:
         assert result.message == "m"
 
 
-def test_every_doc_code_is_in_the_table_and_tested() -> None:
+def test_every_doc_code_is_in_the_table_and_tested(vendor: Vendor) -> None:
     assert set(ERRORS) == set(CODES) - {999}
-    assert _outcome({"code": "130", "msg": "x"}).outcome is Outcome.RATE_LIMITED  # as text
+    assert vendor.result({"code": "130", "msg": "x"}).outcome is Outcome.RATE_LIMITED  # as text
 
 
-def test_every_code_over_loopback() -> None:
+def test_every_code_over_loopback(vendor: Vendor) -> None:
     async def scenario() -> list[Any]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             return list(await asyncio.gather(*(lb.call(prepared({"error": c})) for c in CODES)))
 
     results = asyncio.run(scenario())
@@ -293,7 +242,11 @@ def test_every_code_over_loopback() -> None:
 # --- the doc's examples and the answer shapes, offline --------------------------------
 
 # The doc's field table: code 200, msg success, result{color: black, number: 沪A0762学}.
-DOC_ONE = {"code": 200, "msg": "success", "result": {"color": "black", "number": "沪A0762学"}}
+DOC_ONE: dict[str, Any] = {
+    "code": 200,
+    "msg": "success",
+    "result": {"color": "black", "number": "沪A0762学"},
+}
 DOC_ROWS = [PlateReading(0, plate_no="沪A0762学", color="black")]
 TWO = [{"color": "blue", "number": "粤B12345"}, {"color": "green", "number": "粤BD12345"}]
 TWO_ROWS = [
@@ -316,8 +269,10 @@ TWO_ROWS = [
         ),
     ],
 )
-def test_answer_shapes(body: dict[str, Any], rows: list[PlateReading] | None) -> None:
-    result = parse(body)
+def test_answer_shapes(
+    vendor: Vendor, body: dict[str, Any], rows: list[PlateReading] | None
+) -> None:
+    result = vendor.answer(body)
     assert result.outcome is Outcome.SUCCEEDED
     assert result.billed
     assert result.vendor_code == "200"
@@ -332,8 +287,8 @@ def test_answer_shapes(body: dict[str, Any], rows: list[PlateReading] | None) ->
     "result",
     [None, {}, [], {"list": []}, {"list": None}, {"color": "blue", "number": ""}, [{"x": 1}]],
 )
-def test_code_200_without_a_plate_is_a_billed_no_result(result: Any) -> None:
-    answer = parse({"code": 200, "msg": "success", "result": result})
+def test_code_200_without_a_plate_is_a_billed_no_result(vendor: Vendor, result: Any) -> None:
+    answer = vendor.answer({"code": 200, "msg": "success", "result": result})
     assert answer.outcome is Outcome.NO_RESULT
     assert answer.billed
     assert answer.readings == []
@@ -342,7 +297,7 @@ def test_code_200_without_a_plate_is_a_billed_no_result(result: Any) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "error"),
     [
-        *support.NON_200_ANSWERS,
+        *NON_200_ANSWERS,
         (200, b"<html>", BadResponse),
         (200, b"[1, 2]", BadResponse),
         (200, b'{"msg": "no code"}', BadResponse),
@@ -355,25 +310,25 @@ def test_code_200_without_a_plate_is_a_billed_no_result(result: Any) -> None:
         (200, b'{"code": 200, "result": ["bad"]}', BadResponse),
     ],
 )
-def test_bad_answers(status: int, body: bytes, error: type[JobError]) -> None:
+def test_bad_answers(vendor: Vendor, status: int, body: bytes, error: type[JobError]) -> None:
     with pytest.raises(error) as caught:
-        adapter().parse_response(Response(status, {}, body))
+        vendor.answer(body, status)
     assert caught.value.http_status == status
     assert caught.value.billed is False
 
 
-def test_raw_never_holds_the_key() -> None:
+def test_raw_never_holds_the_key(vendor: Vendor) -> None:
     body = {
         "code": 230,
         "msg": f"key错误或为空: {KEY}",
         "key": KEY,
         "result": {"apikey": KEY, "echo": [f"x{KEY}x"], "keep": 1},
     }
-    result = _outcome(body)
+    result = vendor.result(body)
     assert isinstance(result, ProviderUnavailable)
     stored = json.dumps(result.raw, ensure_ascii=False)
     assert KEY not in stored
     assert KEY not in str(result)
-    assert result.raw["result"] == {"echo": ["x***x"], "keep": 1}
-    ok = parse({"code": 200, "msg": KEY, "result": DOC_ONE["result"]})
+    assert result.raw["result"] == {"echo": ["x***x"], "keep": 1}  # type: ignore[index]
+    ok = vendor.answer({"code": 200, "msg": KEY, "result": DOC_ONE["result"]})
     assert KEY not in json.dumps(ok.raw, ensure_ascii=False)

@@ -7,26 +7,16 @@ import base64
 import json
 from typing import Any
 
-import aiohttp
-from pydantic import SecretStr
-
-from worker.config import SimulatorSettings
-from worker.providers.juhe_car import JuheCarSettings
-from worker.providers.juhe_plate import JuhePlateSettings
+from tests.support.vendors import fake_secret, fake_settings, simulated
 from worker.providers.registry import PROVIDERS
-from worker.settings import build_settings
 from worker.simulator import juhe_car, juhe_plate
 from worker.simulator.base import VendorSim
 from worker.simulator.directives import make_image
-from worker.simulator.server import Simulator, run_simulator
+from worker.simulator.server import Simulator
 
-KEY = "sim-test-key"
-SETTINGS = build_settings(
-    juhe_car=JuheCarSettings(key=SecretStr(KEY)),
-    juhe_plate=JuhePlateSettings(key=SecretStr(KEY)),
-    simulator=SimulatorSettings(throttle=False),
-)
 NAMES = ["juhe_car", "juhe_plate"]
+SETTINGS = fake_settings(NAMES, throttle=False)
+KEY = fake_secret("juhe_car", "key")  # Juhe's: both APIs' made-up key (one account)
 DOC_DESCS = [
     "车牌号",
     "车牌颜色",
@@ -40,12 +30,8 @@ DOC_DESCS = [
 
 
 async def _post(path: str, fields: dict[str, str]) -> tuple[int, Any]:
-    async with (
-        run_simulator(SETTINGS, providers=NAMES) as (url, _sim),
-        aiohttp.ClientSession() as session,
-        session.post(url + path, data=fields) as response,
-    ):
-        return response.status, json.loads(await response.read())
+    async with simulated(SETTINGS, NAMES) as sim:
+        return await sim.plain("POST", path, data=fields)
 
 
 def _b64(directive: dict[str, Any] | None = None, **kwargs: Any) -> str:
@@ -53,8 +39,8 @@ def _b64(directive: dict[str, Any] | None = None, **kwargs: Any) -> str:
 
 
 def test_sims_satisfy_the_contract_and_share_the_server() -> None:
-    car = juhe_car.Sim(SETTINGS.juhe_car)
-    plate = juhe_plate.Sim(SETTINGS.juhe_plate)
+    car = juhe_car.Sim(SETTINGS.provider("juhe_car"))
+    plate = juhe_plate.Sim(SETTINGS.provider("juhe_plate"))
     assert isinstance(car, VendorSim)
     assert isinstance(plate, VendorSim)
     assert (car.default_limit, plate.default_limit) == (10, 10)
@@ -63,7 +49,10 @@ def test_sims_satisfy_the_contract_and_share_the_server() -> None:
 
 
 def test_throttle_and_internal_error_answers_are_200_envelopes() -> None:
-    for sim in (juhe_car.Sim(SETTINGS.juhe_car), juhe_plate.Sim(SETTINGS.juhe_plate)):
+    for sim in (
+        juhe_car.Sim(SETTINGS.provider("juhe_car")),
+        juhe_plate.Sim(SETTINGS.provider("juhe_plate")),
+    ):
         for response, code in ((sim.throttled(), 10012), (sim.error_in_200(), 10014)):
             assert response.status == 200
             assert json.loads(response.body) == {  # type: ignore[arg-type]

@@ -14,23 +14,19 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.worker.simulator.loopback import (
-    SECRET_ID,
-    SECRET_KEY,
-    Loopback,
-    loopback,
-    make_settings,
-    prepared,
-    run,
-)
+from tests.support.vendors import Loopback, Vendor, fake_secret, prepared, provider_block
 from worker.errors import RateLimited
 from worker.providers import tencent_sign
 from worker.providers.base import VendorAnswer
+from worker.providers.tencent_vehicle_license import TencentVehicleLicenseSettings
 from worker.simulator.directives import Directive, make_image, read_directive, with_directive
 from worker.simulator.server import SimulatorThread, busiest_window, point_at
 from worker.simulator.synth import PLATE_LETTERS, PROVINCES, Synth, vin_check_digit
 
 NAME = "tencent_vehicle_license"
+SECRET_ID = fake_secret(NAME, "secret_id")
+SECRET_KEY = fake_secret(NAME, "secret_key")
+pytestmark = pytest.mark.vendor(NAME)
 
 
 async def _stats(
@@ -58,9 +54,9 @@ async def _spaced(lb: Loopback, n: int, spacing: float) -> list[Any]:
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-def test_stats_count_calls_and_reset() -> None:
+def test_stats_count_calls_and_reset(vendor: Vendor) -> None:
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             for _ in range(4):
                 await lb.call(prepared())
             before = await _stats(lb.session, lb.base_url)
@@ -68,21 +64,21 @@ def test_stats_count_calls_and_reset() -> None:
                 assert response.status == 200
             return before, await _stats(lb.session, lb.base_url)
 
-    before, after = run(scenario())
+    before, after = asyncio.run(scenario())
     counts = {"calls": 4, "admitted": 4, "throttled": 0, "faults": 0, "max_per_second": 4}
     assert before == counts
     assert after == dict.fromkeys(counts, 0)
 
 
-def test_max_per_second_is_a_sliding_window_of_arrivals() -> None:
+def test_max_per_second_is_a_sliding_window_of_arrivals(vendor: Vendor) -> None:
     async def scenario() -> dict[str, Any]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             await asyncio.gather(*(lb.call(prepared()) for _ in range(3)))
             await asyncio.sleep(1.1)
             await asyncio.gather(*(lb.call(prepared()) for _ in range(2)))
             return await _stats(lb.session, lb.base_url)
 
-    assert run(scenario()) == {
+    assert asyncio.run(scenario()) == {
         "calls": 5,
         "admitted": 5,
         "throttled": 0,
@@ -91,36 +87,36 @@ def test_max_per_second_is_a_sliding_window_of_arrivals() -> None:
     }
 
 
-def test_throttling_per_trailing_second() -> None:
-    settings = make_settings(limits={NAME: 3})
+def test_throttling_per_trailing_second(vendor: Vendor) -> None:
+    settings = vendor.settings(limits={NAME: 3})
 
     async def scenario() -> tuple[list[Any], list[Any], dict[str, Any]]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             burst = await asyncio.gather(*(lb.call(prepared()) for _ in range(5)))
             await asyncio.sleep(1.05)  # the admitted three have left the window
             later = await asyncio.gather(*(lb.call(prepared()) for _ in range(3)))
             return list(burst), list(later), await _stats(lb.session, lb.base_url)
 
-    burst, later, stats = run(scenario())
+    burst, later, stats = asyncio.run(scenario())
     assert sum(isinstance(r, RateLimited) for r in burst) == 2
     assert all(isinstance(r, VendorAnswer) for r in later)
     assert stats == {"calls": 8, "admitted": 6, "throttled": 2, "faults": 0, "max_per_second": 5}
 
 
-def test_limit_is_decided_at_arrival_whatever_the_latency() -> None:
+def test_limit_is_decided_at_arrival_whatever_the_latency(vendor: Vendor) -> None:
     """Calls arriving evenly at the limit are never throttled, however their random
     latencies reorder the answers: the vendor counts arrivals, which the client controls."""
     limit, n = 10, 25
     spacing = 1.1 / limit  # N + 1 arrivals span 1.1 s: 100 ms for the event loop's jitter
-    settings = make_settings(limits={NAME: limit}, latency_ms=(300.0, 1500.0))
+    settings = vendor.settings(limits={NAME: limit}, latency_ms=(300.0, 1500.0))
 
     async def scenario() -> tuple[list[Any], dict[str, Any], float, float]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             before = time.time()
             results = await _spaced(lb, n, spacing)
             return results, await _stats(lb.session, lb.base_url, times=True), before, time.time()
 
-    results, stats, before, after = run(scenario())
+    results, stats, before, after = asyncio.run(scenario())
     assert all(isinstance(r, VendorAnswer) for r in results)
     assert (stats["calls"], stats["admitted"], stats["throttled"]) == (n, n, 0)
     assert stats["max_per_second"] <= limit
@@ -134,70 +130,71 @@ def test_limit_is_decided_at_arrival_whatever_the_latency() -> None:
     assert stats["last_arrival"] - stats["first_arrival"] >= (n - 1) * spacing - 0.05
 
 
-def test_one_arrival_over_the_limit_is_the_one_throttled() -> None:
+def test_one_arrival_over_the_limit_is_the_one_throttled(vendor: Vendor) -> None:
     """N + 1 arrivals within a second: the (N + 1)-th arrival is refused, whichever answer
     its latency would have made come first; the refusal is answered after the latency."""
     limit = 3
-    settings = make_settings(limits={NAME: limit}, latency_ms=(300.0, 1500.0))
+    settings = vendor.settings(limits={NAME: limit}, latency_ms=(300.0, 1500.0))
 
     async def scenario() -> tuple[list[Any], dict[str, Any], float]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             start = time.perf_counter()
             results = await _spaced(lb, limit + 1, 0.1)
             return results, await _stats(lb.session, lb.base_url), time.perf_counter() - start
 
-    results, stats, elapsed = run(scenario())
+    results, stats, elapsed = asyncio.run(scenario())
     assert [isinstance(r, RateLimited) for r in results] == [False] * limit + [True]
     assert all(isinstance(r, VendorAnswer) for r in results[:limit])
     assert stats == {"calls": 4, "admitted": 3, "throttled": 1, "faults": 0, "max_per_second": 4}
     assert elapsed >= 0.3 + 0.3  # the refused call left at 0.3 s and still took the latency
 
 
-def test_default_limit_is_the_vendors_and_can_be_disabled() -> None:
+def test_default_limit_is_the_vendors_and_can_be_disabled(vendor: Vendor) -> None:
     async def burst(throttle: bool) -> int:
-        async with loopback(make_settings(throttle=throttle)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=throttle)) as lb:
             await asyncio.gather(*(lb.call(prepared()) for _ in range(12)))
             return int((await _stats(lb.session, lb.base_url))["throttled"])
 
-    assert run(burst(True)) == 2  # Tencent: 10 per second
-    assert run(burst(False)) == 0
+    assert asyncio.run(burst(True)) == 2  # Tencent: 10 per second
+    assert asyncio.run(burst(False)) == 0
 
 
-def test_faults_are_counted_and_latency_is_applied() -> None:
-    settings = make_settings(fault_rate=1.0, faults=["5xx"], latency_ms=(150.0, 150.0))
+def test_faults_are_counted_and_latency_is_applied(vendor: Vendor) -> None:
+    settings = vendor.settings(fault_rate=1.0, faults=["5xx"], latency_ms=(150.0, 150.0))
 
     async def scenario() -> tuple[float, dict[str, Any]]:
-        async with loopback(settings) as lb:
+        async with vendor.loopback(settings) as lb:
             start = time.perf_counter()
             await lb.call(prepared())
             return time.perf_counter() - start, await _stats(lb.session, lb.base_url)
 
-    elapsed, stats = run(scenario())
+    elapsed, stats = asyncio.run(scenario())
     assert elapsed >= 0.15
     assert stats["faults"] == 1
 
 
-def test_simulator_thread_for_sync_code() -> None:
-    with SimulatorThread(make_settings(), providers=[NAME]) as thread:
+def test_simulator_thread_for_sync_code(vendor: Vendor) -> None:
+    with SimulatorThread(vendor.settings(), providers=[NAME]) as thread:
         assert thread.base_url.startswith("http://127.0.0.1:")
         assert thread.simulator is not None
         simulator = thread.simulator
 
         async def call() -> Any:
             async with aiohttp.ClientSession() as session:
-                settings = point_at(make_settings(), thread.base_url, [NAME])
-                return await Loopback(thread.base_url, simulator, session, settings).call(
+                settings = point_at(vendor.settings(), thread.base_url, [NAME])
+                return await Loopback(thread.base_url, simulator, session, settings, vendor).call(
                     prepared()
                 )
 
-        assert isinstance(run(call()), VendorAnswer)
+        assert isinstance(asyncio.run(call()), VendorAnswer)
         assert simulator.snapshot()[NAME]["calls"] == 1
 
 
-def test_point_at_keeps_paths() -> None:
-    settings = point_at(make_settings(), "http://127.0.0.1:9999")
-    assert settings.tencent_vehicle_license.base_url == "http://127.0.0.1:9999/"
-    assert settings.tencent_vehicle_license.secret_key is not None
+def test_point_at_keeps_paths(vendor: Vendor) -> None:
+    settings = point_at(vendor.settings(), "http://127.0.0.1:9999")
+    block = provider_block(settings, TencentVehicleLicenseSettings)
+    assert block.base_url == "http://127.0.0.1:9999/"
+    assert block.secret_key is not None
 
 
 # --- the Tencent simulator's own checks, with hand-made requests -----------------------
@@ -280,11 +277,13 @@ CASES: list[tuple[str, Any, dict[str, str], str]] = [
 
 
 @pytest.mark.parametrize(("case", "params", "headers", "code"), CASES, ids=[c[0] for c in CASES])
-def test_tencent_sim_refusals(case: str, params: Any, headers: dict[str, str], code: str) -> None:
+def test_tencent_sim_refusals(
+    vendor: Vendor, case: str, params: Any, headers: dict[str, str], code: str
+) -> None:
     body = params if isinstance(params, bytes) else json.dumps(params).encode()
 
     async def scenario() -> tuple[int, dict[str, Any]]:
-        async with loopback(make_settings(throttle=False)) as lb:
+        async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             host = lb.base_url.removeprefix("http://")
             sent = _signed(body, host=host)
             if "Content-Type" in headers:  # sign one type, send another
@@ -295,18 +294,18 @@ def test_tencent_sim_refusals(case: str, params: Any, headers: dict[str, str], c
             async with lb.session.post(f"{lb.base_url}/", data=data, headers=sent) as response:
                 return response.status, await response.json()
 
-    status, answer = run(scenario())
+    status, answer = asyncio.run(scenario())
     assert status == 200
     assert answer["Response"]["Error"]["Code"] == code, case
     assert re.fullmatch(r"[0-9a-f-]{36}", answer["Response"]["RequestId"])
 
 
-def test_tencent_sim_accepts_extra_signed_headers() -> None:
+def test_tencent_sim_accepts_extra_signed_headers(vendor: Vendor) -> None:
     """The server side takes any SignedHeaders list, as Tencent's does."""
     body = json.dumps({"ImageBase64": PNG_B64}).encode()
 
     async def scenario() -> dict[str, Any]:
-        async with loopback() as lb:
+        async with vendor.loopback() as lb:
             host = lb.base_url.removeprefix("http://")
             timestamp = int(time.time())
             ct = "application/json"
@@ -329,7 +328,7 @@ def test_tencent_sim_accepts_extra_signed_headers() -> None:
                 result: dict[str, Any] = await response.json()
                 return result
 
-    assert "FrontInfo" in run(scenario())["Response"]
+    assert "FrontInfo" in asyncio.run(scenario())["Response"]
 
 
 # --- directives and synth ---------------------------------------------------------------

@@ -11,45 +11,34 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from tests.worker.providers.test_tianapi_plate import KEY, NAME, make_settings
+from tests.support.vendors import Vendor, fake_secret
 from worker.config import Settings
 from worker.simulator.directives import make_image
-from worker.simulator.server import run_simulator
 from worker.simulator.tianapi_plate import COLORS, Sim, synthesize
 
+NAME = "tianapi_plate"
+KEY = fake_secret(NAME, "key")
 PATH = "/licenseplate/index"
 IMAGE = make_image()
 B64 = base64.b64encode(IMAGE).decode()
+pytestmark = pytest.mark.vendor(NAME)
 
 
 async def _send(
-    settings: Settings, method: str, *, params: dict[str, str] | None = None, data: Any = None
-) -> tuple[int, dict[str, Any]]:
-    async with (
-        run_simulator(settings, providers=[NAME]) as (url, _sim),
-        aiohttp.ClientSession() as session,
-        session.request(method, url + PATH, params=params, data=data) as response,
-    ):
-        return response.status, await response.json()
+    vendor: Vendor, settings: Settings | None, method: str, **kwargs: Any
+) -> tuple[int, Any]:
+    async with vendor.loopback(settings) as lb:
+        return await lb.plain(method, PATH, **kwargs)
 
 
-def post(fields: dict[str, str], settings: Settings | None = None) -> dict[str, Any]:
+def post(vendor: Vendor, fields: dict[str, str], settings: Settings | None = None) -> Any:
     data = urlencode(fields).encode()
-    return post_raw(io.BytesIO(data) if len(data) > 1 << 20 else data, settings)
+    return post_raw(vendor, io.BytesIO(data) if len(data) > 1 << 20 else data, settings)
 
 
-def post_raw(data: Any, settings: Settings | None = None) -> dict[str, Any]:
+def post_raw(vendor: Vendor, data: Any, settings: Settings | None = None) -> Any:
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-
-    async def scenario() -> tuple[int, dict[str, Any]]:
-        async with (
-            run_simulator(settings or make_settings(), providers=[NAME]) as (url, _sim),
-            aiohttp.ClientSession() as session,
-            session.post(url + PATH, data=data, headers=headers) as response,
-        ):
-            return response.status, await response.json()
-
-    status, body = asyncio.run(scenario())
+    status, body = asyncio.run(_send(vendor, settings, "POST", data=data, headers=headers))
     assert status == 200  # Tianapi answers every code with HTTP 200
     return body
 
@@ -70,49 +59,54 @@ def post_raw(data: Any, settings: Settings | None = None) -> dict[str, Any]:
         ({"key": KEY, "img": "A" * 3_000_004}, 290),
     ],
 )
-def test_refusals(fields: dict[str, str], code: int) -> None:
-    body = post(fields)
+def test_refusals(vendor: Vendor, fields: dict[str, str], code: int) -> None:
+    body = post(vendor, fields)
     assert body["code"] == code
     assert body["msg"]
     assert "result" not in body
 
 
-def test_unescaped_plus_is_refused_like_the_real_form_decoder() -> None:
+def test_unescaped_plus_is_refused_like_the_real_form_decoder(vendor: Vendor) -> None:
     b64 = base64.b64encode(b"\xfb\xef" * 30).decode()  # "++" runs
     assert "+" in b64
-    assert post_raw(f"key={KEY}&img={b64}".encode())["code"] == 270
+    assert post_raw(vendor, f"key={KEY}&img={b64}".encode())["code"] == 270
 
 
-def test_no_key_configured_refuses_every_key() -> None:
-    assert post({"key": KEY, "img": B64}, make_settings(key=None))["code"] == 230
+def test_no_key_configured_refuses_every_key(vendor: Vendor) -> None:
+    assert post(vendor, {"key": KEY, "img": B64}, vendor.settings(key=None))["code"] == 230
 
 
-def test_success_envelope_post_get_and_multipart() -> None:
-    settings = make_settings()
+def test_success_envelope_post_get_and_multipart(vendor: Vendor) -> None:
+    settings = vendor.settings()
     expected = synthesize(IMAGE)
     result: Any = expected[0] if len(expected) == 1 else {"list": expected}
     success = {"code": 200, "msg": "success", "result": result}
-    assert post({"key": KEY, "img": B64}) == success
-    assert asyncio.run(_send(settings, "GET", params={"key": KEY, "img": B64})) == (200, success)
+    assert post(vendor, {"key": KEY, "img": B64}) == success
+    assert asyncio.run(_send(vendor, settings, "GET", params={"key": KEY, "img": B64})) == (
+        200,
+        success,
+    )
     form = aiohttp.FormData()
     form.add_field("key", KEY)
     form.add_field("img", IMAGE, filename="car.png", content_type="image/png")
-    assert asyncio.run(_send(settings, "POST", data=form)) == (200, success)
+    assert asyncio.run(_send(vendor, settings, "POST", data=form)) == (200, success)
     b64_form = aiohttp.FormData(default_to_multipart=True)  # img as a text part
     b64_form.add_field("key", KEY)
     b64_form.add_field("img", B64)
-    assert asyncio.run(_send(settings, "POST", data=b64_form)) == (200, success)
+    assert asyncio.run(_send(vendor, settings, "POST", data=b64_form)) == (200, success)
 
 
-def test_directives() -> None:
+def test_directives(vendor: Vendor) -> None:
     image = make_image({"count": 2, "plate": "京A12345", "plate_color": "white"})
-    body = post({"key": KEY, "img": base64.b64encode(image).decode()})
+    body = post(vendor, {"key": KEY, "img": base64.b64encode(image).decode()})
     first, second = body["result"]["list"]
     assert first == {"color": "white", "number": "京A12345"}
     assert second == synthesize(image, 2)[1]
-    error = post({"key": KEY, "img": base64.b64encode(make_image({"error": 150})).decode()})
+    error = post(vendor, {"key": KEY, "img": base64.b64encode(make_image({"error": 150})).decode()})
     assert error == {"code": 150, "msg": "API可用次数不足"}
-    empty = post({"key": KEY, "img": base64.b64encode(make_image({"empty": True})).decode()})
+    empty = post(
+        vendor, {"key": KEY, "img": base64.b64encode(make_image({"empty": True})).decode()}
+    )
     assert empty == {"code": 250, "msg": "数据返回为空"}
 
 
@@ -129,10 +123,10 @@ def test_synth_is_deterministic_mostly_one_plate_in_the_docs_colours() -> None:
     assert synthesize(images[0], 3)[:1] == synthesize(images[0], 1)
 
 
-def test_throttle_and_error_in_200_answers() -> None:
-    sim = Sim(make_settings().tianapi_plate)
+def test_throttle_and_error_in_200_answers(vendor: Vendor) -> None:
+    sim = Sim(vendor.block())
     assert sim.throttled().status == 200
     assert sim.throttled().text == '{"code": 130, "msg": "API调用频率超限"}'
     assert sim.error_in_200().text == '{"code": 100, "msg": "内部服务器错误"}'
     with pytest.raises(TypeError):
-        Sim(make_settings().tencent_vehicle_license)
+        Sim(vendor.settings().provider("tencent_vehicle_license"))
