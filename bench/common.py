@@ -442,7 +442,7 @@ def run_vrec_batch(
     app = make_app(settings)
     try:
         t0 = time.monotonic()
-        batch_id = submit(db, paths, [P], {}, label="bench")
+        batch_id = submit(db, settings, paths, [P], {}, label="bench")
         t1 = time.monotonic()
 
         def progress(_counts: dict[str, int]) -> None:

@@ -1,7 +1,7 @@
 """vrec's tables. Importing this package registers every table on ``Base.metadata``."""
 
 from models.base import Base
-from models.core import Attempt, Batch, Image, Job, ProviderState, Result
+from models.core import Attempt, Batch, Image, Item, Job, ProviderState, Result
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Batch",
     "CarModelCandidateRow",
     "Image",
+    "Item",
     "Job",
     "PlateReadingRow",
     "ProviderState",

@@ -1,20 +1,39 @@
-"""Creating a batch: image rows (deduplicated by content) and one job per image x provider."""
+"""Creating a batch: an item per submitted source, an image per distinct content, and one
+job per image x provider; answers already paid for are reused (:mod:`models.reuse`).
+
+Registration streams: sources are taken 500 at a time and nothing is kept between chunks
+but the batch's id, so memory stays flat whatever the batch's size. What a chunk must know
+of earlier ones (content already stored, a URL already registered in this batch, a job
+already created) it asks the database, in the same transaction.
+"""
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import count, islice
+from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, exists, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
 
-from models.core import Batch, Image, Job
+from models import reuse
+from models.base import JSONType, UTCDateTime
+from models.core import Batch, Image, Item, Job
 from worker.lifecycle import JobStatus
 from worker.sources import Source
 
-ImageKey = tuple[str, str | int]  # ("sha256", hex) | ("uri", uri) | ("unreadable", serial)
+CHUNK = 500
+# What makes two sources one image: ("sha256", hex) for content read at registration,
+# ("uri", uri) for a URL not fetched yet, ("unreadable", n) for a source of its own.
+ImageKey = tuple[str, str | int]
+
+
+def options_key(options: Mapping[str, str]) -> str:
+    """Job options as one canonical string, ``k=v`` sorted by key and joined by ``&``: the
+    equality that answer reuse compares (``""`` for no options)."""
+    return "&".join(f"{k}={options[k]}" for k in sorted(options))
 
 
 def _chunks(items: Iterable[Source], n: int) -> Iterator[list[Source]]:
@@ -30,44 +49,137 @@ def create_batch(
     *,
     label: str | None = None,
     sources: list[str] | None = None,
+    idempotency_key: str | None = None,
+    reuse_max_age: timedelta | None = None,
+    now: datetime | None = None,
 ) -> Batch:
     """Register ``entries`` for each provider in ``options`` (provider -> its job options).
 
-    The same content twice (two paths, or an image already known from an earlier batch)
-    is one image row; within a batch it gets one job per provider. An entry that could
-    not be read is recorded and its jobs end ``invalid_image`` straight away.
+    Every entry is an item of the batch. The same content twice (two paths, or an image
+    already known from an earlier batch) is one image, with one job per provider in this
+    batch. An entry that could not be read is recorded, and its jobs end ``invalid_image``
+    straight away. With ``reuse_max_age``, a job whose image already has an answer from the
+    same provider with the same options, younger than that, reuses it (no vendor call).
     """
-    batch = Batch(label=label, sources=sources or [])
+    batch = Batch(label=label, sources=sources or [], idempotency_key=idempotency_key)
+    if now is not None:
+        batch.created_at = now
     session.add(batch)
     session.flush()
     conn = session.connection()
-    url_ids: dict[ImageKey, int] = {}  # URL images have no content yet: known by URI
-    seen: set[tuple[int, str]] = set()
-    serial = count()
-    for chunk in _chunks(entries, 500):
-        # Content already stored, by this batch's earlier chunks too (same transaction).
-        shas = {e.facts.sha256 for e in chunk if e.facts}
-        known = conn.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
-        chunk_ids: dict[ImageKey, int] = {("sha256", sha): id_ for sha, id_ in known if sha}
-        ids = ChainMap(chunk_ids, url_ids)
-        keys = [_image_key(entry, next(serial)) for entry in chunk]
-        for key, image_id in _insert_images(conn, chunk, keys, ids).items():
-            (url_ids if key[0] == "uri" else chunk_ids)[key] = image_id
-        jobs = []
-        for entry, key in zip(chunk, keys, strict=True):
-            for provider, job_options in options.items():
-                if (ids[key], provider) in seen:
-                    continue
-                seen.add((ids[key], provider))
-                jobs.append(_job_row(batch, ids[key], provider, job_options, entry.error))
-        if jobs:
-            conn.execute(insert(Job), jobs)
+    serial = 0
+    for chunk in _chunks(entries, CHUNK):
+        keys: list[ImageKey] = []
+        for entry in chunk:
+            keys.append(_image_key(entry, serial))
+            serial += 1
+        ids = _image_ids(conn, batch.id, chunk, keys)
+        items = [_item_row(batch, e, ids[k]) for e, k in zip(chunk, keys, strict=True)]
+        conn.execute(insert(Item), items)
+        rows = {  # one job per image and provider, however often the chunk names the image
+            (ids[key], provider): _job_row(batch, ids[key], provider, job_options, entry.error)
+            for entry, key in zip(chunk, keys, strict=True)
+            for provider, job_options in options.items()
+        }
+        new_jobs = _insert_jobs(conn, list(rows.values()))
+        if reuse_max_age is not None and new_jobs:
+            reuse.reuse_answers(conn, new_jobs, batch.created_at, reuse_max_age)
     return batch
 
 
+def create_batch_from_images(
+    session: Session,
+    image_ids: Iterable[int],
+    options: Mapping[str, Mapping[str, str]],
+    *,
+    label: str | None = None,
+    sources: list[str] | None = None,
+    reuse_max_age: timedelta | None = None,
+    now: datetime | None = None,
+    chunk: int = 5000,
+) -> Batch:
+    """A batch over images already known (``vrec reprocess``): one item per image, at the
+    file or URL that last held it, and one job per image x provider. Set-based, a chunk of
+    ids per statement: a million images are never loaded, only their ids streamed."""
+    batch = Batch(label=label, sources=sources or [])
+    if now is not None:
+        batch.created_at = now
+    session.add(batch)
+    session.flush()
+    conn = session.connection()
+    ids = iter(image_ids)
+    while ids_chunk := list(dict.fromkeys(islice(ids, chunk))):
+        _items_of_images(conn, batch, ids_chunk)
+        new_jobs: list[int] = []
+        for provider, job_options in options.items():
+            new_jobs += _jobs_of_items(conn, batch, ids_chunk, provider, job_options)
+        if reuse_max_age is not None and new_jobs:
+            reuse.reuse_answers(conn, new_jobs, batch.created_at, reuse_max_age)
+    return batch
+
+
+def _items_of_images(conn: Connection, batch: Batch, image_ids: list[int]) -> None:
+    """An item of ``batch`` for each of ``image_ids`` it has none for yet, at the image's
+    latest known file or URL."""
+    held = aliased(Item)
+    mine = aliased(Item)
+    latest_uri = (
+        select(held.uri)
+        .where(held.image_id == Image.id)
+        .order_by(held.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = select(
+        literal(batch.id),
+        Image.id,
+        func.coalesce(latest_uri, ""),
+        literal(batch.created_at, UTCDateTime),
+    ).where(
+        Image.id.in_(image_ids),
+        ~exists().where(mine.batch_id == batch.id, mine.image_id == Image.id),
+    )
+    conn.execute(insert(Item).from_select(["batch_id", "image_id", "uri", "created_at"], rows))
+
+
+def _jobs_of_items(
+    conn: Connection,
+    batch: Batch,
+    image_ids: list[int],
+    provider: str,
+    options: Mapping[str, str],
+) -> list[int]:
+    """One pending job of ``provider`` per image of ``image_ids`` in ``batch``; their ids."""
+    when = literal(batch.created_at, UTCDateTime)
+    rows = select(
+        literal(batch.id),
+        Item.image_id,
+        literal(provider),
+        literal(dict(options), JSONType),
+        literal(options_key(options)),
+        literal(JobStatus.PENDING.value),
+        literal(0),
+        literal(0),
+        when,
+        when,
+    ).where(Item.batch_id == batch.id, Item.image_id.in_(image_ids))
+    columns = [
+        "batch_id",
+        "image_id",
+        "provider",
+        "options",
+        "options_key",
+        "status",
+        "attempts",
+        "retries",
+        "created_at",
+        "updated_at",
+    ]
+    inserted = conn.execute(insert(Job).from_select(columns, rows).returning(Job.id))
+    return list(inserted.scalars())
+
+
 def _image_key(entry: Source, serial: int) -> ImageKey:
-    """What makes two entries one image: their content, else (not yet fetched) the same URL;
-    an unreadable file is an image of its own."""
     if entry.facts:
         return ("sha256", entry.facts.sha256)
     if entry.error is None:
@@ -75,34 +187,65 @@ def _image_key(entry: Source, serial: int) -> ImageKey:
     return ("unreadable", serial)
 
 
-def _insert_images(
-    conn: Connection,
-    chunk: list[Source],
-    keys: list[ImageKey],
-    known: Mapping[ImageKey, int],
+def _image_ids(
+    conn: Connection, batch_id: int, chunk: list[Source], keys: list[ImageKey]
 ) -> dict[ImageKey, int]:
-    """One INSERT for the chunk's images not seen before; their ids by key."""
+    """The image id of every key of the chunk: contents already stored (by any batch,
+    earlier chunks included), URLs this batch already registered, and new rows."""
+    shas = [str(k[1]) for k in keys if k[0] == "sha256"]
+    uris = [str(k[1]) for k in keys if k[0] == "uri"]
+    known = conn.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas)))
+    ids: dict[ImageKey, int] = {("sha256", sha): id_ for sha, id_ in known if sha}
+    registered = conn.execute(
+        select(Item.uri, Item.image_id)
+        .join(Image, Image.id == Item.image_id)
+        .where(Item.batch_id == batch_id, Item.uri.in_(uris), Image.sha256.is_(None))
+    )
+    ids.update((("uri", uri), image_id) for uri, image_id in registered)
     new: dict[ImageKey, Source] = {}
     for entry, key in zip(chunk, keys, strict=True):
-        if key not in known:
+        if key not in ids:
             new.setdefault(key, entry)
-    if not new:
-        return {}
-    rows = [_image_row(e) for e in new.values()]
-    stmt = insert(Image).returning(Image.id, sort_by_parameter_order=True)
-    return dict(zip(new, conn.execute(stmt, rows).scalars(), strict=True))
+    if new:
+        stmt = insert(Image).returning(Image.id, sort_by_parameter_order=True)
+        rows = [_image_row(e) for e in new.values()]
+        ids.update(zip(new, conn.execute(stmt, rows).scalars(), strict=True))
+    return ids
 
 
 def _image_row(entry: Source) -> dict[str, Any]:
     facts = entry.facts
     return {
         "sha256": facts.sha256 if facts else None,
-        "source_uri": entry.uri,
         "bytes": facts.size if facts else None,
         "width": facts.width if facts else None,
         "height": facts.height if facts else None,
         "format": facts.format if facts else None,
     }
+
+
+def _item_row(batch: Batch, entry: Source, image_id: int) -> dict[str, Any]:
+    return {
+        "batch_id": batch.id,
+        "image_id": image_id,
+        "uri": entry.uri,
+        "error": entry.error,
+        "created_at": batch.created_at,
+    }
+
+
+def _insert_jobs(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the jobs not in the batch yet (one per image and provider); the new pending
+    ones' ids. The unique (batch, image, provider) key drops the others, so the batch
+    needs no memory of what earlier chunks created."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(Job).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(Job).on_conflict_do_nothing()
+    inserted = conn.execute(stmt.returning(Job.id, Job.status), rows)
+    return [job_id for job_id, status in inserted if status == JobStatus.PENDING]
 
 
 def _job_row(
@@ -113,11 +256,14 @@ def _job_row(
         "image_id": image_id,
         "provider": provider,
         "options": dict(options),
+        "options_key": options_key(options),
         "status": JobStatus.PENDING,
         # Every row has every key: an executemany INSERT takes its columns from the first.
         "last_error_category": None,
         "last_error_message": None,
         "finished_at": None,
+        "created_at": batch.created_at,
+        "updated_at": batch.created_at,
     }
     if error is not None:  # it could not be read: terminal at once
         row.update(

@@ -35,22 +35,39 @@ class Batch(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     label: Mapped[str | None] = mapped_column(String(200))
-    sources: Mapped[list[str]] = mapped_column(JSONType, default=list)  # what was submitted
+    sources: Mapped[list[str]] = mapped_column(JSONType, default=list)  # the arguments given
+    # A producer's idempotency key: the same key always yields this batch.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Image(Base):
-    """One distinct image content. URL images get their sha256 once fetched."""
+    """One distinct image content. URL images get their sha256 once fetched; the files
+    and URLs that held it are its items."""
 
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
-    source_uri: Mapped[str] = mapped_column(Text)
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     format: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Item(Base):
+    """One submitted item (a file, a URL, a manifest row) of a batch, and its image: two
+    files with the same bytes are two items of one image, each with its own path."""
+
+    __tablename__ = "items"
+    __table_args__ = (Index("ix_items_batch_image", "batch_id", "image_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    uri: Mapped[str] = mapped_column(Text)  # the path or URL as submitted (resolved)
+    error: Mapped[str | None] = mapped_column(Text)  # why it could not even be read
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -68,6 +85,12 @@ class Job(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
     provider: Mapped[str] = mapped_column(String(40))
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The options as one sorted "k=v&k=v" string: what "the same options" means for reuse.
+    options_key: Mapped[str] = mapped_column(String(400), default="")
+    # The job that paid for the answer this one reused (no vendor call was made).
+    reused_from_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # vendor calls made
     retries: Mapped[int] = mapped_column(Integer, default=0)  # retryable failures so far
@@ -104,18 +127,32 @@ class Attempt(Base):
 
 
 class Result(Base):
-    """The vendor's answer for a job that ended succeeded or no_result (secrets stripped)."""
+    """A vendor's answer (succeeded or no_result, secrets stripped) for a job's call, or a
+    copy of an earlier paid answer that the job reused (``reused_from_id``).
+
+    ``created_at`` is when the vendor read the image (a copy keeps the original's), so the
+    age of a reused answer is the age of what was paid for. A job retried after an answer
+    gets another result for its next call: one per (job, attempt), attempt 0 for a copy.
+    """
 
     __tablename__ = "results"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt"),
+        Index("ix_results_answers", "image_id", "provider", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # the job's call it answers
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
     provider: Mapped[str] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(24))
     raw: Mapped[Any] = mapped_column(JSONType)
     warnings: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reused_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("results.id", ondelete="SET NULL"), index=True
+    )
 
 
 class ProviderState(Base):

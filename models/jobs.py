@@ -20,10 +20,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    exists,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from models.core import Attempt, Image, Job, ProviderState, Result
+from models.core import Attempt, Image, Item, Job, ProviderState, Result
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
 from worker.errors import Outcome
 from worker.jobrun import JobRun
@@ -70,9 +80,20 @@ def claim_many(
     if not job_ids:
         return []
     # SQLite's RETURNING can't name another table, but it can hold subqueries.
-    image = Image.id == Job.image_id
-    uri = select(Image.source_uri).where(image).scalar_subquery().label("source_uri")
-    sha = select(Image.sha256).where(image).scalar_subquery().label("sha256")
+    # The bytes are read from the batch's first item of the image (files with the same
+    # content are one image; any of them will do). RETURNING renders the updated table's
+    # columns unqualified, where "batch_id" would name the subquery's own: qualify them.
+    job_batch = literal_column("jobs.batch_id", Integer)
+    job_image = literal_column("jobs.image_id", Integer)
+    uri = (
+        select(Item.uri)
+        .where(Item.batch_id == job_batch, Item.image_id == job_image)
+        .order_by(Item.id)
+        .limit(1)
+        .scalar_subquery()
+        .label("source_uri")
+    )
+    sha = select(Image.sha256).where(Image.id == job_image).scalar_subquery().label("sha256")
     conn = session.connection()
     rows = conn.execute(
         update(Job)
@@ -158,7 +179,7 @@ def finish_many(
     for rows in updates.values():  # one executemany per shape; usually one shape per chunk
         conn.execute(_UPDATE_JOB, rows)
     _insert_attempts(conn, mine, worker)
-    _insert_results(conn, [(c, r) for c, r, _ in mine if r.answer is not None], now)
+    _insert_results(conn, [(c, r, t) for c, r, t in mine if r.answer is not None], now)
     for claimed, run, transition in mine:
         if transition.circuit is not None:
             open_circuit(session, transition.circuit)
@@ -180,17 +201,21 @@ def _insert_attempts(
 
 
 def _insert_results(
-    conn: Connection, answered: Sequence[tuple[ClaimedJob, JobRun]], now: datetime
+    conn: Connection,
+    answered: Sequence[tuple[ClaimedJob, JobRun, Transition]],
+    now: datetime,
 ) -> None:
-    """Results, then every reading with its result's id."""
+    """Results (one per answered call: the job's attempt number), then every reading with
+    its result's id."""
     if not answered:
         return
     rows = []
-    for claimed, run in answered:
+    for claimed, run, transition in answered:
         assert run.answer is not None
         rows.append(
             {
                 "job_id": claimed.job_id,
+                "attempt": transition.attempts,
                 "image_id": claimed.image_id,
                 "provider": claimed.provider,
                 "outcome": run.answer.outcome.value,
@@ -203,7 +228,7 @@ def _insert_results(
         insert(Result).returning(Result.id, sort_by_parameter_order=True), rows
     ).scalars()
     by_table: dict[type[Any], list[dict[str, Any]]] = {}
-    for (claimed, run), result_id in zip(answered, ids, strict=True):
+    for (claimed, run, _), result_id in zip(answered, ids, strict=True):
         assert run.answer is not None
         keys = {
             "result_id": result_id,

@@ -1,14 +1,15 @@
-"""Read-only questions the CLI asks: how is a batch doing, what failed and why."""
+"""Read-only questions the service asks: how batches are doing, what failed and why."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from models.core import Image, Job, ProviderState
+from models.core import Attempt, Batch, Item, Job, ProviderState
 from worker.lifecycle import JobStatus
 
 
@@ -53,11 +54,11 @@ def invalid_files(session: Session, batch_id: int, limit: int = 50) -> list[tupl
     """(source, reason) of a batch's images that could not be used, each pair once even
     when several providers refused the file for the same reason."""
     rows = session.execute(
-        select(Image.source_uri, Job.last_error_message)
-        .join(Image, Image.id == Job.image_id)
+        select(Item.uri, Job.last_error_message)
+        .join(Item, (Item.batch_id == Job.batch_id) & (Item.image_id == Job.image_id))
         .where(Job.batch_id == batch_id, Job.status == JobStatus.INVALID_IMAGE)
-        .group_by(Image.source_uri, Job.last_error_message)
-        .order_by(Image.source_uri, Job.last_error_message)
+        .group_by(Item.uri, Job.last_error_message)
+        .order_by(Item.uri, Job.last_error_message)
         .limit(limit)
     )
     return [(uri, msg or "") for uri, msg in rows]
@@ -83,3 +84,126 @@ def open_circuits(session: Session, now: datetime) -> list[ProviderState]:
             .order_by(ProviderState.provider)
         )
     )
+
+
+@dataclass(frozen=True)
+class Calls:
+    """A batch's vendor calls for one provider: made, billed, and answers reused."""
+
+    calls: int = 0
+    billed: int = 0
+    throttled: int = 0
+    reused: int = 0
+
+
+def calls_by_provider(session: Session, batch_ids: Sequence[int]) -> dict[int, dict[str, Calls]]:
+    """batch -> provider -> its calls (from the attempts) and reused answers (the jobs)."""
+    out: dict[int, dict[str, Calls]] = {b: {} for b in batch_ids}
+    if not batch_ids:
+        return out
+    made = session.execute(
+        select(
+            Job.batch_id,
+            Job.provider,
+            func.count(Attempt.id),
+            func.coalesce(func.sum(case((Attempt.billed, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Attempt.outcome == "rate_limited", 1), else_=0)), 0),
+        )
+        .join(Attempt, Attempt.job_id == Job.id)
+        .where(Job.batch_id.in_(batch_ids))
+        .group_by(Job.batch_id, Job.provider)
+    )
+    for batch_id, provider, calls, billed, throttled in made:
+        out[batch_id][provider] = Calls(int(calls), int(billed), int(throttled))
+    reused = session.execute(
+        select(Job.batch_id, Job.provider, func.count())
+        .where(Job.batch_id.in_(batch_ids), Job.reused_from_job_id.is_not(None))
+        .group_by(Job.batch_id, Job.provider)
+    )
+    for batch_id, provider, n in reused:
+        known = out[batch_id].get(provider, Calls())
+        out[batch_id][provider] = replace(known, reused=int(n))
+    return out
+
+
+def counts_by_batch(
+    session: Session, batch_ids: Sequence[int]
+) -> dict[int, dict[str, dict[str, int]]]:
+    """batch -> provider -> status -> jobs, for several batches in one query."""
+    out: dict[int, dict[str, dict[str, int]]] = {b: {} for b in batch_ids}
+    if not batch_ids:
+        return out
+    rows = session.execute(
+        select(Job.batch_id, Job.provider, Job.status, func.count())
+        .where(Job.batch_id.in_(batch_ids))
+        .group_by(Job.batch_id, Job.provider, Job.status)
+    )
+    for batch_id, provider, status, n in rows:
+        per = out[batch_id].setdefault(provider, {s.value: 0 for s in JobStatus})
+        per[status] = int(n)
+    return {b: dict(sorted(p.items())) for b, p in out.items()}
+
+
+def batches(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    label: str | None = None,
+    key: str | None = None,
+    limit: int | None = None,
+) -> list[Batch]:
+    """Batches newest first, created since ``since``, whose label contains ``label``."""
+    query = select(Batch).order_by(Batch.id.desc())
+    if since is not None:
+        query = query.where(Batch.created_at >= since)
+    if label is not None:
+        query = query.where(Batch.label.contains(label, autoescape=True))
+    if key is not None:
+        query = query.where(Batch.idempotency_key == key)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def finished_since(session: Session, batch_id: int, since: datetime) -> dict[str, int]:
+    """provider -> the batch's jobs that reached a terminal status since ``since``."""
+    rows = session.execute(
+        select(Job.provider, func.count())
+        .where(Job.batch_id == batch_id, Job.finished_at >= since)
+        .group_by(Job.provider)
+    )
+    return {provider: int(n) for provider, n in rows}
+
+
+def errors_by_code(session: Session, batch_id: int) -> list[CodeCount]:
+    """The batch's failed and invalid jobs by provider, category and vendor code, each with
+    one message that code came with; commonest first."""
+    n = func.count().label("n")
+    rows = session.execute(
+        select(
+            Job.provider,
+            Job.last_error_category,
+            Job.last_error_code,
+            func.min(Job.last_error_message),
+            n,
+        )
+        .where(
+            Job.batch_id == batch_id,
+            Job.status.in_([JobStatus.INVALID_IMAGE, JobStatus.FAILED]),
+        )
+        .group_by(Job.provider, Job.last_error_category, Job.last_error_code)
+        .order_by(n.desc(), Job.provider)
+    )
+    return [
+        CodeCount(provider, category or "unknown", code, message or "", int(count))
+        for provider, category, code, message, count in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CodeCount:
+    provider: str
+    category: str
+    code: str | None
+    message: str
+    count: int

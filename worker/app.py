@@ -24,7 +24,7 @@ from worker.runtime import get_runtime, shutdown_runtime
 from worker.settings import get_settings
 
 QUEUE = "vrec"
-TASK_MODULES = ("tasks.jobs", "tasks.maintenance")
+TASK_MODULES = ("tasks.jobs", "tasks.maintenance", "tasks.producer")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -18,9 +18,10 @@ environment configures both sides of a loopback test.
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +36,15 @@ class ProviderSettings(BaseModel):
     max_in_flight: int | None = Field(
         default=None, gt=0, description="optional cap on calls in flight per process"
     )
+
+
+def secret_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of a settings block that hold a credential (``SecretStr``)."""
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if SecretStr in (info.annotation, *typing.get_args(info.annotation))
+    ]
 
 
 Fault = Literal["5xx", "timeout", "reset", "malformed", "error200"]
@@ -68,6 +78,9 @@ class Settings(BaseSettings):
 
     # Job lifecycle.
     max_attempts: int = Field(default=5, ge=1)
+    # An answer already paid for (same image content, provider and options) is reused by a
+    # new job if younger than this; 0 never reuses (`--force` skips it for one batch).
+    reuse_max_age_days: float = Field(default=30.0, ge=0)
     lease_seconds: float = Field(default=300.0, gt=0)
     queued_timeout_seconds: float = Field(default=900.0, gt=0)
     backoff_base_seconds: float = Field(default=2.0, gt=0)

@@ -3,8 +3,11 @@
 ::
 
     VrecError                       base; never raised itself
-    ├── ConfigError                 settings missing or wrong (no credentials, unknown provider)
-    │   └── SchemaNotReady          the database has no vrec tables, or older ones
+    ├── UsageError                  what was asked can't be done as asked (exit code 2)
+    │   ├── ConfigError             settings missing or wrong (no credentials, unknown provider)
+    │   │   └── SchemaNotReady      the database has no vrec tables, or older ones
+    │   ├── NotFound                an unknown batch, schedule, status or vendor code
+    │   └── BadQuery                a SQL query refused, or failed (the database's message)
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
     └── JobError                    one job failed; carries outcome/retryable/context
@@ -57,8 +60,22 @@ class VrecError(Exception):
     """Base of every error vrec raises on purpose."""
 
 
-class ConfigError(VrecError):
+class UsageError(VrecError):
+    """What a person or producer asked for can't be done as asked; the message says why
+    and, where there is one, the fix. Commands exit 2 for these."""
+
+
+class ConfigError(UsageError):
     """Settings are missing or inconsistent (no credentials, unknown provider, bad option)."""
+
+
+class NotFound(UsageError):
+    """An id or name that names nothing: a batch, a schedule, a status or a vendor code."""
+
+
+class BadQuery(UsageError):
+    """A SQL query that vrec won't run (not one read-only SELECT, no ``image_id`` column)
+    or that the database refused (its own message); nothing was created."""
 
 
 class SchemaNotReady(ConfigError):

@@ -2,9 +2,14 @@
 options; its life::
 
     pending --dispatch--> queued --claim--> running --finish--> succeeded | no_result
-       ^                                       |                | invalid_image | failed
+       ^  |                  |                 |                | invalid_image | failed
+       |  +---- cancel ------+---------------------------------> cancelled
        +---- retry (not_before) / give-back ---+
        +---- reconciler: lease expired, or queued message lost
+       +---- `vrec retry`: chosen terminal jobs, with a fresh retry budget
+
+A job whose image already has a paid answer from the same provider with the same options
+is created terminal at once, reusing that answer (no vendor call).
 
 :mod:`worker.policy` decides where a finished run goes (a :class:`Transition`);
 :mod:`models.jobs` writes it. The database is the source of truth; the broker only
@@ -29,6 +34,7 @@ class JobStatus(StrEnum):
     NO_RESULT = "no_result"
     INVALID_IMAGE = "invalid_image"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 # Statuses of jobs that still need a worker: a batch with any of them is not done.

@@ -1,19 +1,54 @@
 """Rendering what the service answers, for people (rich) and for programs (JSON).
 
-Imports neither Celery nor the runtime: printing a summary needs only the summary.
+Imports neither Celery nor the runtime: printing a summary needs only the summary. Text
+that comes from users or vendors (paths, messages) is shown as plain text, never as rich
+markup, with control characters made visible, so a file name cannot restyle or break the
+output or send escape sequences to the terminal.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from models.operations import Pruned
 from worker.lifecycle import ACTIVE
+from worker.service.batches import BatchDetail, BatchOverview
+from worker.service.providers import ProviderSetup
 from worker.service.status import QueueStatus, Summary
 
 SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
+
+
+def plain(value: object) -> Text:
+    """``value`` as literal text: no markup, control characters shown as escapes."""
+    text = "" if value is None else str(value)
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        text = "".join(
+            ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode()
+            for ch in text
+        )
+    return Text(text)
+
+
+def when(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}"
+
+
+def duration(seconds: float | None) -> str:
+    """``1h02m``, ``3m05s``, ``42s``; empty for None."""
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
 
 
 def _shown(counts: dict[str, int]) -> dict[str, int]:
@@ -26,7 +61,11 @@ def summary_json(result: Summary) -> dict[str, Any]:
         "batch_id": result.batch_id,
         "total": result.total,
         "counts": _shown(result.counts),
-        "by_provider": {p: _shown(c) for p, c in result.by_provider.items()},
+        "reused": sum(result.reused.values()),
+        "by_provider": {
+            p: {**_shown(c), "reused": result.reused.get(p, 0)}
+            for p, c in result.by_provider.items()
+        },
         "seconds": round(result.seconds, 2),
         "errors": [
             {"category": e.category, "code": e.code, "message": e.message, "count": e.count}
@@ -47,33 +86,47 @@ def print_summary(console: Console, result: Summary) -> None:
     for provider in providers:
         table.add_column(provider, justify="right")
     table.add_column("jobs", justify="right")
-    rows: list[tuple[str, tuple[str, ...]]] = [(key, (key,)) for key in SUMMARY_ROWS]
+    shown = [*SUMMARY_ROWS, *(k for k, v in result.counts.items() if v and k == "cancelled")]
+    rows: list[tuple[str, tuple[str, ...]]] = [(key, (key,)) for key in shown]
     if not result.complete:
         rows.append(("[yellow]still pending[/yellow]", ACTIVE))
     for label, keys in rows:
         per = [str(sum(result.by_provider[p].get(k, 0) for k in keys)) for p in providers]
         table.add_row(label, *per, str(sum(result.counts.get(k, 0) for k in keys)))
+    if any(result.reused.values()):
+        per = [str(result.reused.get(p, 0)) for p in providers]
+        table.add_row("[dim]of which reused[/dim]", *per, str(sum(result.reused.values())))
     console.print(table)
     if result.errors:
         errors = Table(title="commonest errors", title_justify="left")
         for column in ("category", "code", "message", "jobs"):
             errors.add_column(column, justify="right" if column == "jobs" else "left")
         for e in result.errors:
-            errors.add_row(e.category, e.code or "", e.message, str(e.count))
+            errors.add_row(e.category, plain(e.code), plain(e.message), str(e.count))
         console.print(errors)
     if result.invalid:
         files = Table(title="invalid files", title_justify="left")
-        files.add_column("file")
-        files.add_column("reason")
+        files.add_column("file", overflow="fold")
+        files.add_column("reason", overflow="fold")
         for source, reason in result.invalid:
-            files.add_row(source, reason)
+            files.add_row(plain(source), plain(reason))
         console.print(files)
     for state in result.blocked:
-        console.print(
-            f"[bold red]provider {state.provider} unavailable[/bold red]: "
-            f"{state.error_message} [{state.error_code}]; its jobs stay pending "
-            f"(`vrec status`; they run again once it is fixed)"
+        line = Text.assemble(
+            (f"provider {state.provider} unavailable", "bold red"),
+            ": ",
+            plain(f"{state.error_message} [{state.error_code}]"),
+            "; its jobs stay pending (`vrec status`; they run again once it is fixed)",
         )
+        console.print(line)
+
+
+def _circuit_line(state: Any) -> Text:
+    return Text.assemble(
+        (f"circuit open: {state.provider}", "bold red"),
+        f" since {when(state.opened_at)} UTC until {state.circuit_open_until:%H:%M:%S}: ",
+        plain(f"{state.error_message} [{state.error_code}]"),
+    )
 
 
 def print_status(console: Console, status: QueueStatus) -> None:
@@ -86,9 +139,188 @@ def print_status(console: Console, status: QueueStatus) -> None:
                 table.add_row(provider, name, str(n))
     console.print(table)
     for state in status.open_circuits:
-        console.print(
-            f"[bold red]circuit open: {state.provider}[/bold red] since "
-            f"{state.opened_at:%Y-%m-%d %H:%M:%S} UTC until "
-            f"{state.circuit_open_until:%H:%M:%S}: {state.error_message} "
-            f"[{state.error_code}]"
+        console.print(_circuit_line(state))
+
+
+def status_json(status: QueueStatus) -> dict[str, Any]:
+    return {
+        "by_provider": {
+            p: {k: v for k, v in c.items() if v} for p, c in status.by_provider.items()
+        },
+        "open_circuits": [_circuit_json(s) for s in status.open_circuits],
+    }
+
+
+def _circuit_json(state: Any) -> dict[str, Any]:
+    return {
+        "provider": state.provider,
+        "opened_at": state.opened_at.isoformat() if state.opened_at else None,
+        "open_until": state.circuit_open_until.isoformat() if state.circuit_open_until else None,
+        "code": state.error_code,
+        "message": state.error_message,
+    }
+
+
+def batches_json(found: list[BatchOverview]) -> list[dict[str, Any]]:
+    return [
+        {
+            "batch_id": b.batch_id,
+            "label": b.label,
+            "created_at": b.created_at.isoformat(),
+            "providers": list(b.by_provider),
+            "counts": {k: v for k, v in b.counts.items() if v},
+            "calls": b.total_calls.calls,
+            "billed_calls": b.total_calls.billed,
+            "reused": b.total_calls.reused,
+            "state": "active" if b.active else "done",
+        }
+        for b in found
+    ]
+
+
+def print_batches(console: Console, found: list[BatchOverview]) -> None:
+    if not found:
+        console.print("no batches")
+        return
+    table = Table(title="batches, newest first")
+    for column in ("id", "label", "created (UTC)", "providers", "jobs by status"):
+        table.add_column(column, overflow="fold")
+    for column in ("calls", "billed", "reused", "state"):
+        table.add_column(column, justify="right")
+    for b in found:
+        counts = "  ".join(f"{k} {v}" for k, v in b.counts.items() if v)
+        calls = b.total_calls
+        table.add_row(
+            str(b.batch_id),
+            plain(b.label),
+            when(b.created_at),
+            ", ".join(b.by_provider),
+            counts,
+            str(calls.calls),
+            str(calls.billed),
+            str(calls.reused),
+            "active" if b.active else "done",
         )
+    console.print(table)
+
+
+def batch_detail_json(detail: BatchDetail) -> dict[str, Any]:
+    return {
+        "batch_id": detail.batch_id,
+        "label": detail.label,
+        "created_at": detail.created_at.isoformat(),
+        "eta_seconds": detail.eta_seconds,
+        "providers": {
+            p.provider: {
+                "counts": {k: v for k, v in p.counts.items() if v},
+                "done": p.done,
+                "remaining": p.remaining,
+                "rate_per_second": round(p.rate, 3),
+                "configured_rate": p.configured_rate,
+                "eta_seconds": p.eta_seconds,
+                "calls": p.calls.calls,
+                "billed_calls": p.calls.billed,
+                "throttled_calls": p.calls.throttled,
+                "reused": p.calls.reused,
+                "circuit": _circuit_json(p.circuit) if p.circuit else None,
+            }
+            for p in detail.providers
+        },
+        "errors": [
+            {
+                "provider": e.provider,
+                "category": e.category,
+                "code": e.code,
+                "message": e.message,
+                "jobs": e.count,
+            }
+            for e in detail.errors
+        ],
+    }
+
+
+def print_batch_detail(console: Console, detail: BatchDetail) -> None:
+    title = f"batch {detail.batch_id}" + (f" ({detail.label})" if detail.label else "")
+    title += f", created {when(detail.created_at)} UTC"
+    if detail.eta_seconds is not None:
+        title += f", about {duration(detail.eta_seconds)} to go"
+    table = Table(title=Text(title))
+    for column in ("provider", "done", "remaining", "jobs/s", "ETA", "calls", "billed", "reused"):
+        table.add_column(column, justify="left" if column == "provider" else "right")
+    table.add_column("jobs by status")
+    for p in detail.providers:
+        table.add_row(
+            p.provider,
+            str(p.done),
+            str(p.remaining),
+            f"{p.rate:.2f}",
+            duration(p.eta_seconds),
+            str(p.calls.calls),
+            str(p.calls.billed),
+            str(p.calls.reused),
+            "  ".join(f"{k} {v}" for k, v in p.counts.items() if v),
+        )
+    console.print(table)
+    if detail.errors:
+        errors = Table(title="errors by vendor code", title_justify="left")
+        for column in ("provider", "category", "code", "jobs", "message"):
+            errors.add_column(column, overflow="fold")
+        for e in detail.errors:
+            errors.add_row(e.provider, e.category, plain(e.code), str(e.count), plain(e.message))
+        console.print(errors)
+    for p in detail.providers:
+        if p.circuit is not None:
+            console.print(_circuit_line(p.circuit))
+
+
+def providers_json(setups: list[ProviderSetup]) -> list[dict[str, Any]]:
+    return [
+        {
+            "provider": s.name,
+            "rate": s.rate,
+            "base_url": s.base_url,
+            "credentials": s.credentials,
+            "limits": {
+                "formats": sorted(s.limits.formats),
+                "max_base64_bytes": s.limits.max_b64_bytes,
+                "min_side": s.limits.min_side,
+                "max_side": s.limits.max_side,
+            },
+            "circuit": _circuit_json(s.circuit) if s.circuit else None,
+        }
+        for s in setups
+    ]
+
+
+def print_providers(console: Console, setups: list[ProviderSetup]) -> None:
+    table = Table(title="providers")
+    for column in ("provider", "rate/s", "formats", "max base64", "sides", "credentials"):
+        table.add_column(column)
+    table.add_column("circuit")
+    table.add_column("base URL", overflow="fold")
+    for s in setups:
+        creds = ", ".join(f"{k} {'set' if v else 'missing'}" for k, v in s.credentials.items())
+        sides = f"{s.limits.min_side}-{s.limits.max_side or '…'} px"
+        table.add_row(
+            s.name,
+            f"{s.rate:g}",
+            "/".join(sorted(s.limits.formats)),
+            f"{s.limits.max_b64_bytes:,}",
+            sides,
+            creds,
+            "[red]open[/red]" if s.circuit else "closed",
+            plain(s.base_url),
+        )
+    console.print(table)
+
+
+def pruned_json(pruned: Pruned, *, dry_run: bool) -> dict[str, Any]:
+    return {"dry_run": dry_run, **pruned.__dict__}
+
+
+def pruned_line(pruned: Pruned, *, dry_run: bool) -> str:
+    what = (
+        f"{pruned.batches} batches, {pruned.items} files, {pruned.jobs} jobs, "
+        f"{pruned.attempts} attempts, {pruned.results} results and {pruned.images} images"
+    )
+    return ("would remove " if dry_run else "removed ") + what

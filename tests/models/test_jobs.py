@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Attempt, Image, Job, Result, VehicleLicense, jobs, queue, reports
+from models import Attempt, Image, Item, Job, Result, VehicleLicense, jobs, queue, reports
 from models.batches import create_batch
 from models.db import make_engine, make_sessions, transaction
 from tests.support.services import truncate
@@ -101,7 +101,8 @@ def test_registration_across_chunks_keeps_one_image_per_content_and_url(
         # one of them the earlier batch's row; one row for the URL; one per unreadable entry.
         assert s.scalar(select(func.count()).select_from(Image)) == 899 + 1 + 2
         seven = s.scalars(select(Image).where(Image.sha256 == f"{7:064x}")).one()
-        assert seven.source_uri == "/old/7.jpg"  # reused, not added again
+        first = s.scalars(select(Item.uri).where(Item.image_id == seven.id).order_by(Item.id))
+        assert first.first() == "/old/7.jpg"  # the earlier batch's image: not added again
         batch_jobs = s.scalars(select(Job).where(Job.batch_id == batch_id)).all()
         assert len(batch_jobs) == 2 * (899 + 1 + 2)
         assert len({(j.image_id, j.provider) for j in batch_jobs}) == len(batch_jobs)

@@ -85,10 +85,17 @@ def test_latest_plate_top_car_model_and_licences(sessions: sessionmaker[Session]
     later = {"aliyun_plate": _answer(PlateReading(0, "粤BP57E7", confidence=0.99))}
     _run(sessions, later, n_images=1, now=T0 + timedelta(hours=1))
 
-    plates = _rows(sessions, "SELECT source_uri, plate_no, provider FROM v_latest_plate ORDER BY 1")
+    plates = _rows(
+        sessions, "SELECT source_uri, plate_no, provider FROM v_latest_plate ORDER BY 1, 3, 2"
+    )
+    # The latest answer per image and provider, every plate of it: Tianapi's two plates of
+    # each image stay findable after Aliyun read the first image again.
     assert plates == [
         ("/a/0.jpg", "粤BP57E7", "aliyun_plate"),
+        ("/a/0.jpg", "粤B11111", "tianapi_plate"),
+        ("/a/0.jpg", "粤B22222", "tianapi_plate"),
         ("/a/1.jpg", "粤B11111", "tianapi_plate"),
+        ("/a/1.jpg", "粤B22222", "tianapi_plate"),
     ]
     cars = _rows(sessions, "SELECT name, year, color FROM v_top_car_model ORDER BY image_id")
     assert cars == [("奥迪A4L", "2017", "黄色")] * 2

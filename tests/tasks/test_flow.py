@@ -21,7 +21,7 @@ from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from models import Attempt, Job, VehicleLicense
+from models import Attempt, Item, Job, VehicleLicense
 from models.db import make_engine, make_sessions
 from tests.support.services import (
     CELERY_REDIS_URL,
@@ -71,9 +71,8 @@ def _statuses(url: str, folder: Path) -> dict[str, str]:
     engine = make_engine(url)
     try:
         with make_sessions(engine)() as s:
-            from models import Image as ImageRow
-
-            rows = s.execute(select(ImageRow.source_uri, Job.status).join(Job))
+            on = (Item.batch_id == Job.batch_id) & (Item.image_id == Job.image_id)
+            rows = s.execute(select(Item.uri, Job.status).join(Job, on))
             return {str(Path(uri).relative_to(folder.resolve())): st for uri, st in rows}
     finally:
         engine.dispose()

@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from models import Image, Job
+from models import Image, Item, Job
 from models.db import make_engine, make_sessions
 from tests.worker.imaging_corpus import CORPUS
 from worker.cli import app
@@ -38,8 +38,11 @@ def _jobs_by_sha() -> dict[str | None, tuple[str, str | None, str]]:
     engine = make_engine(get_settings().database_url)
     try:
         with make_sessions(engine)() as s:
+            on = (Item.batch_id == Job.batch_id) & (Item.image_id == Job.image_id)
             rows = s.execute(
-                select(Image.sha256, Job.status, Job.last_error_message, Image.source_uri).join(Job)
+                select(Image.sha256, Job.status, Job.last_error_message, Item.uri)
+                .join(Job, Job.image_id == Image.id)
+                .join(Item, on)
             )
             return {sha: (status, message, uri) for sha, status, message, uri in rows}
     finally:

@@ -43,10 +43,12 @@ def test_all_vendors_into_the_views(
             def rows(sql: str) -> list[tuple[Any, ...]]:
                 return [tuple(r) for r in conn.execute(text(sql))]
 
-            plates = rows("SELECT plate_no, provider FROM v_latest_plate")
-            assert len(plates) == 3
-            assert all(p and len(str(p)) >= 7 for p, _ in plates)
-            assert {prov for _, prov in plates} <= {"juhe_plate", "tianapi_plate", "aliyun_plate"}
+            plates = rows("SELECT plate_no, provider, image_id FROM v_latest_plate")
+            assert all(p and len(str(p)) >= 7 for p, _, _ in plates)
+            # The latest reading per image *and* plate provider: every vendor's plate is found.
+            plate_vendors = {"juhe_plate", "tianapi_plate", "aliyun_plate"}
+            assert {prov for _, prov, _ in plates} == plate_vendors
+            assert len({(image, prov) for _, prov, image in plates}) == 3 * len(plate_vendors)
             per_vendor = rows(
                 "SELECT provider, COUNT(DISTINCT image_id) FROM plate_readings GROUP BY provider"
             )

@@ -18,6 +18,7 @@ class Summary:
     blocked: list[ProviderState] = field(default_factory=list)  # providers with open circuits
     errors: list[reports.ErrorCount] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
+    reused: dict[str, int] = field(default_factory=dict)  # provider -> answers reused
     seconds: float = 0.0
 
     @property
@@ -61,6 +62,8 @@ def summary(db: Database, batch_id: int, *, detail: bool = True) -> Summary:
         if detail:
             result.errors = reports.common_errors(session, batch_id)
             result.invalid = reports.invalid_files(session, batch_id)
+            calls = reports.calls_by_provider(session, [batch_id])[batch_id]
+            result.reused = {p: c.reused for p, c in calls.items() if c.reused}
         return result
 
 

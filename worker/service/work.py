@@ -6,6 +6,7 @@ aiohttp session and limiter client.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,7 +16,11 @@ from celery import Celery
 from models import jobs
 from worker import pipeline, policy
 from worker.dispatch import dispatch_once, reconcile_once, sender
+from worker.errors import UsageError
 from worker.runtime import get_runtime
+from worker.service import producer
+
+log = logging.getLogger(__name__)
 
 
 def run_jobs(job_ids: list[int]) -> dict[str, int]:
@@ -59,6 +64,33 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
 
 def _before(claimed: jobs.ClaimedJob) -> policy.JobBefore:
     return policy.JobBefore(claimed.provider, claimed.attempts, claimed.retries)
+
+
+def submit_batch(
+    sources: list[str],
+    providers: list[str],
+    options: dict[str, str],
+    label: str | None,
+    idempotency_key: str | None,
+    force: bool,
+) -> int:
+    """Register a batch for a producer (the ``vrec.submit`` task); its id. Bad input is
+    logged and raised: the task fails visibly (in logs and Flower), nothing is created."""
+    rt = get_runtime()
+    try:
+        return producer.submit_with(
+            rt.db,
+            rt.settings,
+            sources,
+            providers,
+            options,
+            label=label,
+            idempotency_key=idempotency_key,
+            force=force,
+        )
+    except UsageError as exc:
+        log.error("vrec.submit refused (key %s): %s", idempotency_key, exc)
+        raise
 
 
 def dispatch_due(app: Celery) -> int:

@@ -10,11 +10,8 @@ each vendor's real path.
 from __future__ import annotations
 
 import secrets
-import typing
 
-from pydantic import SecretStr
-
-from worker.config import ProviderSettings, Settings
+from worker.config import Settings, secret_fields
 from worker.providers.registry import settings_models
 from worker.simulator.server import point_at
 
@@ -22,15 +19,6 @@ from worker.simulator.server import point_at
 def variable(provider: str, field: str) -> str:
     """The environment variable of one field of a provider's block."""
     return f"VREC_{provider.upper()}__{field.upper()}"
-
-
-def secret_fields(model: type[ProviderSettings]) -> list[str]:
-    """The fields of a settings block that hold a credential (``SecretStr``)."""
-    return [
-        name
-        for name, info in model.model_fields.items()
-        if SecretStr in (info.annotation, *typing.get_args(info.annotation))
-    ]
 
 
 def made_up_credentials() -> dict[str, str]:
