@@ -24,14 +24,13 @@ from typing import Any, TypeVar
 import aiohttp
 
 from worker import errors, http
-from worker.config import ProviderSettings, Settings, SimulatorSettings
+from worker.config import ProviderSettings, Settings, SimulatorSettings, secret_fields
 from worker.errors import JobError
 from worker.image_limits import PreparedImage
 from worker.providers.base import Provider, VendorAnswer, VendorRequest, VendorResponse
 from worker.providers.registry import provider_class, settings_models
 from worker.settings import build_settings
 from worker.simulator.directives import make_image
-from worker.simulator.environment import secret_fields
 from worker.simulator.server import Simulator, point_at, run_simulator
 
 Result = VendorAnswer | JobError

@@ -1,0 +1,185 @@
+"""Commands that create batches and follow them: ``run``, ``wait``, ``reprocess``."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from worker.cli.common import (
+    App,
+    ConcurrencyOpt,
+    DetachOpt,
+    ForceOpt,
+    JsonOpt,
+    LabelOpt,
+    OptionOpt,
+    ProviderOpt,
+    emit_json,
+    err,
+    fail,
+    parse_options,
+    split_list,
+)
+from worker.settings import get_settings
+
+if TYPE_CHECKING:
+    from models.db import Database
+
+EXIT_CIRCUIT_OPEN = 3
+
+
+def register(app: App) -> None:
+    app.command()(run)
+    app.command()(wait)
+    app.command()(reprocess)
+
+
+def run(
+    paths: Annotated[list[str], typer.Argument(help="files, folders, CSV manifests or URLs")],
+    provider: ProviderOpt,
+    option: OptionOpt = None,
+    label: LabelOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    concurrency: ConcurrencyOpt = 16,
+    detach: DetachOpt = False,
+) -> None:
+    """Register images, process them, and print a summary when every job is done."""
+    from worker.service.database import open_database
+    from worker.service.submit import submit
+
+    settings = get_settings()
+    options = parse_options(option)
+    if detach and settings.broker_url is None:
+        fail("--detach needs VREC_BROKER_URL (workers to do the work)")
+    with open_database(settings) as db:
+        batch_id = submit(db, settings, paths, provider, options, label=label, force=force)
+        _started(db, batch_id, as_json=as_json, detach=detach, concurrency=concurrency)
+
+
+def wait(
+    batch: Annotated[int, typer.Argument(help="batch id (from `vrec run --json` or batches)")],
+    as_json: JsonOpt = False,
+    concurrency: ConcurrencyOpt = 16,
+) -> None:
+    """Follow an existing batch to the end (e.g. after `vrec resume`), then summarise it."""
+    from worker.service.batches import get_batch
+    from worker.service.database import open_database
+
+    with open_database(get_settings()) as db:
+        with db.transaction() as session:
+            get_batch(session, batch)
+        _follow_and_report(db, batch, as_json=as_json, concurrency=concurrency)
+
+
+def reprocess(
+    to_provider: Annotated[
+        list[str],
+        typer.Option("-p", "--to-provider", help="provider to read the images with; repeatable"),
+    ],
+    query: Annotated[
+        str | None, typer.Option(help="one SELECT returning an image_id column (read-only)")
+    ] = None,
+    batch: Annotated[int | None, typer.Option(help="the images of this batch")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help="with --batch: only its jobs in these statuses")
+    ] = None,
+    of_provider: Annotated[
+        str | None, typer.Option("--provider", help="with --batch: only this provider's jobs")
+    ] = None,
+    option: OptionOpt = None,
+    label: LabelOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+    concurrency: ConcurrencyOpt = 16,
+    detach: DetachOpt = False,
+) -> None:
+    """A new batch over the images a SQL query (or another batch) names, then run it.
+
+    `-p` names the provider to read them with; with --batch, `--provider` and `--status`
+    choose which of that batch's jobs' images.
+    """
+    from worker.service.database import open_database
+    from worker.service.reprocess import batch_query
+    from worker.service.reprocess import reprocess as new_batch
+
+    settings = get_settings()
+    if (query is None) == (batch is None):
+        fail("give exactly one of --query SQL or --batch N")
+    if detach and settings.broker_url is None:
+        fail("--detach needs VREC_BROKER_URL (workers to do the work)")
+    with open_database(settings) as db:
+        sql = query
+        if batch is not None:
+            sql = batch_query(db, batch, statuses=split_list(status), provider=of_provider)
+        assert sql is not None
+        options = parse_options(option)
+        batch_id = new_batch(db, settings, sql, to_provider, options, label=label, force=force)
+        _started(db, batch_id, as_json=as_json, detach=detach, concurrency=concurrency)
+
+
+def _started(db: Database, batch_id: int, *, as_json: bool, detach: bool, concurrency: int) -> None:
+    """A new batch: print its id (detached), or follow it to the end."""
+    if detach:
+        if as_json:
+            emit_json({"batch_id": batch_id})
+        else:
+            sys.stdout.write(f"{batch_id}\n")
+        return
+    _follow_and_report(db, batch_id, as_json=as_json, concurrency=concurrency)
+
+
+def _follow_and_report(db: Database, batch_id: int, *, as_json: bool, concurrency: int) -> None:
+    """Dispatch and watch a batch (embedded worker if there is no broker); print its summary.
+
+    Exit code 3: a provider's circuit is open and its jobs stay pending.
+    """
+    from worker.render import print_summary, summary_json
+    from worker.service.follow import run_batch
+
+    with _Progress(as_json) as update:
+        result = run_batch(
+            get_settings(), db, batch_id, concurrency=concurrency, on_progress=update
+        )
+    if as_json:
+        emit_json(summary_json(result))
+    else:
+        print_summary(Console(), result)
+    if result.blocked:
+        raise typer.Exit(EXIT_CIRCUIT_OPEN)
+
+
+class _Progress:
+    """A rich progress bar fed with status counts (silent with --json)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self.task = self.bar.add_task("", total=None)
+
+    def __enter__(self) -> _Progress:
+        if not self.quiet:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+    def __call__(self, counts: dict[str, int]) -> None:
+        active = counts["pending"] + counts["queued"] + counts["running"]
+        total = sum(counts.values())
+        text = "  ".join(f"{k} {v}" for k, v in counts.items() if v)
+        self.bar.update(self.task, total=total, completed=total - active, description=text)

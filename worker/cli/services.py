@@ -1,0 +1,82 @@
+"""Commands that run vrec's processes and tools: ``worker``, ``beat``, ``simulator``,
+``db``, ``demo``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from worker.cli.common import App, err
+from worker.settings import get_settings
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def register(app: App) -> None:
+    app.command(context_settings=PASS_THROUGH)(worker)
+    app.command(context_settings=PASS_THROUGH)(beat)
+    app.command()(simulator)
+    app.command()(demo)
+    db_app = App(help="Database schema (Alembic).", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    db_app.command("downgrade")(db_downgrade)
+    app.add_typer(db_app, name="db")
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int, typer.Option(help="task threads sharing one event loop")] = 32,
+) -> None:
+    """Run a Celery worker (threads pool); extra arguments pass through to Celery."""
+    from worker.app import QUEUE
+    from worker.app import app as celery
+
+    # Threads, not prefork: tasks spend their time waiting on the vendor, and every thread
+    # of the process shares one event loop, one aiohttp session and one limiter client
+    # (worker/runtime.py). No -E: task events cost three broker messages per job; Flower
+    # switches them on by itself when it is watching.
+    argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", QUEUE]
+    celery.worker_main([*argv, *ctx.args])
+
+
+def beat(ctx: typer.Context) -> None:
+    """Run Celery beat: dispatches due jobs every 2 s and reconciles lost ones every 30 s."""
+    from worker.app import app as celery
+
+    celery.start(["beat", *ctx.args])
+
+
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from models import migrate
+
+    migrate.upgrade(get_settings().database_url, revision)
+    err.print(f"database at {revision}")
+
+
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (``base`` drops everything)."""
+    from models import migrate
+
+    migrate.downgrade(get_settings().database_url, revision)
+    err.print(f"database at {revision}")
+
+
+def simulator(
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one)")] = 8900,
+    host: Annotated[str, typer.Option(help="address to bind; loopback by default")] = "127.0.0.1",
+) -> None:
+    """Serve the five vendor simulators, accepting the credentials in VREC_<PROVIDER>__*."""
+    from worker.simulator.server import serve
+
+    serve(get_settings(), host=host, port=port)
+
+
+def demo(
+    workdir: Annotated[str, typer.Option(help="where images and the database go")] = ".demo",
+) -> None:
+    """Run sample images through every provider against the local simulator."""
+    from worker.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir))
