@@ -10,6 +10,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# Execution option of connections that only read (``conn.execution_options(read_only=True)``).
+READ_ONLY = "read_only"
+
 
 def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write locks.
@@ -17,6 +20,7 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
     SQLite transactions begin IMMEDIATE: a deferred transaction that reads and then writes
     fails at once with SQLITE_BUSY when another thread wrote in between, whatever the busy
     timeout; taking the write lock up front makes concurrent worker threads queue instead.
+    Connections marked :data:`READ_ONLY` begin deferred, so long reads block no writer.
     """
     sa_url = make_url(url)
     in_memory = sa_url.get_backend_name() == "sqlite" and sa_url.database in (None, "", ":memory:")
@@ -41,7 +45,10 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader (an export streaming a million rows) must not hold the write lock: in
+        # WAL mode a deferred transaction reads a snapshot while workers keep writing.
+        reading = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Engine, Select, func, select
 from sqlalchemy.orm import aliased
 
 from models.core import Image, Item, Job, Result
+from models.db import READ_ONLY
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
 
 CHUNK = 5000
@@ -103,7 +104,9 @@ def image_rows(engine: Engine, image_ids: Iterator[int]) -> Iterator[Row]:
 
 def _stream(engine: Engine, query: Select[*tuple[Any, ...]]) -> Iterator[Row]:
     with engine.connect() as rows_conn, engine.connect() as readings_conn:
-        result = rows_conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+        readings_conn = readings_conn.execution_options(**{READ_ONLY: True})
+        streaming = rows_conn.execution_options(stream_results=True, yield_per=CHUNK)
+        result = streaming.execution_options(**{READ_ONLY: True}).execute(query)
         for part in result.partitions():
             yield from _with_readings(readings_conn, part)
 
@@ -140,25 +143,26 @@ def _readings(conn: Any, result_ids: list[int]) -> dict[int, Row]:
     )
     for result_id, read_at, warnings in answers:
         fields[result_id] = {"read_at": read_at, "warnings": ";".join(map(str, warnings or []))}
+    plate_rows = PlateReadingRow.__table__
     plates = conn.execute(
-        select(PlateReadingRow)
-        .where(PlateReadingRow.result_id.in_(result_ids))
-        .order_by(PlateReadingRow.result_id, PlateReadingRow.position)
-    ).scalars()
+        select(plate_rows)
+        .where(plate_rows.c.result_id.in_(result_ids))
+        .order_by(plate_rows.c.result_id, plate_rows.c.position)
+    )
     for plate in plates:
         _add_plate(fields[plate.result_id], plate)
+    page_rows = VehicleLicense.__table__
     pages = conn.execute(
-        select(VehicleLicense)
-        .where(VehicleLicense.result_id.in_(result_ids))
-        .order_by(VehicleLicense.result_id, VehicleLicense.side.desc())  # FRONT before BACK
-    ).scalars()
+        select(page_rows)
+        .where(page_rows.c.result_id.in_(result_ids))
+        .order_by(page_rows.c.result_id, page_rows.c.side.desc())  # FRONT before BACK
+    )
     for page in pages:
         _add_page(fields[page.result_id], page)
+    car_rows = CarModelCandidateRow.__table__
     cars = conn.execute(
-        select(CarModelCandidateRow).where(
-            CarModelCandidateRow.result_id.in_(result_ids), CarModelCandidateRow.rank == 1
-        )
-    ).scalars()
+        select(car_rows).where(car_rows.c.result_id.in_(result_ids), car_rows.c.rank == 1)
+    )
     for car in cars:
         fields[car.result_id].update(
             car_name=car.name, car_year=car.year, car_score=car.score, car_color=car.color
@@ -166,14 +170,14 @@ def _readings(conn: Any, result_ids: list[int]) -> dict[int, Row]:
     return fields
 
 
-def _add_plate(row: Row, plate: PlateReadingRow) -> None:
+def _add_plate(row: Row, plate: Any) -> None:
     if "plate_no" not in row:
         row.update(plate_no=plate.plate_no, plate_color=plate.color)
         row["plate_confidence"] = plate.confidence
     row["plates"] = ";".join(p for p in (row.get("plates"), plate.plate_no) if p)
 
 
-def _add_page(row: Row, page: VehicleLicense) -> None:
+def _add_page(row: Row, page: Any) -> None:
     """A licence page's fields; the front page's win where both sides have one."""
     values: dict[str, str | date | None] = {
         "plate_no": page.plate_no,

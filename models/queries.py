@@ -9,6 +9,7 @@ says about a query it refused is passed on as it said it, in one line.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,10 +67,13 @@ def _read_only_cursor(engine: Engine) -> Iterator[Any]:
         try:
             yield cursor
         finally:
-            cursor.close()
+            # The rollback ends the read-only transaction (a server-side cursor with it,
+            # also after a failed statement); closing the cursor then has nothing to say.
+            raw.rollback()
+            with contextlib.suppress(Exception):
+                cursor.close()
     finally:
         try:
-            raw.rollback()
             if engine.dialect.name == "sqlite":
                 _run(raw, "PRAGMA query_only = OFF")
         finally:

@@ -20,6 +20,7 @@ Create Date: 2026-12-01
   answers index, so a filter on an indexed column reaches the index.
 """
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -122,6 +123,9 @@ def _views_of(revision_id: str) -> dict[str, str]:
 
 
 def _options_key(options: object) -> str:
+    """models.batches.options_key of a job's stored options (JSON text on SQLite)."""
+    if isinstance(options, str):
+        options = json.loads(options or "{}")
     if not isinstance(options, dict):
         return ""
     return "&".join(f"{k}={options[k]}" for k in sorted(options))

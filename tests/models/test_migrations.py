@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 import models
 from models import migrate
@@ -64,3 +64,56 @@ def test_vrec_db_upgrade_uses_the_settings_url(
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert _tables(empty_url) == set(models.Base.metadata.tables)
+
+
+def test_0003_carries_existing_batches_over_and_back(empty_url: str) -> None:
+    """A database at 0002 with a finished batch: upgrading keeps its data (one item per
+    image, the options keyed, the answer as attempt 1), downgrading restores 0002's shape."""
+    migrate.upgrade(empty_url, "0002")
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO batches (id, label, sources, created_at) "
+                    "VALUES (1, 'old', '[]', '2026-11-01 08:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO images (id, sha256, source_uri, created_at) "
+                    "VALUES (1, :sha, '/data/a.jpg', '2026-11-01 08:00:00')"
+                ),
+                {"sha": "a" * 64},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, batch_id, image_id, provider, options, status, "
+                    "attempts, retries, created_at, updated_at) VALUES (1, 1, 1, "
+                    "'tencent_vehicle_license', '{\"card_side\": \"BACK\"}', 'succeeded', "
+                    "1, 0, '2026-11-01 08:00:00', '2026-11-01 08:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO results (id, job_id, image_id, provider, outcome, raw, "
+                    "warnings, created_at) VALUES (1, 1, 1, 'tencent_vehicle_license', "
+                    "'succeeded', '{}', '[]', '2026-11-01 08:00:00')"
+                )
+            )
+        migrate.upgrade(empty_url)
+        with engine.connect() as conn:
+            items = conn.execute(text("SELECT batch_id, image_id, uri FROM items")).all()
+            assert [tuple(i) for i in items] == [(1, 1, "/data/a.jpg")]
+            key = conn.execute(text("SELECT options_key FROM jobs")).scalar()
+            assert key == "card_side=BACK"
+            assert conn.execute(text("SELECT attempt FROM results")).scalar() == 1
+            assert conn.execute(text("SELECT COUNT(*) FROM v_batch_calls")).scalar() == 1
+        migrate.downgrade(empty_url, "0002")
+        with engine.connect() as conn:
+            uri = conn.execute(text("SELECT source_uri FROM images")).scalar()
+            assert uri == "/data/a.jpg"
+            assert conn.execute(text("SELECT COUNT(*) FROM results")).scalar() == 1
+            assert conn.execute(text("SELECT COUNT(*) FROM v_latest_plate")).scalar() == 0
+    finally:
+        engine.dispose()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 import uuid
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -43,3 +46,11 @@ def truncate(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+def simulator_stats(env: dict[str, str], provider: str) -> dict[str, Any]:
+    """The simulator's own figures for ``provider`` (calls it received), read over HTTP."""
+    base = env[f"VREC_{provider.upper()}__BASE_URL"].split("/", 3)[:3]
+    with urllib.request.urlopen("/".join(base) + "/__sim/stats", timeout=10) as answer:  # noqa: S310 - loopback
+        stats: dict[str, Any] = json.load(answer)[provider]
+    return stats

@@ -6,15 +6,20 @@ transitions with worker.policy; these wrap the same calls for a single job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import jobs, reports
+from models.core import Job
+from models.db import Database
 from worker import policy
 from worker.config import Settings
-from worker.jobrun import JobRun
+from worker.errors import Outcome
+from worker.jobrun import CallFacts, JobRun
+from worker.providers.base import PlateReading, VendorAnswer
 from worker.settings import build_settings
 from worker.sources import Source, SourceFacts
 
@@ -77,3 +82,35 @@ def finish_one(
 def status_counts(session: Session, batch_id: int | None = None) -> dict[str, int]:
     """status -> jobs (every status, zeros included), for one batch or all."""
     return reports.totals(reports.counts_by_provider(session, batch_id))
+
+
+def plate_answer(plate: str, now: datetime) -> JobRun:
+    """A billed success that read ``plate``, as a vendor call returns it."""
+    reading = PlateReading(0, plate, "blue", confidence=0.9)
+    answer = VendorAnswer(Outcome.SUCCEEDED, {"plate": plate}, [reading], billed=True)
+    return JobRun(answer=answer, call=CallFacts(now, 10.0, 200, None, "r", True))
+
+
+def answer_batch(
+    db: Database,
+    batch_id: int,
+    run_for: Callable[[jobs.ClaimedJob], JobRun],
+    *,
+    now: datetime,
+    settings: Settings | None = None,
+) -> dict[str, int]:
+    """Claim every due job of the batch and finish each with ``run_for(job)``, as workers
+    would; status -> jobs written."""
+    with db.transaction() as session:
+        ids = list(
+            session.scalars(select(Job.id).where(Job.batch_id == batch_id, Job.status == "pending"))
+        )
+        claimed = jobs.claim_many(session, ids, owner="test", now=now, lease_seconds=60)
+    with db.transaction() as session:
+        written = finish_chunk(
+            session, [(c, run_for(c)) for c in claimed], settings=settings, now=now
+        )
+    counts: dict[str, int] = {}
+    for status in written:
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts

@@ -7,16 +7,11 @@ Shared: PostgreSQL, Redis as broker and limiter, and a separate `vrec worker` pr
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -24,8 +19,6 @@ from typer.testing import CliRunner
 from models import Attempt, Item, Job, VehicleLicense
 from models.db import make_engine, make_sessions
 from tests.support.services import (
-    CELERY_REDIS_URL,
-    REDIS_URL,
     create_database,
     drop_database,
     truncate,
@@ -177,41 +170,6 @@ def test_a_shared_database_without_tables_is_refused(
         assert "no vrec tables: run `vrec db upgrade`" in result.output
     finally:
         drop_database(url)
-
-
-@pytest.fixture
-def redis_broker(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[str]:
-    client = redis.Redis.from_url(CELERY_REDIS_URL)
-    client.flushdb()  # this DB is the tests' own broker
-    monkeypatch.setenv("VREC_BROKER_URL", CELERY_REDIS_URL)
-    monkeypatch.setenv("VREC_REDIS_URL", REDIS_URL)
-    monkeypatch.setenv("VREC_DATABASE_URL", postgres_url)
-    get_settings.cache_clear()
-    yield CELERY_REDIS_URL
-    client.close()
-
-
-@pytest.fixture
-def worker_process(
-    redis_broker: str, vendor_env: dict[str, str]
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `vrec worker` process consuming from Redis."""
-    env = {k: v for k, v in os.environ.items()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "worker", "--concurrency", "8", "--loglevel", "WARNING"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
 
 
 def test_postgres_redis_with_a_separate_worker(

@@ -48,7 +48,7 @@ def batches(
     from worker.service.batches import list_batches
     from worker.service.database import open_database
 
-    with open_database(get_settings(), migrate_embedded=False) as db:
+    with open_database(get_settings()) as db:
         found = list_batches(db, since=local_time(since), label=label, key=key, limit=limit)
     if as_json:
         emit_json(batches_json(found))
@@ -68,7 +68,7 @@ def status(
     from worker.service.status import queue_status
 
     settings = get_settings()
-    with open_database(settings, migrate_embedded=False) as db:
+    with open_database(settings) as db:
         if batch is None:
             queue = queue_status(db)
             emit_json(status_json(queue)) if as_json else print_status(out, queue)
@@ -94,7 +94,7 @@ def retry(
     from worker.service.database import open_database
 
     statuses = split_list(status) or list(DEFAULT_RETRY)
-    with open_database(get_settings(), migrate_embedded=False) as db:
+    with open_database(get_settings()) as db:
         n = retry_jobs(db, batch, statuses=statuses, provider=provider, code=code)
     if as_json:
         emit_json({"batch_id": batch, "retried": n})
@@ -112,7 +112,7 @@ def cancel(
     from worker.service.batches import cancel as cancel_jobs
     from worker.service.database import open_database
 
-    with open_database(get_settings(), migrate_embedded=False) as db:
+    with open_database(get_settings()) as db:
         n = cancel_jobs(db, batch)
     if as_json:
         emit_json({"batch_id": batch, "cancelled": n})
@@ -144,7 +144,7 @@ def export(
         fail("give exactly one of BATCH or --query SQL")
     if fmt not in ("csv", "jsonl"):
         fail(f"--format must be csv or jsonl, not {fmt!r}")
-    with open_database(get_settings(), migrate_embedded=False) as db:
+    with open_database(get_settings()) as db:
         found = rows(db, batch_id=batch, sql=query)
         first = next(found, None)  # a bad query fails here, before a file is created
         every = chain([first], found) if first is not None else found
@@ -172,7 +172,7 @@ def prune(
 
     moment = local_time(before)
     assert moment is not None
-    with open_database(get_settings(), migrate_embedded=False) as db:
+    with open_database(get_settings()) as db:
         pruned = prune_batches(db, before=moment, dry_run=dry_run)
     if as_json:
         emit_json(pruned_json(pruned, dry_run=dry_run))
@@ -187,7 +187,7 @@ def providers(as_json: JsonOpt = False) -> None:
     from worker.service.providers import providers as setups
 
     settings = get_settings()
-    with open_database(settings, migrate_embedded=False) as db:
+    with open_database(settings) as db:
         found = setups(db, settings)
     emit_json(providers_json(found)) if as_json else print_providers(out, found)
 
@@ -201,6 +201,6 @@ def resume(
     from worker.service.status import resume as close_circuit
 
     provider_class(provider)  # an unknown name is an error, not "was not open"
-    with open_database(get_settings(), migrate_embedded=False) as db:
+    with open_database(get_settings()) as db:
         closed = close_circuit(db, provider)
     err.print(f"{provider}: " + ("circuit closed" if closed else "circuit was not open"))
