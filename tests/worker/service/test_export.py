@@ -20,7 +20,7 @@ from tests.support.storage import answer_batch, plate_answer
 from worker.config import Settings
 from worker.errors import InvalidImage, Outcome
 from worker.jobrun import CallFacts, JobRun
-from worker.providers.base import PlateReading, VehicleLicenseReading, VendorAnswer
+from worker.providers.base import PlateReading, Reading, VehicleLicenseReading, VendorAnswer
 from worker.service import export
 from worker.service.submit import submit
 
@@ -34,7 +34,7 @@ def _exported(db: Database, fmt: str, **where: object) -> str:
 
 
 def _licence(job: object) -> JobRun:
-    pages = [
+    pages: list[Reading] = [
         VehicleLicenseReading(
             "FRONT",
             "沪AA1234",
@@ -58,7 +58,10 @@ def test_one_row_per_file_and_provider_with_typed_fields(
             return _licence(job)
         if job.image_id % 2:  # type: ignore[attr-defined]
             return JobRun(error=InvalidImage("truncated JPEG", provider="tianapi_plate"))
-        plates = [PlateReading(0, '=HYPERLINK("http://x")', "blue"), PlateReading(1, "粤B2")]
+        plates: list[Reading] = [
+            PlateReading(0, '=HYPERLINK("http://x")', "blue"),
+            PlateReading(1, "粤B2"),
+        ]
         answer = VendorAnswer(Outcome.SUCCEEDED, {}, plates, billed=True)
         return JobRun(answer=answer, call=CallFacts(NOW, 1.0, 200, None, None, True))
 
