@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, insert, literal, select
+from sqlalchemy import Connection, Select, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from models import reuse
 from models.base import JSONType, UTCDateTime
 from models.core import Batch, Image, Item, Job
+from models.staging import staged_ids
 from worker.lifecycle import JobStatus
 from worker.sources import Source
 
@@ -96,33 +97,30 @@ def create_batch_from_images(
     sources: list[str] | None = None,
     reuse_max_age: timedelta | None = None,
     now: datetime | None = None,
-    chunk: int = 5000,
 ) -> Batch:
-    """A batch over images already known (``vrec reprocess``): one item per image, at the
-    file or URL that last held it, and one job per image x provider. Set-based, a chunk of
-    ids per statement: a million images are never loaded, only their ids streamed."""
+    """A batch over images already known (``vrec reprocess``): one item per image (however
+    often ``image_ids`` names it), at the file or URL that last held it, and one job per
+    image x provider. The ids are streamed into a temporary table and everything else is
+    one set-based statement each: a million images are never loaded."""
     batch = Batch(label=label, sources=sources or [])
     if now is not None:
         batch.created_at = now
     session.add(batch)
     session.flush()
     conn = session.connection()
-    ids = iter(image_ids)
-    while ids_chunk := list(dict.fromkeys(islice(ids, chunk))):
-        _items_of_images(conn, batch, ids_chunk)
-        new_jobs: list[int] = []
-        for provider, job_options in options.items():
-            new_jobs += _jobs_of_items(conn, batch, ids_chunk, provider, job_options)
-        if reuse_max_age is not None and new_jobs:
-            reuse.reuse_answers(conn, new_jobs, batch.created_at, reuse_max_age)
+    with staged_ids(conn, image_ids) as staged:
+        _items_of_images(conn, batch, select(staged.c.id))
+    for provider, job_options in options.items():
+        _jobs_of_items(conn, batch, provider, job_options)
+    if reuse_max_age is not None:
+        reuse.reuse_batch(conn, batch.id, batch.created_at, reuse_max_age)
     return batch
 
 
-def _items_of_images(conn: Connection, batch: Batch, image_ids: list[int]) -> None:
-    """An item of ``batch`` for each of ``image_ids`` it has none for yet, at the image's
-    latest known file or URL."""
+def _items_of_images(conn: Connection, batch: Batch, image_ids: Select[tuple[int]]) -> None:
+    """An item of ``batch`` for each image ``image_ids`` selects, at the image's latest
+    known file or URL."""
     held = aliased(Item)
-    mine = aliased(Item)
     latest_uri = (
         select(held.uri)
         .where(held.image_id == Image.id)
@@ -135,21 +133,14 @@ def _items_of_images(conn: Connection, batch: Batch, image_ids: list[int]) -> No
         Image.id,
         func.coalesce(latest_uri, ""),
         literal(batch.created_at, UTCDateTime),
-    ).where(
-        Image.id.in_(image_ids),
-        ~exists().where(mine.batch_id == batch.id, mine.image_id == Image.id),
-    )
+    ).where(Image.id.in_(image_ids))
     conn.execute(insert(Item).from_select(["batch_id", "image_id", "uri", "created_at"], rows))
 
 
 def _jobs_of_items(
-    conn: Connection,
-    batch: Batch,
-    image_ids: list[int],
-    provider: str,
-    options: Mapping[str, str],
-) -> list[int]:
-    """One pending job of ``provider`` per image of ``image_ids`` in ``batch``; their ids."""
+    conn: Connection, batch: Batch, provider: str, options: Mapping[str, str]
+) -> None:
+    """One pending job of ``provider`` per image of ``batch``'s items."""
     when = literal(batch.created_at, UTCDateTime)
     rows = select(
         literal(batch.id),
@@ -162,7 +153,7 @@ def _jobs_of_items(
         literal(0),
         when,
         when,
-    ).where(Item.batch_id == batch.id, Item.image_id.in_(image_ids))
+    ).where(Item.batch_id == batch.id)
     columns = [
         "batch_id",
         "image_id",
@@ -175,8 +166,7 @@ def _jobs_of_items(
         "created_at",
         "updated_at",
     ]
-    inserted = conn.execute(insert(Job).from_select(columns, rows).returning(Job.id))
-    return list(inserted.scalars())
+    conn.execute(insert(Job).from_select(columns, rows))
 
 
 def _image_key(entry: Source, serial: int) -> ImageKey:

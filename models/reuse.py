@@ -90,6 +90,44 @@ def reuse_answers(
     return len(pairs)
 
 
+def reuse_batch(
+    conn: Connection, batch_id: int, now: datetime, max_age: timedelta, chunk: int = 10_000
+) -> int:
+    """:func:`reuse_answers` for every pending job of a batch, a chunk of job ids at a time;
+    how many reused. Providers with no answer young enough anywhere are skipped without
+    looking at their jobs (a reprocess with a provider not used yet for these images)."""
+    cutoff = now - max_age
+    providers = list(conn.scalars(select(Job.provider).where(Job.batch_id == batch_id).distinct()))
+    answering = [
+        p
+        for p in providers
+        if conn.scalar(
+            select(Result.id).where(Result.provider == p, Result.created_at >= cutoff).limit(1)
+        )
+        is not None
+    ]
+    reused, last = 0, 0
+    while answering:
+        ids = list(
+            conn.scalars(
+                select(Job.id)
+                .where(
+                    Job.batch_id == batch_id,
+                    Job.status == JobStatus.PENDING,
+                    Job.provider.in_(answering),
+                    Job.id > last,
+                )
+                .order_by(Job.id)
+                .limit(chunk)
+            )
+        )
+        if not ids:
+            break
+        reused += reuse_answers(conn, ids, now, max_age)
+        last = ids[-1]
+    return reused
+
+
 def _copy_results(conn: Connection, pairs: Sequence[tuple[int, int]]) -> None:
     copied = select(
         bindparam("b_job"),

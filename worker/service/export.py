@@ -21,6 +21,7 @@ from worker.service.batches import get_batch
 
 Format = Literal["csv", "jsonl"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_CHARS = "".join(FORMULA_STARTS)
 
 
 def inert(value: object) -> object:
@@ -33,8 +34,9 @@ def inert(value: object) -> object:
 
 def rows(
     db: Database, *, batch_id: int | None = None, sql: str | None = None
-) -> Iterator[dict[str, object]]:
-    """The export rows of a batch, or of the images a read-only query names."""
+) -> Iterator[tuple[object, ...]]:
+    """The export rows (:data:`COLUMNS`) of a batch, or of the images a read-only query
+    names."""
     if batch_id is not None:
         with db.transaction() as session:
             get_batch(session, batch_id)
@@ -43,8 +45,11 @@ def rows(
     return rows_of.image_rows(db.engine, image_ids(db.engine, sql))
 
 
+COLUMNS = rows_of.COLUMNS
+
+
 def write(
-    out: IO[str], found: Iterator[dict[str, object]], fmt: Format, *, bom: bool = False
+    out: IO[str], found: Iterator[tuple[object, ...]], fmt: Format, *, bom: bool = False
 ) -> int:
     """Write ``found`` to ``out`` as ``fmt``; how many rows."""
     n = 0
@@ -52,13 +57,16 @@ def write(
         if bom:
             out.write("\ufeff")
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(rows_of.COLUMNS)
+        writer.writerow(COLUMNS)
         for row in found:
-            writer.writerow([inert(rows_of.plain(row[c])) for c in rows_of.COLUMNS])
+            # inert() inlined: this runs once per cell of a million rows.
+            writer.writerow(
+                ["'" + v if type(v) is str and v and v[0] in FORMULA_CHARS else v for v in row]
+            )
             n += 1
         return n
     for row in found:
-        plain = {c: rows_of.plain(row[c]) for c in rows_of.COLUMNS}
-        out.write(json.dumps(plain, ensure_ascii=False) + "\n")
+        out.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False, default=str))
+        out.write("\n")
         n += 1
     return n
