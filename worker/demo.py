@@ -25,12 +25,10 @@ from worker.simulator.samples import write_demo_set
 from worker.simulator.server import SimulatorThread
 
 QUERIES = {
-    "plates read by each plate vendor": (
-        "SELECT i.source_uri, p.provider, p.plate_no, p.color, p.confidence"
-        " FROM plate_readings p JOIN images i ON i.id = p.image_id"
-        " ORDER BY i.source_uri, p.provider LIMIT 9"
+    "latest plate per file and plate vendor": (
+        "SELECT source_uri, provider, plate_no, color, confidence, reused FROM v_latest_plate"
+        " ORDER BY source_uri, provider LIMIT 12"
     ),
-    "latest plate per image": "SELECT source_uri, plate_no, provider FROM v_latest_plate",
     "vehicle licences": "SELECT plate_no, vin, owner, side, source_uri FROM v_vehicle_licenses",
     "top car model per image": "SELECT source_uri, name, year, score, color FROM v_top_car_model",
     "failures by provider and code": "SELECT * FROM v_failures ORDER BY provider, jobs DESC",
@@ -58,17 +56,30 @@ def run_demo(workdir: str = ".demo") -> int:
         for name, description in what.items():
             table.add_row(name, description)
         console.print(table)
-        providers = [arg for name in names() for arg in ("--provider", name)]
-        console.print(f"[bold]$ vrec run {images} {' '.join(providers)} --label demo[/bold]")
-        code = subprocess.call(
-            [sys.executable, "-m", "worker", "run", str(images), *providers, "--label", "demo"],
-            env=env,
-        )
+        providers = [arg for name in names() for arg in ("-p", name)]
+        code = _vrec(console, env, "run", str(images), *providers, "--label", "demo")
+        if code in (0, 3):
+            # The same folder again, with one more copy of a photo: every answer is reused.
+            shutil.copyfile(images / "car-1.jpg", images / "car-1-copy.jpg")
+            console.print("\n[bold]Again, with a copy of car-1.jpg: nothing is billed twice[/bold]")
+            code = _vrec(
+                console, env, "run", str(images), "-p", "tianapi_plate", "--label", "again"
+            )
+        if code in (0, 3):
+            export = root / "demo-batch.csv"
+            code = _vrec(console, env, "export", "1", "--format", "csv", "-o", str(export))
+            console.print(f"export of batch 1 (one row per file and provider): {export}")
     if code not in (0, 3):
-        console.print(f"[red]vrec run exited with {code}[/red]")
+        console.print(f"[red]vrec exited with {code}[/red]")
         return code
     _show_queries(console, db)
     return 0
+
+
+def _vrec(console: Console, env: dict[str, str], *args: str) -> int:
+    """Show and run one ``vrec`` command in a child process; its exit code."""
+    console.print(f"[bold]$ vrec {' '.join(args)}[/bold]")
+    return subprocess.call([sys.executable, "-m", "worker", *args], env=env)
 
 
 def _show_queries(console: Console, db: Path) -> None:
