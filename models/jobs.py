@@ -278,6 +278,7 @@ def open_circuit(session: Session, circuit: CircuitOpening) -> None:
     state.circuit_open_until = circuit.until
     state.error_code = circuit.code
     state.error_message = circuit.message
+    state.credential_id = circuit.credential_id
     session.flush()
 
 

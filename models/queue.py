@@ -3,7 +3,7 @@ which come back to ``pending`` because their message or worker was lost."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -102,6 +102,62 @@ def reconcile(session: Session, now: datetime, *, queued_timeout: float) -> int:
         .returning(Job.id)
     ).all()
     return len(expired) + len(stale)
+
+
+def close_stale_circuits(session: Session, credentials: Mapping[str, str], now: datetime) -> int:
+    """Close the open circuits that a different credential opened than the one each provider
+    has now (``credentials``: provider -> credential id); how many. The vendor refused the
+    old credential, not this one."""
+    closed = 0
+    for provider, credential in credentials.items():
+        result = session.connection().execute(
+            update(ProviderState)
+            .where(
+                ProviderState.provider == provider,
+                ProviderState.circuit_open_until > now,
+                ProviderState.credential_id.is_not(None),
+                ProviderState.credential_id != credential,
+            )
+            .values(circuit_open_until=None, updated_at=now)
+        )
+        closed += int(result.rowcount or 0)
+    return closed
+
+
+def release_leases(session: Session, owner_prefix: str, now: datetime) -> int:
+    """Hand back to pending the running jobs whose lease a stopping process holds (owners
+    starting with ``owner_prefix``); how many. Without this they would wait for the lease
+    to expire (``VREC_LEASE_SECONDS``) before anyone ran them again."""
+    result = session.connection().execute(
+        update(Job)
+        .where(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_owner.startswith(owner_prefix, autoescape=True),
+        )
+        .values(status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def unqueue_jobs(session: Session, job_ids: list[int], now: datetime) -> int:
+    """Return these queued jobs to pending (their message was never sent); how many."""
+    result = session.connection().execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def unqueue(session: Session, now: datetime) -> int:
+    """Return every queued job to pending; how many. For an embedded worker stopping: its
+    messages lived in this process's memory and are gone with it."""
+    result = session.connection().execute(
+        update(Job)
+        .where(Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
+    )
+    return int(result.rowcount or 0)
 
 
 def reset_circuit(session: Session, provider: str) -> bool:

@@ -165,6 +165,14 @@ def batches(
     return list(session.scalars(query))
 
 
+def batch_span(session: Session, batch_id: int) -> tuple[datetime, datetime | None]:
+    """When the batch was created, and when its last job finished (None: none yet)."""
+    created = session.scalar(select(Batch.created_at).where(Batch.id == batch_id))
+    assert created is not None, f"no batch {batch_id}"
+    last = session.scalar(select(func.max(Job.finished_at)).where(Job.batch_id == batch_id))
+    return created, last
+
+
 def finished_since(session: Session, batch_id: int, since: datetime) -> dict[str, int]:
     """provider -> the batch's jobs that reached a terminal status since ``since``."""
     rows = session.execute(

@@ -20,7 +20,7 @@ from celery.signals import (
 )
 
 from worker.config import Settings
-from worker.runtime import get_runtime, shutdown_runtime
+from worker.runtime import current_runtime, get_runtime, shutdown_runtime
 from worker.settings import get_settings
 
 QUEUE = "vrec"
@@ -103,4 +103,11 @@ def _build_runtime_for_threads(sender: Any = None, **_: Any) -> None:
 @worker_process_shutdown.connect
 @worker_shutdown.connect
 def _close_runtime(**_: Any) -> None:
-    shutdown_runtime()
+    # A warm shutdown lets running tasks finish; whatever still holds a lease (a task cut
+    # short) goes back to pending now, not when its lease expires.
+    runtime = current_runtime()
+    try:
+        if runtime is not None:
+            runtime.release_leases()
+    finally:
+        shutdown_runtime()

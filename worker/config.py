@@ -96,7 +96,11 @@ class Settings(BaseSettings):
     limiter_margin: float = Field(default=0.03, ge=0, le=0.5)
 
     # Untrusted input.
-    fetch_max_bytes: int = Field(default=20_000_000, gt=0)
+    # The most bytes a source may have, file or URL (a larger one is refused, not read).
+    source_max_bytes: int = Field(default=20_000_000, gt=0)
+    # Roots that links in a folder and paths in a manifest may lead into, beyond the folder
+    # or the manifest's folder given (e.g. ["/data/photos"]); none by default.
+    source_roots: list[str] = Field(default_factory=list)
     fetch_timeout_seconds: float = Field(default=15.0, gt=0)
     fetch_max_redirects: int = Field(default=3, ge=0)
     fetch_allow_networks: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.0/8"]

@@ -5,6 +5,10 @@ broker never holds a million messages and a job's retry waits in the database ra
 than in a Celery ETA. Jobs are marked ``queued`` before their message is sent; if the
 sender dies in between, the reconciler returns them to ``pending``.
 
+A send that fails (the broker down or restarting) returns the jobs it would have carried
+to pending at once and raises :class:`~worker.errors.BrokerUnavailable`: kombu's and
+Redis's errors of sending are translated here.
+
 Messages carry job ids only, in chunks (:func:`chunk`): a chunk's jobs are claimed and
 finished in one transaction each and their vendor calls run concurrently on the worker's
 event loop, so Celery's per-message cost and the database's per-commit cost are shared
@@ -18,15 +22,20 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from models import queue
 from models.db import Database
 from worker.app import QUEUE
 from worker.config import Settings
+from worker.errors import BrokerUnavailable
 from worker.providers.base import rate_of
 from worker.providers.registry import get_provider, names
 
 TASK = "vrec.process_jobs"
+# What sending to the broker raises when it is down or gone (kombu wraps most of it).
+BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
 
 MIN_WINDOW = 20
 CHUNK_PER_RATE = 20.0  # requests/s per job id in a message; see chunk()
@@ -72,16 +81,32 @@ def dispatch_once(db: Database, send: Send, settings: Settings, now: datetime | 
     """
     now = now or datetime.now(UTC)
     with db.transaction() as session:
+        credentials = {name: get_provider(name, settings).credential_id() for name in names()}
+        queue.close_stale_circuits(session, credentials, now)
         plan: list[tuple[list[int], int]] = []
         for provider in queue.providers_due(session, now, names()):
             rate = rate_of(get_provider(provider, settings))
             room = window(rate, settings) - queue.in_flight(session, provider)
             ids = queue.mark_queued(session, provider, room, now)
             plan.append((ids, chunk(rate, settings)))
-    for ids, size in plan:  # one provider's jobs at a time, so chunks don't mix providers
-        if ids:
+    for i, (ids, size) in enumerate(plan):  # a provider at a time: chunks don't mix them
+        if not ids:
+            continue
+        try:
             send(ids, size)
+        except BROKER_ERRORS as exc:
+            # Jobs are queued only for messages actually sent: the rest go back at once
+            # rather than waiting out VREC_QUEUED_TIMEOUT_SECONDS.
+            unsent = [job for later, _ in plan[i:] for job in later]
+            with db.transaction() as session:
+                queue.unqueue_jobs(session, unsent, now)
+            raise BrokerUnavailable(f"the broker did not take a message: {_reason(exc)}") from exc
     return sum(len(ids) for ids, _ in plan)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}" + (f": {text}" if text else "")
 
 
 def reconcile_once(db: Database, settings: Settings, now: datetime | None = None) -> int:

@@ -5,9 +5,12 @@
     VrecError                       base; never raised itself
     ├── UsageError                  what was asked can't be done as asked (exit code 2)
     │   ├── ConfigError             settings missing or wrong (no credentials, unknown provider)
-    │   │   └── SchemaNotReady      the database has no vrec tables, or older ones
+    │   │   ├── SettingsInvalid     a VREC_ variable that does not parse (named, with expectation)
+    │   │   ├── SchemaNotReady      the database has no vrec tables, or older ones
+    │   │   └── Unreachable         the database, broker or Redis does not answer
     │   ├── NotFound                an unknown batch, schedule, status or vendor code
     │   └── BadQuery                a SQL query refused, or failed (the database's message)
+    ├── BrokerUnavailable           the broker did not take a message: its jobs stay pending
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
     └── JobError                    one job failed; carries outcome/retryable/context
@@ -21,7 +24,8 @@
         │   ├── ServerError         HTTP 5xx or a vendor "internal error" / maintenance code
         │   └── BadResponse         an answer we can't parse (not JSON, wrong shape)
         └── ProviderUnavailable     outcome provider_unavailable: credentials/account wrong;
-                                    open the provider's circuit, keep its jobs pending
+            │                       open the provider's circuit, keep its jobs pending
+            └── NotConfigured       no credentials on this worker: jobs wait, no circuit
 
 Every :class:`JobError` carries ``provider``, ``job_id``, ``vendor_code``, ``http_status``,
 ``request_id``, ``retry_after`` and ``billed`` so the task that records it, and the
@@ -34,7 +38,13 @@ Library errors are translated into this tree at named boundaries only, always
 * :mod:`worker.fetch`: aiohttp, DNS and socket errors of fetching a URL source (and
   anything unexpected there, as :class:`InvalidImage` naming its type);
 * :mod:`worker.ratelimit.shared`: Redis and socket errors of the shared limiter;
-* :mod:`worker.imaging.sniff`: Pillow's decode errors (as :class:`InvalidImage`).
+* :mod:`worker.imaging.sniff`: Pillow's decode errors (as :class:`InvalidImage`);
+* :mod:`worker.settings`: pydantic's validation errors of the environment (as
+  :class:`SettingsInvalid`);
+* :mod:`worker.service.database`: SQLAlchemy's connection errors (as :class:`Unreachable`);
+* :mod:`worker.dispatch`: kombu's and Redis's errors of sending to the broker;
+* :mod:`worker.cli.common`: the last resort of a command: any other error is one line
+  naming its type (the traceback only with ``--debug`` or ``VREC_DEBUG=1``).
 
 Messages never contain secrets: adapters build them from vendor codes and messages.
 """
@@ -78,8 +88,23 @@ class BadQuery(UsageError):
     or that the database refused (its own message); nothing was created."""
 
 
+class SettingsInvalid(ConfigError):
+    """A setting from the environment that does not parse: the message names the variable,
+    its value (never a credential's) and what it expects."""
+
+
 class SchemaNotReady(ConfigError):
     """The database is not at this vrec's schema: the message names the fix."""
+
+
+class Unreachable(ConfigError):
+    """A service vrec needs (the database, the broker, the limiter's Redis) does not
+    answer; the message names it (address without credentials) and what to check."""
+
+
+class BrokerUnavailable(VrecError):
+    """The broker did not take a message (down, restarting, unreachable). The jobs it would
+    have carried are pending again; whoever dispatches reports it once and retries."""
 
 
 class LimiterBusy(VrecError):
@@ -177,3 +202,12 @@ class BadResponse(Transient): ...
 class ProviderUnavailable(JobError):
     outcome = Outcome.PROVIDER_UNAVAILABLE
     retryable = False
+    # The vendor refused our credentials or account: stop calling (and paying) it.
+    opens_circuit: ClassVar[bool] = True
+
+
+class NotConfigured(ProviderUnavailable):
+    """This worker has no credentials for the provider: a configuration error, not the
+    vendor's verdict, so no circuit opens; the jobs wait (and say why) until it is set."""
+
+    opens_circuit = False

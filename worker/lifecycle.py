@@ -65,6 +65,7 @@ class CircuitOpening:
     until: datetime
     code: str | None
     message: str
+    credential_id: str | None = None  # which credential the vendor refused
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,13 +27,14 @@ from worker.errors import (
     JobError,
     LimiterBusy,
     LimiterUnavailable,
+    NotConfigured,
     Outcome,
-    ProviderUnavailable,
     Transient,
 )
 from worker.fetch import fetch_url
 from worker.ingest import facts_of, is_url
 from worker.jobrun import CallFacts, JobRun
+from worker.local_files import read_regular
 from worker.providers.base import Provider, VendorRequest, VendorResponse, rate_of
 from worker.ratelimit import Limiter
 from worker.sources import SourceFacts
@@ -43,11 +43,12 @@ log = logging.getLogger(__name__)
 LIMITER_DOWN_RETRY_SECONDS = 5.0
 
 
-def read_file(path: str) -> bytes:
+def read_file(path: str, max_bytes: int) -> bytes:
+    """A local source's bytes (regular files only, under the size cap)."""
     try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidImage(f"cannot read source file: {exc.strerror or exc}") from exc
+        return read_regular(path, max_bytes)
+    except InvalidImage as exc:
+        raise InvalidImage(f"cannot read source file: {exc.message}") from exc
 
 
 async def fetch_source(url: str, session: aiohttp.ClientSession, settings: Settings) -> bytes:
@@ -55,7 +56,7 @@ async def fetch_source(url: str, session: aiohttp.ClientSession, settings: Setti
     return await fetch_url(
         session,
         url,
-        max_bytes=settings.fetch_max_bytes,
+        max_bytes=settings.source_max_bytes,
         timeout=settings.fetch_timeout_seconds,
         max_redirects=settings.fetch_max_redirects,
         allow_networks=settings.fetch_allow_networks,
@@ -85,8 +86,8 @@ def prepare_job(
         prepared = imaging.prepare(data, provider.limits)
         try:
             return Ready(provider.build_request(prepared, options), facts)
-        except ConfigError as exc:  # e.g. no credentials: stop calling this provider
-            raise ProviderUnavailable(str(exc), provider=provider.name) from exc
+        except ConfigError as exc:  # no credentials on this worker: wait, open no circuit
+            raise NotConfigured(str(exc), provider=provider.name) from exc
     except JobError as exc:
         exc.provider = exc.provider or provider.name
         return JobRun(error=exc, source=facts)
@@ -152,7 +153,7 @@ def _prepare_spec(
         if is_url(spec.source_uri):
             data: bytes = run(fetch_source(spec.source_uri, session, settings))
         else:
-            data = read_file(spec.source_uri)
+            data = read_file(spec.source_uri, settings.source_max_bytes)
     except JobError as exc:
         exc.provider = exc.provider or spec.provider.name
         return JobRun(error=exc)

@@ -9,7 +9,10 @@ so far, never an error's type, only its attributes:
 * ``invalid_image``: terminal;
 * ``provider_unavailable`` (credentials or account wrong): back to pending, and the
   provider's circuit opens for ``circuit_cooldown_seconds``, so nobody calls (or pays)
-  until it is fixed; the job is not charged a retry;
+  until it is fixed; the job is not charged a retry. The circuit remembers which credential
+  (its non-secret id) was refused, so configuring another one closes it. No credentials
+  on the worker at all is a configuration error, not the vendor's verdict: the job waits
+  the cooldown with the reason recorded, and no circuit opens;
 * retryable (transient, rate_limited): capped exponential backoff with full jitter, or
   the vendor's own ``retry_after`` hint; after ``max_attempts`` failures of that kind the
   job fails with the last error kept. Throttling is the vendor pacing us, not the job
@@ -37,6 +40,7 @@ class JobBefore:
     provider: str
     attempts: int  # vendor calls made
     retries: int  # retryable failures
+    credential_id: str | None = None  # the credential this run used (non-secret id)
 
 
 def next_state(
@@ -59,7 +63,11 @@ def next_state(
         return Transition(JobStatus.INVALID_IMAGE, attempts, job.retries, error=facts)
     if error.outcome is Outcome.PROVIDER_UNAVAILABLE:
         until = now + timedelta(seconds=settings.circuit_cooldown_seconds)
-        circuit = CircuitOpening(job.provider, now, until, error.vendor_code, error.message)
+        if not getattr(error, "opens_circuit", True):  # not configured here: wait, no circuit
+            return Transition(JobStatus.PENDING, attempts, job.retries, until, error=facts)
+        circuit = CircuitOpening(
+            job.provider, now, until, error.vendor_code, error.message, job.credential_id
+        )
         return Transition(JobStatus.PENDING, attempts, job.retries, error=facts, circuit=circuit)
     retries = job.retries + 1
     delay = retry_delay(error, retries, settings, rng)

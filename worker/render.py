@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
@@ -19,7 +21,7 @@ from models.operations import Pruned
 from worker.lifecycle import ACTIVE
 from worker.service.batches import BatchDetail, BatchOverview
 from worker.service.providers import ProviderSetup
-from worker.service.status import QueueStatus, Summary
+from worker.service.status import Progress, QueueStatus, Summary
 
 SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
 
@@ -59,6 +61,7 @@ def _shown(counts: dict[str, int]) -> dict[str, int]:
 def summary_json(result: Summary) -> dict[str, Any]:
     return {
         "batch_id": result.batch_id,
+        "paused": result.paused,
         "total": result.total,
         "counts": _shown(result.counts),
         "reused": sum(result.reused.values()),
@@ -324,3 +327,80 @@ def pruned_line(pruned: Pruned, *, dry_run: bool) -> str:
         f"{pruned.attempts} attempts, {pruned.results} results and {pruned.images} images"
     )
     return ("would remove " if dry_run else "removed ") + what
+
+
+PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
+class ProgressDisplay:
+    """Progress of a followed batch on stderr: in a terminal, a bar per provider with
+    done/total, jobs/s, ETA and elapsed; elsewhere (cron, CI, a pipe) a plain line every
+    PLAIN_EVERY seconds. Silent when ``quiet`` (``--json``). Notices (warnings, pauses)
+    are printed as lines either way."""
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.live = console.is_terminal and not quiet
+        self.bar = RichProgress(
+            TextColumn("{task.fields[provider]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.last_line = -PLAIN_EVERY
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.live:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.bar.stop()
+
+    def __call__(self, progress: Progress) -> None:
+        if self.quiet:
+            return
+        if self.live:
+            for name, p in progress.providers.items():
+                if name not in self.tasks:
+                    self.tasks[name] = self.bar.add_task(
+                        "", total=p.total, provider=name, rate="", eta=""
+                    )
+                eta = f"ETA {duration(p.eta_seconds)}" if p.eta_seconds is not None else ""
+                self.bar.update(
+                    self.tasks[name],
+                    completed=p.done,
+                    total=p.total,
+                    rate=f"{p.rate:.1f}/s",
+                    eta=eta,
+                )
+            return
+        if progress.elapsed - self.last_line >= PLAIN_EVERY:
+            self.last_line = progress.elapsed
+            self.console.print(progress_line(progress), soft_wrap=True, highlight=False)
+
+    def notice(self, line: str) -> None:
+        if self.live:
+            self.bar.console.print(Text(line), soft_wrap=True)
+        else:
+            self.console.print(Text(line), soft_wrap=True)
+
+
+def progress_line(progress: Progress) -> str:
+    """``batch 7: tianapi_plate 120/500 3.1/s ETA 2m03s; ... (elapsed 40s)``."""
+    parts = []
+    for name, p in progress.providers.items():
+        eta = f" ETA {duration(p.eta_seconds)}" if p.eta_seconds is not None else ""
+        parts.append(f"{name} {p.done}/{p.total} {p.rate:.1f}/s{eta}")
+    return (
+        f"batch {progress.batch_id}: "
+        + "; ".join(parts)
+        + f" (elapsed {duration(progress.elapsed)})"
+    )

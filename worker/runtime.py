@@ -14,14 +14,18 @@ eagerly by Celery's process hooks in :mod:`worker.app`; never at import time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
 
+from models import queue
 from models.db import Database
 from worker.config import Settings
 from worker.providers.base import Provider
@@ -30,6 +34,7 @@ from worker.ratelimit import Limiter, make_limiter
 from worker.settings import get_settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -37,7 +42,9 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # Leases this process takes are "<worker_id>/<task>", so they can be handed back
+        # all at once when it stops (the column holds 64 characters).
+        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"
         self.db = Database(settings.database_url, pool_size=settings.db_pool_size)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -72,6 +79,30 @@ class Runtime:
         """Run ``coro`` on this process's loop and wait for it (from any other thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def lease_owner(self) -> str:
+        """A fresh lease owner for one task of this process."""
+        return f"{self.worker_id}/{uuid.uuid4().hex[:12]}"
+
+    def release_leases(self) -> int:
+        """Hand back to pending the jobs this process holds leases on (it is stopping); how
+        many. Otherwise they would wait for their lease to expire."""
+        with self.db.transaction() as session:
+            released = queue.release_leases(session, self.worker_id + "/", datetime.now(UTC))
+        if released:
+            log.warning("stopping: %d unfinished jobs handed back to pending", released)
+        return released
+
+    def abort_calls(self) -> None:
+        """Cancel every vendor call and fetch in flight (an operator's second interrupt):
+        the task threads waiting on them get CancelledError; their leases are then handed
+        back with :meth:`release_leases`."""
+
+        def cancel_all() -> None:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(cancel_all)
+
     def close(self) -> None:
         try:
             self.run(self.http.close())
@@ -97,6 +128,12 @@ def get_runtime() -> Runtime:
             _runtime = Runtime(get_settings())
             _pid = os.getpid()
         return _runtime
+
+
+def current_runtime() -> Runtime | None:
+    """This process's runtime if it was built, without building one."""
+    with _lock:
+        return _runtime if _pid == os.getpid() else None
 
 
 def shutdown_runtime() -> None:

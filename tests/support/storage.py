@@ -20,8 +20,16 @@ from worker.config import Settings
 from worker.errors import Outcome
 from worker.jobrun import CallFacts, JobRun
 from worker.providers.base import PlateReading, VendorAnswer
-from worker.settings import build_settings
+from worker.settings import build_settings, settings_from_env
+from worker.simulator.environment import made_up_credentials
 from worker.sources import Source, SourceFacts
+
+
+def settings_for(database_url: str, **values: object) -> Settings:
+    """Settings of a test database, with made-up credentials for every provider (a batch
+    for a provider without credentials is refused before registration)."""
+    env = {**made_up_credentials(), "VREC_DATABASE_URL": database_url}
+    return settings_from_env(env).model_copy(update=values)
 
 
 def source(

@@ -53,9 +53,9 @@ def _images(folder: Path) -> dict[str, str]:
     return expected
 
 
-def _run_cli(*args: str) -> dict[str, Any]:
+def _run_cli(*args: str, code: int = 0) -> dict[str, Any]:
     result = CliRunner().invoke(app, ["run", *args, "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     summary: dict[str, Any] = json.loads(result.stdout)
     return summary
 
@@ -102,7 +102,7 @@ def _check_batch(url: str, folder: Path, expected: dict[str, str], summary: dict
 def test_embedded_sqlite_run(vendor_env: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "imgs"
     expected = _images(folder)
-    summary = _run_cli(str(folder), "--provider", P)
+    summary = _run_cli(str(folder), "--provider", P, code=1)  # 1: done, a job failed
     _check_batch(get_settings().database_url, folder, expected, summary)
 
 
@@ -184,7 +184,7 @@ def test_postgres_redis_with_a_separate_worker(
     assert detached.exit_code == 0, detached.output
     batch_id = json.loads(detached.stdout)["batch_id"]
     waited = CliRunner().invoke(app, ["wait", str(batch_id), "--json"])
-    assert waited.exit_code == 0, waited.output
+    assert waited.exit_code == 1, waited.output  # done, and flaky.png failed
     summary = json.loads(waited.stdout)
     assert worker_process.poll() is None  # the worker did the work and is still up
     _check_batch(postgres_url, folder, expected, summary)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -34,8 +36,31 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def debugging() -> bool:
+    """``--debug`` or ``VREC_DEBUG=1``: show tracebacks instead of one line."""
+    return DEBUG.enabled or os.environ.get("VREC_DEBUG", "") not in ("", "0", "false")
+
+
+class _Debug:
+    enabled = False
+
+
+DEBUG = _Debug()
+
+
+def fault_line(exc: BaseException) -> str:
+    """One line for an error no boundary translated: its type and first line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"unexpected {type(exc).__name__}" + (f": {text}" if text else "")
+
+
 class App(typer.Typer):
-    """A Typer app whose commands print our usage errors as one line and exit 2."""
+    """A Typer app whose commands print every fault as one line naming the fix, and exit
+    with the code a cron job can read: 2 for usage and configuration errors (and any
+    error nothing translated), 130 when interrupted. ``--debug`` shows tracebacks."""
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         register = super().command(*args, **kwargs)
@@ -45,8 +70,21 @@ class App(typer.Typer):
             def guarded(*a: Any, **kw: Any) -> Any:
                 try:
                     return fn(*a, **kw)
+                except (typer.Exit, typer.Abort, click.ClickException):
+                    raise
                 except UsageError as exc:
+                    if debugging():
+                        raise
                     fail(str(exc))
+                except KeyboardInterrupt:
+                    if debugging():
+                        raise
+                    err.print("interrupted", soft_wrap=True)
+                    raise typer.Exit(EXIT_INTERRUPTED) from None
+                except Exception as exc:
+                    if debugging():
+                        raise
+                    fail(fault_line(exc) + " (run with --debug for the traceback)")
 
             register(guarded)
             return fn

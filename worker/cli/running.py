@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from worker.cli.common import (
+    EXIT_INTERRUPTED,
     App,
     ConcurrencyOpt,
     DetachOpt,
@@ -28,7 +28,9 @@ from worker.settings import get_settings
 
 if TYPE_CHECKING:
     from models.db import Database
+    from worker.service.status import Summary
 
+EXIT_FAILED = 1
 EXIT_CIRCUIT_OPEN = 3
 
 
@@ -134,52 +136,36 @@ def _started(db: Database, batch_id: int, *, as_json: bool, detach: bool, concur
 
 
 def _follow_and_report(db: Database, batch_id: int, *, as_json: bool, concurrency: int) -> None:
-    """Dispatch and watch a batch (embedded worker if there is no broker); print its summary.
-
-    Exit code 3: a provider's circuit is open and its jobs stay pending.
-    """
-    from worker.render import print_summary, summary_json
+    """Dispatch and watch a batch (embedded worker if there is no broker); print its summary,
+    and exit with the code a cron job reads (see :func:`exit_code`)."""
+    from worker.render import ProgressDisplay, print_summary, summary_json
     from worker.service.follow import run_batch
 
-    with _Progress(as_json) as update:
+    with ProgressDisplay(err, quiet=as_json) as display:
         result = run_batch(
-            get_settings(), db, batch_id, concurrency=concurrency, on_progress=update
+            get_settings(),
+            db,
+            batch_id,
+            concurrency=concurrency,
+            on_progress=display,
+            on_notice=display.notice,
         )
     if as_json:
         emit_json(summary_json(result))
     else:
         print_summary(Console(), result)
+    if result.paused:
+        err.print(f"batch {batch_id} paused: vrec wait {batch_id} resumes it", soft_wrap=True)
+    code = exit_code(result)
+    if code:
+        raise typer.Exit(code)
+
+
+def exit_code(result: Summary) -> int:
+    """0: every job terminal, none failed; 1: done, some failed; 3: a provider's circuit
+    is open (its jobs wait); 130: interrupted (paused). Usage errors exit 2 elsewhere."""
+    if result.paused:
+        return EXIT_INTERRUPTED
     if result.blocked:
-        raise typer.Exit(EXIT_CIRCUIT_OPEN)
-
-
-class _Progress:
-    """A rich progress bar fed with status counts (silent with --json)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar = Progress(
-            TextColumn("[bold]batch"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        )
-        self.task = self.bar.add_task("", total=None)
-
-    def __enter__(self) -> _Progress:
-        if not self.quiet:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.quiet:
-            self.bar.stop()
-
-    def __call__(self, counts: dict[str, int]) -> None:
-        active = counts["pending"] + counts["queued"] + counts["running"]
-        total = sum(counts.values())
-        text = "  ".join(f"{k} {v}" for k, v in counts.items() if v)
-        self.bar.update(self.task, total=total, completed=total - active, description=text)
+        return EXIT_CIRCUIT_OPEN
+    return EXIT_FAILED if result.counts.get("failed", 0) else 0

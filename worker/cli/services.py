@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ def register(app: App) -> None:
     db_app = App(help="Database schema (Alembic).", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade)
     db_app.command("downgrade")(db_downgrade)
+    db_app.command("current")(db_current)
     app.add_typer(db_app, name="db")
 
 
@@ -51,7 +53,7 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default head)."""
     from models import migrate
 
-    migrate.upgrade(get_settings().database_url, revision)
+    _migrating(migrate.upgrade, revision)
     err.print(f"database at {revision}")
 
 
@@ -59,8 +61,34 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION (``base`` drops everything)."""
     from models import migrate
 
-    migrate.downgrade(get_settings().database_url, revision)
+    _migrating(migrate.downgrade, revision)
     err.print(f"database at {revision}")
+
+
+def _migrating(step: Callable[[str, str], None], revision: str) -> None:
+    from worker.service.database import CONNECTION_ERRORS, unreachable
+
+    url = get_settings().database_url
+    try:
+        step(url, revision)
+    except CONNECTION_ERRORS as exc:
+        raise unreachable(url, exc) from exc
+
+
+def db_current() -> None:
+    """The revision the configured database is at, and whether that is this vrec's head."""
+    from models import migrate
+    from models.db import Database
+    from worker.service.database import shown_url
+
+    url = get_settings().database_url
+    with Database(url) as db, db.engine.connect() as conn:
+        current = migrate.current_revision(conn)
+        state = migrate.schema_state(conn)
+    head = migrate.head_revision()
+    typer.echo(
+        f"{shown_url(url)}: at {current or 'no revision'} (this vrec's head: {head}, {state})"
+    )
 
 
 def simulator(

@@ -63,6 +63,7 @@ from worker.providers.common import (
     check_b64_size,
     decode_json,
     int_of,
+    secret_value,
     strip_secrets,
     text,
 )
@@ -158,8 +159,9 @@ class AliyunPlate:
         body = form_body({}, {"img_base64": image.b64})
         headers = {"Accept": ACCEPT, "Content-Type": CONTENT_TYPE}
         settings = self.settings
-        if settings.appcode is not None:
-            headers["Authorization"] = f"APPCODE {settings.appcode.get_secret_value()}"
+        self.require_credentials()
+        if secret_value(settings.appcode):
+            headers["Authorization"] = f"APPCODE {secret_value(settings.appcode)}"
         elif settings.app_key is not None and settings.app_secret is not None:
             url = urlsplit(settings.base_url)
             signed = aliyun_sign.sign(
@@ -175,12 +177,16 @@ class AliyunPlate:
                 nonce=self._nonce(),
             )
             headers.update(signed.headers)
-        else:
+        return VendorRequest("POST", settings.base_url, headers, body)
+
+    def require_credentials(self) -> None:
+        settings = self.settings
+        pair = secret_value(settings.app_key) and secret_value(settings.app_secret)
+        if not secret_value(settings.appcode) and not pair:
             raise ConfigError(
                 f"{NAME}: set VREC_ALIYUN_PLATE__APPCODE, or both "
                 "VREC_ALIYUN_PLATE__APP_KEY and VREC_ALIYUN_PLATE__APP_SECRET"
             )
-        return VendorRequest("POST", settings.base_url, headers, body)
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status

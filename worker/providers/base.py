@@ -134,6 +134,11 @@ class Provider(Protocol):
         """A non-secret id of the credential in use (rate limits are per credential)."""
         ...
 
+    def require_credentials(self) -> None:
+        """ConfigError naming the variables to set if the credentials are missing (an
+        empty value is missing too): checked before a batch is registered."""
+        ...
+
     def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
         """The exact HTTP request of the vendor's doc, signed. Raises ConfigError."""
         ...

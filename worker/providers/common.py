@@ -151,10 +151,15 @@ def check_size(image: PreparedImage, limits: ImageLimits, provider: str) -> None
 
 def key_of(key: SecretStr | None, provider: str) -> str:
     """The key's value, or ConfigError naming the environment variable to set."""
-    value = key.get_secret_value() if key is not None else ""
+    value = secret_value(key)
     if not value:
         raise ConfigError(f"{provider}: VREC_{provider.upper()}__KEY must be set")
     return value
+
+
+def secret_value(secret: SecretStr | None) -> str:
+    """A credential's value, "" when unset."""
+    return secret.get_secret_value() if secret is not None else ""
 
 
 class RedactedBytes(bytes):

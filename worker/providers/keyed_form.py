@@ -49,6 +49,9 @@ class KeyedFormAdapter(Generic[S]):
         """The key's value, or ConfigError naming the variable to set."""
         return key_of(self.settings.key, self.name)
 
+    def require_credentials(self) -> None:
+        self.key()
+
     def url(self) -> str:
         """Where requests go: the base URL (an API with several paths picks one)."""
         return self.settings.base_url

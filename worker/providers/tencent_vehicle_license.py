@@ -40,6 +40,7 @@ from worker.providers.common import (
     decode_json,
     http_status_error,
     int_of,
+    secret_value,
     strip_secrets,
     text,
 )
@@ -157,14 +158,16 @@ class TencentVehicleLicense:
         value = secret_id.get_secret_value()
         return f"{value[:6]}~{hashlib.sha256(value.encode()).hexdigest()[:10]}"
 
-    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
-        card_side = check_options(self, options).get("card_side", "FRONT")
-        secret_id, secret_key = self.settings.secret_id, self.settings.secret_key
-        if secret_id is None or secret_key is None:
+    def require_credentials(self) -> None:
+        if not secret_value(self.settings.secret_id) or not secret_value(self.settings.secret_key):
             raise ConfigError(
                 f"{NAME}: VREC_TENCENT_VEHICLE_LICENSE__SECRET_ID and "
                 "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY must both be set"
             )
+
+    def build_request(self, image: PreparedImage, options: Mapping[str, str]) -> VendorRequest:
+        card_side = check_options(self, options).get("card_side", "FRONT")
+        self.require_credentials()
         check_b64_size(image, self.limits, NAME)
         # Built as bytes once: base64 needs no JSON escaping, and the 7 MB string is never
         # decoded, re-encoded or dumped twice. The layout equals json.dumps' default.
@@ -173,8 +176,8 @@ class TencentVehicleLicense:
         host = url.netloc
         timestamp = int(self._clock())
         signed = tencent_sign.sign(
-            secret_id=secret_id.get_secret_value(),
-            secret_key=secret_key.get_secret_value(),
+            secret_id=secret_value(self.settings.secret_id),
+            secret_key=secret_value(self.settings.secret_key),
             service=SERVICE,
             timestamp=timestamp,
             headers=(("Content-Type", CONTENT_TYPE), ("Host", host)),

@@ -1,14 +1,41 @@
-"""The configured database, opened for a command with its schema checked."""
+"""The configured database, opened for a command with its schema checked.
+
+The boundary where SQLAlchemy's connection errors become :class:`~worker.errors.Unreachable`
+(one line naming the database, without its password, and what to check).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from models import migrate
 from models.db import Database
+from models.queries import first_line
 from worker.config import Settings
-from worker.errors import SchemaNotReady
+from worker.errors import SchemaNotReady, Unreachable
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages show it: never its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a URL that does not parse shows no more than its scheme
+        return url.partition("://")[0] + "://..."
+
+
+# What a database that does not answer (down, refusing, a file that can't be opened) raises.
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+
+def unreachable(url: str, exc: DBAPIError) -> Unreachable:
+    return Unreachable(
+        f"cannot reach the database {shown_url(url)}: {first_line(exc)} "
+        "(is it running? check VREC_DATABASE_URL)"
+    )
 
 
 @contextmanager
@@ -17,13 +44,17 @@ def open_database(settings: Settings, *, migrate_embedded: bool = True) -> Itera
 
     The embedded SQLite default migrates itself (``migrate_embedded``); a shared database
     is migrated on purpose (``vrec db upgrade``), so one that is not at this vrec's head
-    raises :class:`SchemaNotReady` naming the fix.
+    raises :class:`SchemaNotReady` naming the fix. A database that does not answer is
+    :class:`Unreachable`.
     """
     url = settings.database_url
-    if migrate_embedded and url.startswith("sqlite"):
-        migrate.upgrade(url)
     with Database(url) as db:
-        check_schema(db)
+        try:
+            if migrate_embedded and url.startswith("sqlite"):
+                migrate.upgrade(url)
+            check_schema(db)
+        except CONNECTION_ERRORS as exc:
+            raise unreachable(url, exc) from exc
         yield db
 
 

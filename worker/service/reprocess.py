@@ -19,7 +19,7 @@ from models.queries import image_ids
 from worker.config import Settings
 from worker.errors import UsageError
 from worker.service.batches import get_batch
-from worker.service.submit import job_options, reuse_age
+from worker.service.submit import check_credentials, job_options, reuse_age
 
 
 def batch_query(
@@ -50,6 +50,7 @@ def reprocess(
     its id. Answers already paid for are reused unless ``force``. A query that is not one
     SELECT, has no ``image_id`` or fails is BadQuery, and nothing is created."""
     per_provider = job_options(providers, options)
+    check_credentials(settings, providers)
     ids = image_ids(db.engine, sql)
     first = next(ids, None)  # the query runs (and may fail) before anything is created
     if first is None:

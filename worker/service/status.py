@@ -19,7 +19,9 @@ class Summary:
     errors: list[reports.ErrorCount] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
     reused: dict[str, int] = field(default_factory=dict)  # provider -> answers reused
-    seconds: float = 0.0
+    seconds: float = 0.0  # the batch's duration: from its creation to its last finished job
+    followed_seconds: float = 0.0  # how long this process followed it
+    paused: bool = False  # the follower was interrupted; `vrec wait` resumes it
 
     @property
     def counts(self) -> dict[str, int]:
@@ -48,6 +50,37 @@ class Summary:
         return True
 
 
+@dataclass
+class ProviderProgress:
+    done: int
+    total: int
+    rate: float  # jobs finished per second over the last RATE_WINDOW
+    eta_seconds: float | None
+
+
+@dataclass
+class Progress:
+    """Where a followed batch stands, each round: per provider, and overall."""
+
+    batch_id: int
+    elapsed: float
+    counts: dict[str, int]
+    providers: dict[str, ProviderProgress] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return sum(p.done for p in self.providers.values())
+
+    @property
+    def total(self) -> int:
+        return sum(p.total for p in self.providers.values())
+
+    @property
+    def eta_seconds(self) -> float | None:
+        etas = [p.eta_seconds for p in self.providers.values() if p.eta_seconds is not None]
+        return max(etas) if etas else None
+
+
 def summary(db: Database, batch_id: int, *, detail: bool = True) -> Summary:
     """Where a batch stands; with ``detail``, also its commonest errors and invalid files
     (left out while polling for progress)."""
@@ -60,6 +93,9 @@ def summary(db: Database, batch_id: int, *, detail: bool = True) -> Summary:
             blocked=[s for s in reports.open_circuits(session, now) if s.provider in by_provider],
         )
         if detail:
+            created, last = reports.batch_span(session, batch_id)
+            end = last if last is not None and result.complete else now
+            result.seconds = max(0.0, (end - created).total_seconds())
             result.errors = reports.common_errors(session, batch_id)
             result.invalid = reports.invalid_files(session, batch_id)
             calls = reports.calls_by_provider(session, [batch_id])[batch_id]

@@ -3,7 +3,7 @@ answers already paid for reused (unless forced), idempotent by a producer's key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -13,9 +13,10 @@ from models.batches import create_batch
 from models.db import Database
 from worker import ingest
 from worker.config import Settings
-from worker.errors import ConfigError
+from worker.errors import ConfigError, UsageError
 from worker.providers.base import check_options
-from worker.providers.registry import provider_class
+from worker.providers.registry import get_provider, provider_class
+from worker.sources import Source
 
 
 def job_options(providers: Sequence[str], options: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -36,11 +37,46 @@ def job_options(providers: Sequence[str], options: Mapping[str, str]) -> dict[st
     return per_provider
 
 
+def missing_credentials(settings: Settings, providers: Sequence[str]) -> dict[str, str]:
+    """provider -> what to set, for each of ``providers`` with no credentials here."""
+    missing = {}
+    for name in providers:
+        try:
+            get_provider(name, settings).require_credentials()
+        except ConfigError as exc:
+            missing[name] = str(exc)
+    return missing
+
+
+def check_credentials(settings: Settings, providers: Sequence[str]) -> None:
+    """ConfigError naming what to set, when this process is the one calling the vendors
+    (embedded mode) and a chosen provider has no credentials: checked before anything is
+    registered. With a broker, the workers' environment is what counts."""
+    if settings.broker_url is not None:
+        return
+    missing = missing_credentials(settings, providers)
+    if missing:
+        raise ConfigError(next(iter(missing.values())))
+
+
 def reuse_age(settings: Settings, *, force: bool) -> timedelta | None:
     """How old an answer may be to be reused; None: call the vendor for every job."""
     if force or settings.reuse_max_age_days <= 0:
         return None
     return timedelta(days=settings.reuse_max_age_days)
+
+
+class _Counted(Iterator[Source]):
+    """An iterator that counts what it hands out."""
+
+    def __init__(self, inner: Iterator[Source]) -> None:
+        self.inner = inner
+        self.count = 0
+
+    def __next__(self) -> Source:
+        item = next(self.inner)
+        self.count += 1
+        return item
 
 
 def batch_by_key(db: Database, key: str) -> int | None:
@@ -68,15 +104,17 @@ def submit(
     once (the key is unique in the database; the loser of the race finds the winner's).
     """
     per_provider = job_options(providers, options)
+    check_credentials(settings, providers)
     if idempotency_key is not None:
         existing = batch_by_key(db, idempotency_key)
         if existing is not None:
             return existing
+    seen = _Counted(ingest.entries(sources, ingest.Intake.of(settings)))
     try:
         with db.transaction() as session:
             batch = create_batch(
                 session,
-                ingest.entries(sources),
+                seen,
                 per_provider,
                 label=label,
                 sources=list(sources),
@@ -84,6 +122,8 @@ def submit(
                 reuse_max_age=reuse_age(settings, force=force),
                 now=datetime.now(UTC),
             )
+            if not seen.count:  # nothing to do: refuse, and keep nothing (rolled back)
+                raise UsageError(f"no image found in {', '.join(sources)}")
             return batch.id
     except IntegrityError:
         existing = batch_by_key(db, idempotency_key) if idempotency_key else None

@@ -7,7 +7,6 @@ aiohttp session and limiter client.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -17,6 +16,7 @@ from models import jobs
 from worker import pipeline, policy
 from worker.dispatch import dispatch_once, reconcile_once, sender
 from worker.errors import UsageError
+from worker.providers.base import Provider
 from worker.runtime import get_runtime
 from worker.service import producer
 
@@ -28,7 +28,7 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
     process's event loop), decide and store every outcome; status -> jobs. Idempotent by
     job id: ids already done, or held by another worker, are skipped."""
     rt = get_runtime()
-    owner = uuid.uuid4().hex
+    owner = rt.lease_owner()
     with rt.db.transaction() as session:
         claimed = jobs.claim_many(
             session,
@@ -48,13 +48,7 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
     )
     now = datetime.now(UTC)
     done = [
-        (
-            c,
-            r,
-            policy.next_state(
-                r, policy.JobBefore(c.provider, c.attempts, c.retries), rt.settings, now
-            ),
-        )
+        (c, r, policy.next_state(r, _before(c, rt.provider(c.provider)), rt.settings, now))
         for c, r in zip(claimed, runs, strict=True)
     ]
     with rt.db.transaction() as session:
@@ -62,8 +56,9 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
     return dict(Counter(str(s) for s in statuses))
 
 
-def _before(claimed: jobs.ClaimedJob) -> policy.JobBefore:
-    return policy.JobBefore(claimed.provider, claimed.attempts, claimed.retries)
+def _before(claimed: jobs.ClaimedJob, provider: Provider) -> policy.JobBefore:
+    credential = provider.credential_id()
+    return policy.JobBefore(claimed.provider, claimed.attempts, claimed.retries, credential)
 
 
 def submit_batch(

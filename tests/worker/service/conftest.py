@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from models.db import Database
+from tests.support.storage import settings_for
 from worker.config import Settings
-from worker.settings import build_settings
 from worker.simulator.samples import vehicle_photo
 
 
@@ -22,7 +22,7 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return build_settings(database_url=db_url)
+    return settings_for(db_url)
 
 
 @pytest.fixture

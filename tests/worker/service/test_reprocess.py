@@ -12,14 +12,13 @@ from sqlalchemy import func, select
 from models import Batch, Item, Job
 from models.db import Database
 from tests.support.services import truncate
-from tests.support.storage import answer_batch, plate_answer
+from tests.support.storage import answer_batch, plate_answer, settings_for
 from worker.config import Settings
 from worker.errors import BadQuery, Outcome, UsageError
 from worker.jobrun import JobRun
 from worker.providers.base import VendorAnswer
 from worker.service.reprocess import batch_query, reprocess
 from worker.service.submit import submit
-from worker.settings import build_settings
 
 NOW = datetime.now(UTC)
 
@@ -113,7 +112,7 @@ def test_a_write_hidden_in_a_select_is_refused_by_the_database(
     """Statements whose last word is SELECT but that write: PostgreSQL refuses them in the
     read-only transaction (and its cursor), whatever a parser thought."""
     truncate(postgres_url)
-    settings = build_settings(database_url=postgres_url)
+    settings = settings_for(postgres_url)
     with Database(postgres_url) as db:
         submit(db, settings, [str(photos)], ["tianapi_plate"], {})
         with pytest.raises(BadQuery, match=refusal):

@@ -13,13 +13,12 @@ from sqlalchemy import func, select, text
 from models import Attempt, Image, Item, Job, PlateReadingRow, Result
 from models.db import Database
 from tests.support.services import truncate
-from tests.support.storage import answer_batch, plate_answer
+from tests.support.storage import answer_batch, plate_answer, settings_for
 from worker.config import Settings
 from worker.errors import ConfigError, Outcome
 from worker.jobrun import JobRun
 from worker.providers.base import VendorAnswer
 from worker.service.submit import batch_by_key, submit
-from worker.settings import build_settings
 
 P = "tianapi_plate"
 NOW = datetime.now(UTC)
@@ -161,7 +160,7 @@ def test_the_same_key_yields_the_same_batch(db: Database, settings: Settings, ph
 
 def test_concurrent_sends_of_one_key_make_one_batch(postgres_url: str, photos: Path) -> None:
     truncate(postgres_url)
-    settings = build_settings(database_url=postgres_url)
+    settings = settings_for(postgres_url)
     ids: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(6)
