@@ -35,7 +35,7 @@ from worker.errors import (
 from worker.fetch import fetch_url
 from worker.ingest import is_url, source_facts
 from worker.outcome import CallFacts, JobRun, SourceFacts
-from worker.providers.base import Provider, VendorRequest, VendorResponse, rate_of
+from worker.providers.base import Provider, VendorRequest, VendorResponse, fit_of, rate_of
 from worker.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def prepare_job(
         facts = source_facts(data)
         if expected_sha256 is not None and facts.sha256 != expected_sha256:
             raise InvalidImage("source changed since it was submitted (sha256 differs)")
-        prepared = imaging.prepare(data, provider.limits)
+        prepared = imaging.prepare(data, provider.limits, fit_of(provider))
         try:
             return Ready(provider.build_request(prepared, options), facts)
         except ConfigError as exc:  # e.g. no credentials: stop calling this provider

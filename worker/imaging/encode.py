@@ -26,29 +26,40 @@ def b64_length(n: int) -> int:
     return 4 * ((n + 2) // 3)
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """8-bit RGB: alpha flattened onto white, 16-bit and float scaled, CMYK converted."""
+def to_rgb(im: Image.Image, *, keep_grey: bool = False) -> Image.Image:
+    """8-bit RGB: alpha flattened onto white, 16-bit and float scaled, CMYK converted.
+    ``keep_grey``: grey stays 8-bit grey (a quarter of the memory, to resample in).
+
+    Each step holds its source and one product, never more (see worker/imaging/budget.py).
+    """
     mode = im.mode
     if mode.startswith("I;16"):
-        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        # The high byte of every sample: 16 bits to 8 without a 32-bit copy.
+        raw = "L;16B" if mode == "I;16B" else "L;16"
+        im = Image.frombytes("L", im.size, im.tobytes(), "raw", raw)
     elif mode in ("I", "F"):
         extrema = im.getextrema()
         low, high = (float(v) for v in extrema if isinstance(v, int | float))
         span = high - low or 1.0
-        im = im.convert("F").point(lambda v: (v - low) * (255 / span)).convert("L")
+        im = im.point(lambda v: (v - low) * (255 / span)).convert("L")
     elif (mode == "P" and "transparency" in im.info) or mode in ("PA", "La", "RGBa"):
         im = im.convert("RGBA")
     elif mode == "1":
         im = im.convert("L")
     if im.mode in ("RGBA", "LA"):
-        rgba = im.convert("RGBA")
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
         white = Image.new("RGB", rgba.size, (255, 255, 255))
-        white.paste(rgba, mask=rgba.getchannel("A"))
+        white.paste(rgba, mask=rgba)  # an RGBA mask: its alpha band, without a copy
         return white
-    return im if im.mode == "RGB" else im.convert("RGB")
+    if im.mode == "RGB" or (keep_grey and im.mode == "L"):
+        return im
+    return im.convert("RGB")
 
 
 def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
+    """The pixels alone: no EXIF, ICC profile, comment, text or transparency key is
+    written (Pillow would copy some from ``im.info``; a comment over 64 KB even fails)."""
+    im.info = {}
     buf = io.BytesIO()
     if fmt == "JPEG":
         im.save(buf, "JPEG", quality=quality, subsampling="4:2:0")

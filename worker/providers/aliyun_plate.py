@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
-from worker.config import AliyunPlateSettings, ProviderSettings
+from worker.config import AliyunPlateSettings, FitMode, ProviderSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -118,6 +118,9 @@ class AliyunPlate:
         min_side=15,  # undocumented; conservative, as Juhe's documented floor
     )
     default_rate: ClassVar[float] = 5.0  # undocumented; the market's packages don't say
+    # A plate's characters need every pixel allowed (no side limit today: only the byte
+    # budget can shrink an image, the same way in either mode).
+    fit: ClassVar[FitMode] = "exact"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     settings: ProviderSettings

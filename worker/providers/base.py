@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.errors import ConfigError, Outcome
 
 
@@ -151,6 +151,9 @@ class Provider(Protocol):
     name: ClassVar[str]
     limits: ClassVar[ImageLimits]
     default_rate: ClassVar[float]  # requests/s when VREC_<P>__RATE is unset
+    # How an oversized image is shrunk when VREC_<P>__FIT is unset: "exact" where the vendor
+    # reads small text (plates, licences), "fast" where coarse features suffice.
+    fit: ClassVar[FitMode]
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]]  # job options and allowed values
 
     settings: ProviderSettings
@@ -189,3 +192,8 @@ def check_options(
 def rate_of(provider: Provider) -> float:
     """The provider's effective rate: its setting, else its documented default."""
     return provider.settings.rate or provider.default_rate
+
+
+def fit_of(provider: Provider) -> FitMode:
+    """The provider's image fitting: its setting, else its class default."""
+    return provider.settings.fit or provider.fit

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from worker.config import JuheCarSettings, ProviderSettings
+from worker.config import FitMode, JuheCarSettings, ProviderSettings
 from worker.errors import VendorRejectedImage
 from worker.providers import juhe
 from worker.providers.base import (
@@ -101,6 +101,9 @@ class JuheCar:
     name: ClassVar[str] = NAME
     limits: ClassVar[ImageLimits] = juhe.CAR_LIMITS
     default_rate: ClassVar[float] = juhe.DEFAULT_RATE  # undocumented; conservative
+    # Car make and model are read from the body's shape and grille, coarse features that a
+    # decode-time scale keeps ("reads the largest car"): the cheaper fit is enough.
+    fit: ClassVar[FitMode] = "fast"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     settings: ProviderSettings

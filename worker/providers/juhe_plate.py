@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from worker.config import JuhePlateSettings, ProviderSettings
+from worker.config import FitMode, JuhePlateSettings, ProviderSettings
 from worker.errors import ProviderUnavailable, Transient, VendorRejectedImage
 from worker.providers import juhe
 from worker.providers.base import (
@@ -141,6 +141,8 @@ class JuhePlate:
     # platform), so an image prepared for one is accepted by the other.
     limits: ClassVar[ImageLimits] = juhe.CAR_LIMITS
     default_rate: ClassVar[float] = juhe.DEFAULT_RATE  # undocumented; conservative
+    # A plate is a small part of the photo: its characters need every pixel allowed.
+    fit: ClassVar[FitMode] = "exact"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     settings: ProviderSettings

@@ -21,7 +21,7 @@ from itertools import zip_longest
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
-from worker.config import ProviderSettings, TencentVehicleLicenseSettings
+from worker.config import FitMode, ProviderSettings, TencentVehicleLicenseSettings
 from worker.errors import BadResponse, ConfigError, Outcome
 from worker.providers import tc3
 from worker.providers.base import (
@@ -123,6 +123,8 @@ class TencentVehicleLicense:
         recommended_min=(500, 800),  # "分辨率建议500*800以上"
     )
     default_rate: ClassVar[float] = 10.0
+    # A licence is small print (VIN, engine number, dates): every pixel allowed counts.
+    fit: ClassVar[FitMode] = "exact"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "card_side": ("FRONT", "BACK", "DOUBLE")
     }

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from worker.config import ProviderSettings, TianapiPlateSettings
+from worker.config import FitMode, ProviderSettings, TianapiPlateSettings
 from worker.errors import (
     BadResponse,
     JobError,
@@ -158,6 +158,9 @@ class TianapiPlate:
     # figure ("可在控制台-接口管理中查询"); 5/s is a conservative default, set
     # VREC_TIANAPI_PLATE__RATE to the console's value.
     default_rate: ClassVar[float] = 5.0
+    # A plate's characters need every pixel allowed (no side limit today: only the byte
+    # budget can shrink an image, the same way in either mode).
+    fit: ClassVar[FitMode] = "exact"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     settings: ProviderSettings
