@@ -277,6 +277,46 @@ def test_first_picture_of_a_plain_jpeg_is_itself() -> None:
     assert jpeg.first_picture(data) == data
 
 
+def _over_white(im: Image.Image) -> Image.Image:
+    """The reference flattening: RGBA composited over white, the whole image at once."""
+    rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+
+
+def test_palette_transparency_is_flattened_through_the_palette() -> None:
+    im = Image.new("P", (90, 60), 0)
+    im.putpalette([255, 0, 0, 0, 0, 255, 0, 200, 0] + [0] * 759)
+    im.paste(1, (30, 0, 60, 60))
+    im.paste(2, (60, 0, 90, 60))
+    for transparency in (0, bytes([0, 128, 255])):  # one transparent entry, or an alpha each
+        data = encode(im, "PNG", transparency=transparency)
+        with Image.open(io.BytesIO(data)) as stored:
+            expected = _over_white(stored)
+        out = assert_within(prepare(data, JUHE), JUHE).convert("RGB")
+        for x in (15, 45, 75):
+            got, want = out.getpixel((x, 30)), expected.getpixel((x, 30))
+            assert isinstance(got, tuple)
+            assert isinstance(want, tuple)
+            assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 12, (x, got, want)
+
+
+def test_grey_with_alpha_is_flattened_onto_white() -> None:
+    im = Image.new("LA", (80, 40), (0, 0))  # transparent black: must become white
+    im.paste((0, 255), (40, 0, 80, 40))  # opaque black on the right
+    out = assert_within(prepare(encode(im, "PNG"), JUHE), JUHE).convert("L")
+    assert out.getpixel((10, 20)) > 245  # type: ignore[operator]
+    assert out.getpixel((70, 20)) < 10  # type: ignore[operator]
+
+
+def test_float_grey_is_stretched_over_every_band_of_rows_alike() -> None:
+    im = Image.linear_gradient("L").resize((40, 1000)).convert("F")  # more rows than a band
+    data = encode(im.point(lambda v: v * 10 - 500), "TIFF")
+    out = assert_within(prepare(data, JUHE), JUHE).convert("L")
+    column = [out.getpixel((20, y)) for y in range(0, 1000, 50)]
+    assert column[0] < 10 and column[-1] > 240  # type: ignore[operator]
+    assert column == sorted(column)  # type: ignore[type-var]
+
+
 def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
     ramp = Image.linear_gradient("L").resize((64, 256)).convert("I")  # 0 at top, 255 below
     data = encode(ramp.point(lambda v: v * 257).convert("I;16"), "PNG")
@@ -565,6 +605,22 @@ def test_prepare_claims_the_pixels_of_the_image_and_gives_them_back() -> None:
     with pytest.raises(InvalidImage):
         prepare(cut_with_end_marker(photo_24mp(), 0.5), JUHE, budget=budget)
     assert budget.in_use == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "weight"),
+    [
+        (lambda: encode(photo((300, 200)), "JPEG"), 1.0),
+        (lambda: encode(photo((300, 200)), "PNG"), 1.0),
+        (lambda: encode(photo((300, 200)), "JPEG", progressive=True), 1.5),  # coefficients
+        (lambda: encode(photo((300, 200)), "WEBP"), 2.0),  # libwebp's canvases
+    ],
+    ids=["baseline JPEG", "PNG", "progressive JPEG", "WebP"],
+)
+def test_decoders_that_hold_more_claim_more(make: Callable[[], bytes], weight: float) -> None:
+    budget = DecodeBudget(10**9)
+    prepare(make(), JUHE, budget=budget)
+    assert budget.peak_in_use == int(300 * 200 * weight)
 
 
 def test_threads_preparing_large_images_wait_for_the_budget() -> None:

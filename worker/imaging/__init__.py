@@ -105,9 +105,20 @@ def prepare(
     _check_pixels(im)
     if im.format == "MPO":
         return _first_picture(data, limits, fit, budget=budget, use_vips=use_vips)
-    with (budget or process_budget()).claim(im.width * im.height):
+    with (budget or process_budget()).claim(_claim(im)):
         # Every image object lives in _fitted's frame: gone when the claim ends.
         return _fitted(data, im, limits, fit, vips.available() if use_vips is None else use_vips)
+
+
+def _claim(im: ImageFile.ImageFile) -> int:
+    """The pixels ``im`` claims in the decode budget: its own, more where its decoder alone
+    holds more than the ~8 bytes a pixel that every later step stays within."""
+    pixels = im.width * im.height
+    if im.format == "WEBP":
+        return 2 * pixels  # libwebp's two frame canvases, Pillow's copy, then ours: 16 B/px
+    if im.format == "JPEG" and im.info.get("progressive"):
+        return pixels * 3 // 2  # libjpeg holds every coefficient: up to 12 B/px (CMYK)
+    return pixels
 
 
 def _first_picture(
