@@ -18,12 +18,12 @@ shrink (``fit``); this module does the mechanics, in this order:
    (a JPEG whose data ends before its pixels do is refused) and then sent untouched,
    its bytes as they came.
 5. Otherwise fit (:mod:`worker.imaging.fit`): ``fast`` takes a cheap decode-time shrink
-   that lands a little below the target, ``exact`` gives the full allowed size (with
-   libvips when installed, :mod:`worker.imaging.vips`). Normalise to 8-bit RGB (CMYK,
-   palette, alpha flattened onto white, 16-bit, grey), apply the EXIF orientation, and
-   encode JPEG once at a good quality, and only if that is over budget search quality
-   and then scale, in a bounded number of encodes. A re-encoded image carries only its
-   pixels: no EXIF, ICC profile, comment or other text.
+   that lands a little below the target, ``exact`` gives the full allowed size (a JPEG
+   through libvips when installed and it has nothing to report: :mod:`.vips`).
+   Normalise to 8-bit RGB (CMYK, palette, alpha flattened onto white, 16-bit, grey),
+   apply the EXIF orientation, and encode JPEG once at a good quality, and only if
+   that is over budget search quality and then scale, in a bounded number of encodes.
+   A re-encoded image carries only its pixels: no EXIF, ICC profile, comment or text.
 
 Everything here is per call: safe to run concurrently from worker threads.
 """
@@ -39,8 +39,8 @@ from worker.config import FitMode
 from worker.errors import InvalidImage
 from worker.imaging import jpeg, vips
 from worker.imaging.budget import DecodeBudget, process_budget
-from worker.imaging.encode import _encode_to_budget, _prepared, b64_length
-from worker.imaging.fit import HALF_OCTAVE, decode_fitted, fit_size, vips_fitted
+from worker.imaging.encode import FIRST_QUALITY, _encode_to_budget, _prepared, b64_length
+from worker.imaging.fit import HALF_OCTAVE, decode_fitted, fit_size
 from worker.imaging.sniff import (
     _DECODE_ERRORS,
     _check_pixels,
@@ -165,12 +165,10 @@ def _fitted(
     if fits and orientation == 1 and plain and fmt in limits.formats:
         _verify_complete(im, fmt, data)
         return _prepared(data, fmt, ow, oh, transformed=False, notes=notes, limits=limits)
-    if use_vips and fit == "exact" and target != (ow, oh) and _vips_can(im, fmt, plain):
-        rgb = vips_fitted(data, fmt, target, orientation)
-    else:
-        rgb = decode_fitted(im, fmt, data, target, orientation, limits, fit)
+    if use_vips and fit == "exact" and target != (ow, oh) and fmt == "JPEG" and im.mode == "RGB":
+        rotate = orientation != 1
+        encoded = vips.fit_jpeg(data, target, rotate=rotate, quality=FIRST_QUALITY)
+        if encoded is not None and b64_length(len(encoded)) <= limits.max_b64_bytes:
+            return _prepared(encoded, fmt, *target, transformed=True, notes=notes, limits=limits)
+    rgb = decode_fitted(im, fmt, data, target, orientation, limits, fit)
     return _encode_to_budget(rgb, limits, notes)
-
-
-def _vips_can(im: ImageFile.ImageFile, fmt: str, plain: bool) -> bool:
-    return fmt in vips.FORMATS and plain and im.mode in ("L", "RGB")

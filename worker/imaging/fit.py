@@ -21,7 +21,6 @@ import math
 from PIL import Image, ImageFile
 
 from worker.config import FitMode
-from worker.imaging import vips
 from worker.imaging.encode import to_rgb
 from worker.imaging.sniff import _TRANSPOSE, _check_jpeg_end, _load
 from worker.providers.base import ImageLimits
@@ -112,18 +111,6 @@ def decode_fitted(
     if not final and out.size != raw_target:
         out = resize(out, raw_target, REDUCING_GAP[fit])
     out = _then(out, to_rgb(out))
-    if orientation != 1:
-        out = _then(out, out.transpose(_TRANSPOSE[orientation]))
-    return out
-
-
-def vips_fitted(data: bytes, fmt: str, target: tuple[int, int], orientation: int) -> Image.Image:
-    """As :func:`decode_fitted` for ``exact``, decoded and resampled by libvips."""
-    out = vips.fit(data, fmt, target if orientation < 5 else (target[1], target[0]))
-    if fmt == "JPEG":
-        # libvips does not fail on a scan cut short by a marker either; the flat tail of
-        # such a scan survives resampling, so the same check applies.
-        _check_jpeg_end(out, data)
     if orientation != 1:
         out = _then(out, out.transpose(_TRANSPOSE[orientation]))
     return out
