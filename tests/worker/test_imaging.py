@@ -396,6 +396,13 @@ def test_exact_takes_the_vips_path_for_a_clean_jpeg() -> None:
     assert _has_jfif(prepare(data, JUHE, "exact", use_vips=False).data)  # Pillow wrote it
 
 
+def test_a_vendor_without_jpeg_gets_its_own_format_from_exact_too() -> None:
+    limits = ImageLimits(frozenset({"PNG"}), 4_000_000, max_side=300)
+    out = prepare(encode(photo((600, 400)), "JPEG"), limits, "exact", use_vips=True)
+    assert_within(out, limits)
+    assert (out.format, out.width, out.height) == ("PNG", 300, 200)
+
+
 def test_a_jpeg_libvips_warns_about_is_fitted_the_pillow_way() -> None:
     data = encode(photo((5000, 3000)), "JPEG", quality=85)
     sos = next(start for marker, start, _ in jpeg.segments(data) if marker == 0xDA)
@@ -515,6 +522,7 @@ def test_pillow_global_limit_is_left_alone() -> None:
         ("WebP", ("WEBP", 200, 100)),
         ("TIFF LZW", ("TIFF", 200, 100)),
         ("EXIF rotate 90 (6)", ("JPEG", 200, 400)),  # display orientation
+        ("TIFF with EXIF rotate 90 (6)", ("TIFF", 200, 400)),  # Pillow's TIFF: upright already
         ("huge PNG header, tiny file", ("PNG", 40_000, 40_000)),  # a header read, no decode
         ("truncated JPEG", ("JPEG", 640, 480)),
     ],

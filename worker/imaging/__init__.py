@@ -39,7 +39,13 @@ from worker.config import FitMode
 from worker.errors import InvalidImage
 from worker.imaging import jpeg, vips
 from worker.imaging.budget import DecodeBudget, process_budget
-from worker.imaging.encode import FIRST_QUALITY, _encode_to_budget, _prepared, b64_length
+from worker.imaging.encode import (
+    FIRST_QUALITY,
+    _encode_to_budget,
+    _output_format,
+    _prepared,
+    b64_length,
+)
 from worker.imaging.fit import HALF_OCTAVE, decode_fitted, fit_size
 from worker.imaging.sniff import (
     _DECODE_ERRORS,
@@ -106,8 +112,12 @@ def prepare(
     if im.format == "MPO":
         return _first_picture(data, limits, fit, budget=budget, use_vips=use_vips)
     with (budget or process_budget()).claim(_claim(im)):
-        # Every image object lives in _fitted's frame: gone when the claim ends.
-        return _fitted(data, im, limits, fit, vips.available() if use_vips is None else use_vips)
+        try:
+            return _fitted(
+                data, im, limits, fit, vips.available() if use_vips is None else use_vips
+            )
+        finally:
+            im.close()  # its pixels go before the claim does (the rest die with _fitted)
 
 
 def _claim(im: ImageFile.ImageFile) -> int:
@@ -165,7 +175,8 @@ def _fitted(
     if fits and orientation == 1 and plain and fmt in limits.formats:
         _verify_complete(im, fmt, data)
         return _prepared(data, fmt, ow, oh, transformed=False, notes=notes, limits=limits)
-    if use_vips and fit == "exact" and target != (ow, oh) and fmt == "JPEG" and im.mode == "RGB":
+    jpeg_in_jpeg_out = fmt == "JPEG" and im.mode == "RGB" and _output_format(limits) == "JPEG"
+    if use_vips and fit == "exact" and target != (ow, oh) and jpeg_in_jpeg_out:
         rotate = orientation != 1
         encoded = vips.fit_jpeg(data, target, rotate=rotate, quality=FIRST_QUALITY)
         if encoded is not None and b64_length(len(encoded)) <= limits.max_b64_bytes:

@@ -64,10 +64,11 @@ def first_picture(data: bytes) -> bytes:
 def with_filler(data: bytes) -> bytes | None:
     """``data`` with one-bits inserted before its final EOI, or None if it ends otherwise.
 
-    libjpeg decodes a scan that ends early (a marker where data should be) as if zero bits
-    followed, and Pillow does not report it. A complete scan is unaffected by what lies
-    between its last byte and the EOI; a short one reads the filler instead of zeros, so
-    its pixels change: the two decodes differ exactly when the data ends too soon.
+    libjpeg decodes a scan that ends early (a marker where data should be) as flat grey
+    from there on, and Pillow does not report it. A complete scan is unaffected by what
+    lies between its last byte and the EOI; a short one reads the filler instead, so its
+    pixels change (unless the last block it held was mid-grey itself, a grey picture
+    either way): decoded with and without the filler, a short scan differs.
     """
     if not data.endswith(_END):
         return None

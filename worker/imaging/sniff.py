@@ -222,9 +222,10 @@ def _check_jpeg_end(im: Image.Image, data: bytes) -> None:
 
     A scan cut short and followed by an EOI (a cut file given an end marker, or a header
     claiming far more pixels than the data holds) decodes without an error: libjpeg fills
-    the rest with flat grey. So a flat last row is checked once more, cheaply, by
-    :func:`worker.imaging.jpeg.with_filler`. A cut inside the last row of blocks, or in
-    a later scan of a progressive file (a complete, softer picture), is not detected.
+    the rest with flat grey. So an image whose last row is flat is decoded twice more at
+    1/8 scale, with and without :func:`worker.imaging.jpeg.with_filler`. A cut inside the
+    last row of blocks, or in a later scan of a progressive file (a complete, softer
+    picture), is not detected.
     """
     if im.height < 1 or im.width < 1:
         return
