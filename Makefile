@@ -29,6 +29,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/imaging.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/throughput.py
 

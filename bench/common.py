@@ -435,6 +435,7 @@ def run_vrec_batch(
     from models.db import Database
     from worker.app import make_app
     from worker.service.follow import follow
+    from worker.service.status import Progress
     from worker.service.submit import submit
 
     settings = settings_from_env(env)
@@ -445,7 +446,7 @@ def run_vrec_batch(
         batch_id = submit(db, settings, paths, [P], {}, label="bench")
         t1 = time.monotonic()
 
-        def progress(_counts: dict[str, int]) -> None:
+        def progress(_progress: Progress) -> None:
             if workers is not None:
                 workers.check_alive()  # a dead worker would otherwise look like a slow one
 

@@ -24,6 +24,14 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# How an image larger than a vendor's limits is shrunk (worker/imaging/fit.py): "fast"
+# accepts a decode-time scale landing up to ~30% below the allowed side, "exact" gives the
+# vendor's full allowed size.
+FitMode = Literal["fast", "exact"]
+
+# Pillow's own pixel cap (Image.MAX_IMAGE_PIXELS): the largest image vrec decodes at all.
+PILLOW_PIXEL_CAP = 89_478_485
+
 
 class ProviderSettings(BaseModel):
     """What every provider has: where it lives, how fast and how long we may call it."""
@@ -35,6 +43,9 @@ class ProviderSettings(BaseModel):
     timeout: float = Field(default=30.0, gt=0, description="seconds for one vendor call")
     max_in_flight: int | None = Field(
         default=None, gt=0, description="optional cap on calls in flight per process"
+    )
+    fit: FitMode | None = Field(
+        default=None, description="image fitting, fast or exact; None: the provider default"
     )
 
 
@@ -104,6 +115,10 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = Field(default=15.0, gt=0)
     fetch_max_redirects: int = Field(default=3, ge=0)
     fetch_allow_networks: list[str] = Field(default_factory=list)  # e.g. ["127.0.0.0/8"]
+    # Pixels being decoded at once in one process, over all its threads (worker/imaging/
+    # budget.py): a thread waits for room, never fails; a larger image runs alone. Decoding
+    # holds at most ~8 bytes per pixel, so the default bounds decode memory near 720 MB.
+    decode_budget_pixels: int = Field(default=PILLOW_PIXEL_CAP, ge=1)
 
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

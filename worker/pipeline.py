@@ -35,7 +35,7 @@ from worker.fetch import fetch_url
 from worker.ingest import facts_of, is_url
 from worker.jobrun import CallFacts, JobRun
 from worker.local_files import read_regular
-from worker.providers.base import Provider, VendorRequest, VendorResponse, rate_of
+from worker.providers.base import Provider, VendorRequest, VendorResponse, fit_of, rate_of
 from worker.ratelimit import Limiter
 from worker.sources import SourceFacts
 
@@ -83,7 +83,7 @@ def prepare_job(
         facts = facts_of(data)
         if expected_sha256 is not None and facts.sha256 != expected_sha256:
             raise InvalidImage("source changed since it was submitted (sha256 differs)")
-        prepared = imaging.prepare(data, provider.limits)
+        prepared = imaging.prepare(data, provider.limits, fit_of(provider))
         try:
             return Ready(provider.build_request(prepared, options), facts)
         except ConfigError as exc:  # no credentials on this worker: wait, open no circuit

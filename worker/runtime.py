@@ -27,6 +27,7 @@ import aiohttp
 
 from models import queue
 from models.db import Database
+from worker import imaging
 from worker.config import Settings
 from worker.providers.base import Provider
 from worker.providers.registry import get_provider
@@ -42,6 +43,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        imaging.size_process_budget(settings.decode_budget_pixels)
         # Leases this process takes are "<worker_id>/<task>", so they can be handed back
         # all at once when it stops (the column holds 64 characters).
         self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"

@@ -81,10 +81,33 @@ def bmp_header_only(w: int, h: int) -> bytes:
     return header + info + b"\x00" * 64
 
 
-def with_exif(im: Image.Image, orientation: int) -> bytes:
+def with_exif(im: Image.Image, orientation: int, fmt: str = "JPEG") -> bytes:
+    """``im`` stored as ``fmt`` with an EXIF orientation (every format Pillow writes it to:
+    JPEG and WebP EXIF, PNG eXIf, TIFF's own tag)."""
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return encode(im, "JPEG", quality=90, exif=exif.tobytes())
+    quality = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    return encode(im, fmt, exif=exif.tobytes(), **quality)
+
+
+def quadrants(size: tuple[int, int] = (120, 80)) -> Image.Image:
+    """Red, blue, green and white quadrants: every flip and rotation looks different."""
+    w, h = size
+    im = Image.new("RGB", size, (255, 255, 255))
+    im.paste((255, 0, 0), (0, 0, w // 2, h // 2))
+    im.paste((0, 0, 255), (w // 2, 0, w, h // 2))
+    im.paste((0, 160, 0), (0, h // 2, w // 2, h))
+    return im
+
+
+def cut_with_end_marker(data: bytes, keep: float) -> bytes:
+    """A JPEG cut after ``keep`` of its bytes, then given an EOI as if it were complete."""
+    return data[: int(len(data) * keep)] + b"\xff\xd9"
+
+
+def mpo(*frames: Image.Image) -> bytes:
+    """A multi-picture JPEG, as phones write for depth or burst shots."""
+    return encode(frames[0], "MPO", save_all=True, append_images=list(frames[1:]), quality=90)
 
 
 def palette_with_transparency() -> bytes:
@@ -138,7 +161,10 @@ def _truncated(make: Callable[[], bytes], keep: float) -> Callable[[], bytes]:
     return lambda: (d := make())[: int(len(d) * keep)]
 
 
-_JPEG_SMALL = lambda: encode(photo((640, 480)), "JPEG", quality=85)  # noqa: E731
+def _JPEG_SMALL() -> bytes:
+    return encode(photo((640, 480)), "JPEG", quality=85)
+
+
 _NOISY_GIF = lambda: encode(Image.effect_noise((200, 150), 80), "GIF")  # noqa: E731
 _PNG_SMALL = lambda: encode(photo((640, 480)), "PNG")  # noqa: E731
 _TOO_SMALL_FOR_TENCENT = {
@@ -265,6 +291,36 @@ CORPUS: list[Case] = [
         size=(200, 400),
     ),
     Case("EXIF identity (1)", lambda: with_exif(photo((400, 200)), 1), untouched=True),
+    Case(
+        "TIFF with EXIF rotate 90 (6)",
+        lambda: with_exif(photo((400, 200)), 6, "TIFF"),
+        untouched=False,
+        size=(200, 400),
+    ),
+    Case(
+        "WebP with EXIF rotate 90 (8)",
+        lambda: with_exif(photo((400, 200)), 8, "WEBP"),
+        untouched=False,
+        size=(200, 400),
+    ),
+    # Multi-picture and lying JPEGs.
+    Case(
+        "MPO (two pictures)",
+        lambda: mpo(photo((400, 300)), photo((400, 300), seed=7)),
+        untouched=False,
+        size=(400, 300),
+        warning="MPO",
+    ),
+    Case(
+        "JPEG cut, end marker appended",
+        lambda: cut_with_end_marker(_JPEG_SMALL(), 0.6),
+        r"^truncated JPEG: its data ends before its 640x480 pixels do",
+    ),
+    Case(
+        "JPEG header claims 4000x3000",
+        lambda: jpeg_with_size(4000, 3000),
+        r"^truncated JPEG: its data ends before its 4000x3000 pixels do",
+    ),
     # Fits already: sent as it is.
     Case("baseline JPEG", _JPEG_SMALL, untouched=True, size=(640, 480)),
     Case(

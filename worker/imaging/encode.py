@@ -26,29 +26,79 @@ def b64_length(n: int) -> int:
     return 4 * ((n + 2) // 3)
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """8-bit RGB: alpha flattened onto white, 16-bit and float scaled, CMYK converted."""
+def to_rgb(im: Image.Image, *, keep_grey: bool = False) -> Image.Image:
+    """8-bit RGB: alpha flattened onto white, 16-bit and float scaled, CMYK converted.
+    ``keep_grey``: grey stays 8-bit grey (a quarter of the memory, to resample in).
+
+    Each step holds its source and one product, no more than ~8 bytes a pixel in all
+    (see worker/imaging/budget.py).
+    """
     mode = im.mode
     if mode.startswith("I;16"):
-        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        # The high byte of every sample: 16 bits to 8 without a 32-bit copy.
+        raw = "L;16B" if mode == "I;16B" else "L;16"
+        im = Image.frombytes("L", im.size, im.tobytes(), "raw", raw)
     elif mode in ("I", "F"):
-        extrema = im.getextrema()
-        low, high = (float(v) for v in extrema if isinstance(v, int | float))
-        span = high - low or 1.0
-        im = im.convert("F").point(lambda v: (v - low) * (255 / span)).convert("L")
-    elif (mode == "P" and "transparency" in im.info) or mode in ("PA", "La", "RGBa"):
+        im = _stretched_to_grey(im)
+    elif mode == "P" and "transparency" in im.info:
+        im = _palette_on_white(im)
+    elif mode in ("PA", "La", "RGBa"):
         im = im.convert("RGBA")
     elif mode == "1":
         im = im.convert("L")
     if im.mode in ("RGBA", "LA"):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGB", rgba.size, (255, 255, 255))
-        white.paste(rgba, mask=rgba.getchannel("A"))
-        return white
-    return im if im.mode == "RGB" else im.convert("RGB")
+        # RGBA onto white RGB, LA onto white grey; the mask is the image's own alpha band.
+        white = Image.new("RGB" if im.mode == "RGBA" else "L", im.size, "white")
+        white.paste(im, mask=im)
+        im = white
+    if im.mode == "RGB" or (keep_grey and im.mode == "L"):
+        return im
+    return im.convert("RGB")
+
+
+_BAND_ROWS = 256  # rows scaled at a time from 32-bit grey
+
+
+def _stretched_to_grey(im: Image.Image) -> Image.Image:
+    """32-bit grey (I or F) stretched over 0-255, a band of rows at a time, so only the
+    8-bit result is held beside the source, not a 32-bit copy of it."""
+    extrema = im.getextrema()
+    low, high = (float(v) for v in extrema if isinstance(v, int | float))
+    scale = 255 / (high - low or 1.0)
+    out = Image.new("L", im.size)
+    for top in range(0, im.height, _BAND_ROWS):
+        band = im.crop((0, top, im.width, min(im.height, top + _BAND_ROWS)))
+        out.paste(band.point(lambda v: (v - low) * scale).convert("L"), (0, top))
+    return out
+
+
+def _palette_on_white(im: Image.Image) -> Image.Image:
+    """A palette image with transparency flattened onto white by blending its palette
+    entries, not its pixels: an RGB result beside a 1-byte copy, no RGBA image."""
+    palette = im.getpalette("RGB") or []
+    alpha = im.info.get("transparency")
+    alphas = [255] * (len(palette) // 3)
+    if isinstance(alpha, int) and 0 <= alpha < len(alphas):
+        alphas[alpha] = 0
+    elif isinstance(alpha, bytes):
+        alphas[: len(alpha)] = list(alpha[: len(alphas)])
+    else:
+        return im.convert("RGBA")  # a form we do not know: the general way
+    flat = im.copy()
+    flat.info.pop("transparency")
+    flat.putpalette(
+        [
+            round((c * alphas[i // 3] + 255 * (255 - alphas[i // 3])) / 255)
+            for i, c in enumerate(palette)
+        ]
+    )
+    return flat.convert("RGB")
 
 
 def _encode(im: Image.Image, fmt: str, quality: int) -> bytes:
+    """The pixels alone: no EXIF, ICC profile, comment, text or transparency key is
+    written (Pillow would copy some from ``im.info``; a comment over 64 KB even fails)."""
+    im.info = {}
     buf = io.BytesIO()
     if fmt == "JPEG":
         im.save(buf, "JPEG", quality=quality, subsampling="4:2:0")

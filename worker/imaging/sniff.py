@@ -23,6 +23,7 @@ from PIL import (
 )
 
 from worker.errors import InvalidImage
+from worker.imaging import jpeg
 
 # Importing the plugins registers them in Image.OPEN; only these are ever asked to open.
 _PLUGINS = (BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin)
@@ -153,7 +154,11 @@ def _check_pixels(im: Image.Image) -> None:
 
 
 def _orientation(im: ImageFile.ImageFile, *, cheap: bool = False) -> int:
-    """EXIF orientation 1-8 (1 when absent or unreadable). ``cheap``: never decode for it."""
+    """The EXIF orientation still to apply, 1-8 (1 when absent or unreadable): Pillow's
+    TIFF plugin applies its own (its size is upright from the header on, its pixels on
+    load), every other plugin leaves it to us. ``cheap``: never decode for it."""
+    if im.format == "TIFF":
+        return 1
     if im.format == "PNG" and "exif" not in im.info:
         if cheap:
             return 1  # an eXIf chunk after the pixels: only a full decode would find it
@@ -201,10 +206,50 @@ def _verify_png(data: bytes) -> None:
         raise InvalidImage(_decode_message("PNG", exc)) from exc
 
 
-def _verify_complete(im: ImageFile.ImageFile, fmt: str) -> None:
+def _verify_complete(im: ImageFile.ImageFile, fmt: str, data: bytes) -> None:
     """Decode everything once so a truncated file is refused, not sent."""
     if fmt == "JPEG":
         # At 1/8 DCT scale libjpeg still reads every entropy-coded byte (so it notices
         # truncation) but skips most of the IDCT and colour work.
         im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
     _load(im, fmt)
+    if fmt == "JPEG":
+        _check_jpeg_end(im, data)
+
+
+def _check_jpeg_end(im: Image.Image, data: bytes) -> None:
+    """Refuse a JPEG whose data ends before its pixels do (``im``: decoded from ``data``).
+
+    A scan cut short and followed by an EOI (a cut file given an end marker, or a header
+    claiming far more pixels than the data holds) decodes without an error: libjpeg fills
+    the rest with flat grey. So an image whose last row is flat is decoded twice more at
+    1/8 scale, with and without :func:`worker.imaging.jpeg.with_filler`. A cut inside the
+    last row of blocks, or in a later scan of a progressive file (a complete, softer
+    picture), is not detected.
+    """
+    if im.height < 1 or im.width < 1:
+        return
+    extrema = im.crop((0, im.height - 1, im.width, im.height)).getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    if any(low != high for low, high in bands):
+        return
+    filled = jpeg.with_filler(data)
+    if filled is None:
+        return
+    try:
+        same = _eighth(data) == _eighth(filled)
+    except _DECODE_ERRORS:
+        return  # no verdict; the decode that matters already succeeded
+    if not same:
+        w, h = _open(data, "JPEG").size
+        raise InvalidImage(
+            f"truncated JPEG: its data ends before its {w}x{h} pixels do "
+            "(an end marker follows the cut)"
+        )
+
+
+def _eighth(data: bytes) -> bytes:
+    """The pixels of ``data`` (a JPEG) decoded at 1/8 scale."""
+    im = JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
+    return im.tobytes()

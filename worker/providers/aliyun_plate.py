@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.errors import (
     BadResponse,
     ConfigError,
@@ -130,6 +130,9 @@ class AliyunPlate:
         min_side=15,  # undocumented; conservative, as Juhe's documented floor
     )
     default_rate: ClassVar[float] = 5.0  # undocumented; the market's packages don't say
+    # A plate's characters need every pixel allowed (no side limit today: only the byte
+    # budget can shrink an image, the same way in either mode).
+    fit: ClassVar[FitMode] = "exact"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def __init__(

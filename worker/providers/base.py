@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.errors import ConfigError, Outcome
 from worker.image_limits import ImageLimits, PreparedImage
 
@@ -123,6 +123,9 @@ class Provider(Protocol):
     settings_model: ClassVar[type[ProviderSettings]]
     limits: ClassVar[ImageLimits]
     default_rate: ClassVar[float]  # requests/s when VREC_<P>__RATE is unset
+    # How an oversized image is shrunk when VREC_<P>__FIT is unset: "exact" where the vendor
+    # reads small text (plates, licences), "fast" where coarse features suffice.
+    fit: ClassVar[FitMode]
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]]  # job options and allowed values
 
     @property
@@ -177,3 +180,8 @@ def check_options(provider: HasOptions, options: Mapping[str, str]) -> dict[str,
 def rate_of(provider: Provider) -> float:
     """The provider's effective rate: its setting, else its documented default."""
     return provider.settings.rate or provider.default_rate
+
+
+def fit_of(provider: Provider) -> FitMode:
+    """The provider's image fitting: its setting, else its class default."""
+    return provider.settings.fit or provider.fit

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.errors import VendorRejectedImage
 from worker.providers import juhe
 from worker.providers.base import CarModelCandidate
@@ -85,6 +85,9 @@ class JuheCar(juhe.JuheAdapter[JuheCarSettings]):
     settings_model: ClassVar[type[ProviderSettings]] = JuheCarSettings
     errors: ClassVar[Mapping[int, juhe.Kind]] = ERRORS
     image_field: ClassVar[str] = "image"
+    # Car make and model are read from the body's shape and grille, coarse features that a
+    # decode-time scale keeps ("reads the largest car"): the cheaper fit is enough.
+    fit: ClassVar[FitMode] = "fast"
 
     def read(self, result: Any) -> list[CarModelCandidate]:
         return candidates_of(result)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Literal
 
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.errors import ProviderUnavailable, Transient, VendorRejectedImage
 from worker.image_limits import PreparedImage
 from worker.providers import juhe
@@ -128,6 +128,8 @@ class JuhePlate(juhe.JuheAdapter[JuhePlateSettings]):
     settings_model: ClassVar[type[ProviderSettings]] = JuhePlateSettings
     errors: ClassVar[Mapping[int, juhe.Kind]] = ERRORS
     image_field: ClassVar[str] = "file"
+    # A plate is a small part of the photo: its characters need every pixel allowed.
+    fit: ClassVar[FitMode] = "exact"
 
     def url(self) -> str:
         """``base_url`` plus the mode's path: ``/query`` (base64) or ``/verify`` (multipart)."""

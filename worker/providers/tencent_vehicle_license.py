@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.errors import BadResponse, ConfigError, Outcome
 from worker.image_limits import ImageLimits, PreparedImage
 from worker.providers import tencent_sign
@@ -138,6 +138,8 @@ class TencentVehicleLicense:
         recommended_min=(500, 800),  # "分辨率建议500*800以上"
     )
     default_rate: ClassVar[float] = 10.0
+    # A licence is small print (VIN, engine number, dates): every pixel allowed counts.
+    fit: ClassVar[FitMode] = "exact"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "card_side": ("FRONT", "BACK", "DOUBLE")
     }

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from worker import errors
-from worker.config import ProviderSettings
+from worker.config import FitMode, ProviderSettings
 from worker.image_limits import ImageLimits
 from worker.providers import common
 from worker.providers.base import PlateReading, VendorAnswer, VendorResponse
@@ -140,6 +140,9 @@ class TianapiPlate(KeyedFormAdapter[TianapiPlateSettings]):
     # figure ("可在控制台-接口管理中查询"); 5/s is a conservative default, set
     # VREC_TIANAPI_PLATE__RATE to the console's value.
     default_rate: ClassVar[float] = 5.0
+    # A plate's characters need every pixel allowed (no side limit today: only the byte
+    # budget can shrink an image, the same way in either mode).
+    fit: ClassVar[FitMode] = "exact"
 
     def parse_response(self, response: VendorResponse) -> VendorAnswer:
         status = response.status
