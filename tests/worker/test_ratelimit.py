@@ -95,7 +95,7 @@ def test_default_margin_never_exceeds_the_limit(backend: Backend) -> None:
 def cut_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     # Halving cuts and next to no climb, so a cut's effect stays put while a test looks;
     # a 100 ms jitter budget for the stamps of a saturated run.
-    aimd = Aimd(decrease=0.5, recover_per_second=0.001, probe_seconds=100.0, cooldown=0.3)
+    aimd = Aimd(decrease=0.5, recover_per_second=0.001, probe_seconds=100.0, cooldown=0.5)
     yield from _backend(request, margin=0.1, aimd=aimd)
 
 
@@ -293,11 +293,12 @@ def test_a_holder_of_a_slot_whose_state_was_lost_reserves_again() -> None:
             await asyncio.to_thread(flush_test_db)
             newcomer = await limiter.acquire("k", rate, max_wait=5)
             held = await holder
-            # The newcomer began a new schedule; the holder's slot was gone, so it went
-            # after the newcomer instead of next to it.
+            # The holder's slot was gone with the state: it did not send in it but reserved
+            # again in the new schedule (after the newcomer, unless the machine stalled
+            # long enough for the holder to begin it), one interval from the newcomer's.
             assert newcomer.generation != first.generation
             assert held.generation == newcomer.generation
-            assert held.at - newcomer.at >= (1 + backend.margin) / rate - 1e-3
+            assert abs(held.at - newcomer.at) >= (1 + backend.margin) / rate - 1e-3
 
     try:
         asyncio.run(main())
@@ -566,15 +567,17 @@ def test_the_clock_offset_bound_follows_a_clock_stepping_back() -> None:
 
 
 def test_throttling_below_the_configured_rate_converges_to_the_vendors_limit(
-    backend: Backend,
+    jitter_backend: Backend,
 ) -> None:
     """vrec configured at 15/s, the vendor (the simulator) allowing 10/s, every call the
     pipeline's own (slot, signed request, answer, penalty on a throttle), two workers.
     After the first episodes the limiter settles just under the vendor's limit: the rate
-    the vendor admitted over the last 12 s is within 10% of it, and throttles are rare.
+    the vendor admitted over the last 14 s is within 10% of it, and throttles are rare.
     Before, each throttle of a call reserved at the old spacing cut again, down to the
-    floor: 52% of the vendor's limit."""
-    limit, duration, window = 10, 28.0, 12.0
+    floor: 52% of the vendor's limit. (A 100 ms jitter budget: on a loaded machine, callers
+    woken more than 15 ms late would forfeit enough slots to cost the rate by themselves;
+    the rate the penalty settles at is what this test is about.)"""
+    limit, duration, window = 10, 28.0, 14.0
     env = demo_credentials()
     env["VREC_SIMULATOR__LIMITS"] = json.dumps({P: limit})
     env["VREC_SIMULATOR__LATENCY_MS"] = json.dumps([50, 300])
@@ -585,14 +588,16 @@ def test_throttling_below_the_configured_rate_converges_to_the_vendors_limit(
         env[f"VREC_{P.upper()}__RATE"] = "15"
         counts: list[tuple[float, int, int, int]] = []  # (time, calls, admitted, throttled)
 
-        def count_late_window() -> None:
-            time.sleep(duration - window)
-            counts.append((time.monotonic(), stats.calls, stats.admitted, stats.throttled))
+        def count_late_window() -> None:  # the vendor's counts as the window opens, closes
+            released = time.monotonic()
+            for at in (duration - window, duration):
+                time.sleep(max(0.0, released + at - time.monotonic()))
+                counts.append((time.monotonic(), stats.calls, stats.admitted, stats.throttled))
 
-        backend.run_workers(call_vendor, env, duration, 8, copies=2, alongside=count_late_window)
-        end = (time.monotonic(), stats.calls, stats.admitted, stats.throttled)
-    ((t0, calls0, admitted0, throttled0),) = counts
-    # The workers' last calls may end a little after `duration`: the window is measured.
-    achieved = (end[2] - admitted0) / (end[0] - t0)
+        jitter_backend.run_workers(
+            call_vendor, env, duration, 8, copies=2, alongside=count_late_window
+        )
+    (t0, calls0, admitted0, throttled0), (t1, calls1, admitted1, throttled1) = counts
+    achieved = (admitted1 - admitted0) / (t1 - t0)
     assert achieved >= 0.9 * limit  # and never above it: the vendor admits at most that
-    assert end[3] - throttled0 <= 0.05 * (end[1] - calls0)
+    assert throttled1 - throttled0 <= 0.05 * (calls1 - calls0)
