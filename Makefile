@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/faults.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

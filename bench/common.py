@@ -1,4 +1,5 @@
-"""Shared setup for the flow benchmarks (bench/ratelimit.py, bench/throughput.py).
+"""Shared setup for the flow benchmarks (bench/ratelimit.py, bench/throughput.py,
+bench/faults.py).
 
 Everything runs on loopback against real services: a throwaway PostgreSQL database
 (dropped afterwards), Redis DBs 10-12 (flushed before and after; nothing else is
@@ -398,6 +399,12 @@ def wait_for(
         time.sleep(poll)
 
 
+def parse_latency(text: str) -> tuple[float, float]:
+    """A ``--latency`` argument: ``LOW,HIGH`` milliseconds, or one number for both."""
+    low, _, high = text.partition(",")
+    return float(low), float(high or low)
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -430,8 +437,10 @@ def run_vrec_batch(
     timeout: float,
     workers: Workers | None = None,
     poll: float = 0.1,
+    on_progress: Callable[[dict[str, int]], None] | None = None,
 ) -> BatchRun:
-    """Submit ``paths`` for Tencent and dispatch/follow the batch as ``vrec run`` does."""
+    """Submit ``paths`` for Tencent and dispatch/follow the batch as ``vrec run`` does;
+    ``on_progress`` gets the jobs by status at every poll (a benchmark's fault injection)."""
     from models.db import Database
     from worker.app import make_app
     from worker.service.follow import follow
@@ -446,9 +455,11 @@ def run_vrec_batch(
         batch_id = submit(db, settings, paths, [P], {}, label="bench")
         t1 = time.monotonic()
 
-        def progress(_progress: Progress) -> None:
+        def progress(progress: Progress) -> None:
             if workers is not None:
                 workers.check_alive()  # a dead worker would otherwise look like a slow one
+            if on_progress is not None:
+                on_progress(progress.counts)
 
         result = follow(
             db, app, settings, batch_id, on_progress=progress, poll=poll, timeout=timeout

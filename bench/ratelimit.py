@@ -51,6 +51,7 @@ from bench.common import (
     flush_redis,
     fresh_credentials,
     image_folder,
+    parse_latency,
     pending_messages,
     rate_figures,
     redis_url,
@@ -257,11 +258,6 @@ def report(results: list[Result]) -> None:
                 f"  {verdict(f.max_per_second <= r.limit)}  max in any second "
                 f"{f.max_per_second} <= {r.limit}"
             )
-
-
-def parse_latency(text: str) -> tuple[float, float]:
-    low, _, high = text.partition(",")
-    return float(low), float(high or low)
 
 
 def main() -> None:

@@ -177,7 +177,7 @@ async def call_job(
     key = limiter_key(provider)
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:
-            await limiter.acquire(
+            slot = await limiter.acquire(
                 key, rate_of(provider), max_wait=settings.limiter_max_wait_seconds
             )
         except LimiterBusy as busy:
@@ -206,7 +206,7 @@ async def call_job(
             exc.provider = exc.provider or provider.name
             if exc.outcome is Outcome.RATE_LIMITED:
                 with contextlib.suppress(LimiterUnavailable):  # best effort: the answer counts
-                    await limiter.penalize(key, retry_after=exc.retry_after)
+                    await limiter.penalize(key, slot, retry_after=exc.retry_after)
             call = facts_of(exc.http_status, exc.vendor_code, exc.request_id, exc.billed)
             return JobRun(error=exc, call=call, source=facts)
         except Exception as exc:  # a bug in an adapter must not wedge the job: retry, then fail

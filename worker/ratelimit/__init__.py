@@ -7,8 +7,9 @@ Redis's own clock (``TIME``), so all processes on all machines draw from one sch
 :class:`LocalLimiter` is the embedded-mode twin with the same contract, in-process.
 :func:`make_limiter` picks one.
 
-Layout: :mod:`.base` (the protocol, AIMD parameters), :mod:`.local`, :mod:`.shared`
-(Redis and its Lua script), :mod:`.caps` (the in-flight cap both use).
+Layout: :mod:`.base` (the protocol, AIMD parameters, the acquire loop both limiters run),
+:mod:`.local`, :mod:`.shared` (Redis and its Lua script), :mod:`.caps` (the in-flight cap
+both use).
 Keys are ``f"{provider}:{credential_id}"``.
 
 The schedule: GCRA with zero burst
@@ -80,27 +81,95 @@ later callers back (``max_wait`` is one budget for all of a call's attempts). A 
 cancelled while sleeping until its slot forfeits the slot
 (GCRA cannot hand a slot back); that only costs throughput, never the limit.
 
-Penalty (AIMD), shared
-----------------------
-A throttling answer (:meth:`Limiter.penalize`) multiplies the key's *factor* by
-``Aimd.decrease`` (floor ``Aimd.floor``) and it climbs back by ``Aimd.recover_per_second``
-of the configured rate per second; the state lives next to the schedule (in Redis, with a
-TTL), so every worker slows down at once. Throttle answers within ``Aimd.cooldown`` of a
-cut are echoes of the same overload (the calls were already in flight) and do not cut
-again, as TCP cuts once per round trip. ``retry_after`` additionally forbids any slot
-before ``now + retry_after``.
+Generations: the limit survives losing the state
+------------------------------------------------
+The state lives in Redis, and a flush, a failover to an empty replica or an eviction
+loses it while callers sleep toward slots reserved in it (up to ``max_wait`` ahead). An
+empty key must not start a second schedule beside theirs (that put 25 calls in one second
+against 15/s). So every schedule has a *generation*, a random name stored with it and
+returned with each slot (:class:`Slot`), and two rules hold, in both limiters:
+
+1. *A far slot is confirmed.* A slot more than ``lead`` (0.1 s) after its reservation is
+   confirmed ``lead`` before it: one more round trip checks that the key still holds the
+   slot's generation. If it does not (the state was lost, or a cut replaced the
+   schedule, below), the caller does not send: it reserves again, within the same
+   ``max_wait`` budget. A slot at most ``lead`` away is sent without confirmation.
+2. *A new schedule starts late.* A state that is created (a new key, or a lost one)
+   begins as if a slot had been reserved ``lead`` from now: its first slot is ``lead + T``
+   away (``LimiterBusy`` for a shorter ``max_wait``).
+
+Why that holds the limit: a slot still sent after the state was lost at time ``F`` was
+reserved before ``F`` at most ``lead`` ahead, or confirmed before ``F`` at most ``lead``
+ahead; either way it lies before ``F + lead``. The new schedule, created at ``F' >= F``,
+has no slot before ``F' + lead + T``. The old slots still sent and the new ones form one
+sequence whose gaps are all at least ``T``, and the bound above (``N + 1`` consecutive
+slots span at least ``1 + margin`` seconds) holds across the loss. Clocks: a slot is on
+Redis's clock and its holder wakes to confirm ``lead`` before ``reply + wait`` on its
+own, never earlier on Redis's clock than ``slot - lead``; a replica with another clock has
+another generation too. A confirmation that comes back after the slot makes the caller
+late (re-reserved as above), and one that fails (Redis down) sends nothing.
+
+Cost: no round trip on the unsaturated path (a slot at most ``lead`` away needs no
+confirmation, so the instant-vendor path makes one round trip per call, as before); a
+saturated key, where the rate is the bottleneck anyway, costs two per call; a new key's
+first call waits ``lead + T`` once. Not covered: a state restored *older* than it was (a
+crash restart from an RDB/AOF snapshot, a failover to a replica that lagged) keeps its
+generation, and new slots may undercut ones reserved in the writes it lost. Lost with the
+state: the penalty below (a throttle learns it again) and a Retry-After.
+
+Penalty (AIMD): one cut per throttling episode
+----------------------------------------------
+A throttling answer (:meth:`Limiter.penalize`, given the throttled call's :class:`Slot`)
+is the vendor saying our rate is above its limit, which is the normal case: four of the
+five vendors publish none. A cut
+
+* multiplies the key's *factor* (the share of the configured rate in use) by
+  ``Aimd.decrease`` (0.7, never below ``Aimd.floor``) and remembers the factor it was made
+  at, the *ceiling*;
+* begins a new generation, effective ``lead`` from now (the schedule's end is pulled back
+  to ``now + lead``): every slot beyond that, reserved at the old spacing, fails its
+  confirmation and is reserved again at the new spacing. Without this, callers holding
+  up to ``max_wait`` of slots at the old spacing kept being throttled after the cut;
+* is made once per episode: a throttle of a call whose slot belongs to an older
+  generation (reserved before the cut) is an echo, and so is one of a call sent within
+  ``Aimd.cooldown`` (1 s) of the new schedule's start, while the vendor's window still
+  counts calls of the old one. :meth:`Limiter.penalize` returns whether it cut.
+
+The climb back is additive, toward the configured rate: ``Aimd.recover_per_second`` (0.05
+of the rate per second) up to ``Aimd.probe_band`` (5%) below the ceiling, then slowly
+(``Aimd.probe_seconds``, 20 s, per band) through the bands below and above it, then fast
+again. A throttle within the band of the last ceiling confirms where the vendor's limit
+is and cuts only to ``1 - 2 * probe_band`` (0.9) of it. So a key settles just below the
+vendor's real limit, probing it every 20 s or so with one throttled call or two and a
+short 10% dip, instead of halving down to the floor (at 15/s configured against 12/s
+real, that ran at 52% of the vendor's limit). A vendor that raised its limit is found
+again past the band. The state lives next to the schedule (in Redis, with a TTL covering
+the recovery), so every worker slows down at once. ``retry_after`` additionally forbids
+any slot before ``now + retry_after`` (it does not re-space slots already reserved).
 
 In-flight cap: :meth:`Limiter.in_flight` is a per-process semaphore (across event loops
 and threads of the process), independent of the rate.
+
+What survives what
+------------------
+* A worker killed or restarted: everything (the state is in Redis); its slots go unused.
+* Redis flushed, failed over to an empty replica, keys evicted: the limit, by the rules
+  above. Lost: the penalty and Retry-After (relearned from the next throttle); the first
+  slot afterwards is ``lead + T`` away.
+* Redis unreachable: the limit, since nothing is sent (``LimiterUnavailable``: the job is
+  given back), not even in a slot whose confirmation fails.
+* Redis restored to an *older* state (crash restart from a snapshot, a lagging replica):
+  not guaranteed for the slots reserved in the lost writes (up to ``max_wait`` after).
+* In embedded mode (:class:`LocalLimiter`) the state lives and dies with the process.
 """
 
 from __future__ import annotations
 
-from worker.ratelimit.base import Aimd, Limiter
+from worker.ratelimit.base import Aimd, Limiter, Slot
 from worker.ratelimit.local import LocalLimiter
 from worker.ratelimit.shared import RedisLimiter
 
-__all__ = ["Aimd", "Limiter", "LocalLimiter", "RedisLimiter", "make_limiter"]
+__all__ = ["Aimd", "Limiter", "LocalLimiter", "RedisLimiter", "Slot", "make_limiter"]
 
 
 def make_limiter(redis_url: str | None, *, margin: float) -> Limiter:

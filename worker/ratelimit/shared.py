@@ -5,60 +5,108 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from worker.errors import LimiterBusy, LimiterUnavailable
-from worker.ratelimit.base import Aimd, budget_left, check_args, late, sleep_until
+from worker.ratelimit.base import (
+    LEAD_SECONDS,
+    Aimd,
+    Reservation,
+    Slot,
+    check_args,
+    new_generation,
+    take_slot,
+)
 from worker.ratelimit.caps import Caps
 
-# One script, three operations, all on one hash per key (so it is cluster-safe too).
+# One script, four operations, all on one hash per key (so it is cluster-safe too).
 # Times are integer microseconds of Redis's clock, written with %.0f because Lua's default
-# number formatting keeps only 14 significant digits. Fields: last (latest reserved slot),
-# f / ft (factor at the last cut, and when), nb (not before: a vendor's Retry-After).
-# 'acquire' answers {reserved, wait, now}: the script's own TIME lets a caller tell how
-# long the reply took to reach it (see RedisLimiter.acquire).
+# number formatting keeps only 14 significant digits. Fields (LocalLimiter's _State keeps
+# the same): g (the schedule's generation), last (latest reserved slot), f / c / ft (factor
+# right after the last cut, the factor it was made at, and when), gs (when the schedule
+# that cut began takes effect), nb (not before: a vendor's Retry-After).
+# ARGV: op, then for 'confirm' the generation; for the others a generation to begin if
+# one begins, lead, TTL (ms), recovery, probe band, probe seconds, then the op's own.
+# 'acquire' answers {reserved, wait, now, generation}: the script's own TIME lets a caller
+# tell how long the reply took to reach it (see RedisLimiter._reserve).
 _SCRIPT = """
+local key, op = KEYS[1], ARGV[1]
+if op == 'confirm' then
+  return redis.call('HGET', key, 'g') == ARGV[2] and 1 or 0
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local s = redis.call('HMGET', KEYS[1], 'last', 'f', 'ft', 'nb')
-local last, f, ft, nb = tonumber(s[1]), tonumber(s[2]) or 1, tonumber(s[3]), tonumber(s[4])
-local op, recover, ttl_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', key, 'g', 'last', 'f', 'c', 'ft', 'gs', 'nb')
+local g, last, f, c, ft, gs, nb = s[1], tonumber(s[2]), tonumber(s[3]), tonumber(s[4]),
+  tonumber(s[5]), tonumber(s[6]), tonumber(s[7])
+local lead, ttl_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+local recover, band, probe = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local function us(x) return string.format('%.0f', x) end
+if not g and op == 'factor' then return 1000000 end
+if not g then
+  -- A new or lost state: its first slot at least `lead` from now, after every slot the
+  -- lost one may still have had confirmed.
+  g, last = ARGV[2], now + lead
+  redis.call('HSET', key, 'g', g, 'last', us(last))
+end
 local factor = 1
-if ft then factor = math.min(1, f + recover * (now - ft) / 1000000) end
-local function keep(until_us)
-  local ms = math.max(0, math.ceil((until_us - now) / 1000)) + ttl_ms
-  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', ms))
+if ft then
+  -- Aimd.climb: fast to the band below the ceiling, slowly through it, fast again above.
+  local fast, slow = recover, c * band / probe
+  local left = math.max(0, (now - ft) / 1000000)
+  factor = f
+  for _, seg in ipairs({{c * (1 - band), fast}, {c * (1 + band), slow}}) do
+    if factor < seg[1] and left > 0 then
+      local used = math.min(left, (seg[1] - factor) / seg[2])
+      factor, left = factor + seg[2] * used, left - used
+    end
+  end
+  factor = math.min(1, factor + fast * left)
+end
+local function keep()
+  local ms = math.max(0, math.ceil((math.max(last, nb or 0) - now) / 1000)) + ttl_ms
+  redis.call('PEXPIRE', key, us(ms))
 end
 if op == 'acquire' then
-  local rate, margin, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  local slot = now
+  local rate, margin, max_wait = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+  local slot = math.max(now, last + math.ceil((1 + margin) * 1000000 / (rate * factor)))
   if nb and nb > slot then slot = nb end
-  if last then
-    local next_slot = last + math.ceil((1 + margin) * 1000000 / (rate * factor))
-    if next_slot > slot then slot = next_slot end
-  end
   local wait = slot - now
-  if wait > max_wait then return {0, wait, now} end
-  redis.call('HSET', KEYS[1], 'last', string.format('%.0f', slot))
-  keep(math.max(slot, nb or 0))
-  return {1, wait, now}
+  if wait <= max_wait then
+    last = slot
+    redis.call('HSET', key, 'last', us(last))
+  end
+  keep()
+  return {wait <= max_wait and 1 or 0, wait, now, g}
 elseif op == 'penalize' then
-  local decrease, floor, cooldown, retry_after =
-    tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-  if not ft or now - ft >= cooldown then
-    factor = math.max(floor, factor * decrease)
-    redis.call('HSET', KEYS[1], 'f', string.format('%.17g', factor),
-               'ft', string.format('%.0f', now))
+  local of, at = ARGV[8], tonumber(ARGV[9])
+  local decrease, floor = tonumber(ARGV[10]), tonumber(ARGV[11])
+  local cooldown, retry_after = tonumber(ARGV[12]), tonumber(ARGV[13])
+  local cut = of == g and not (gs and at < gs + cooldown)
+  if cut then
+    -- One cut per episode: a new schedule from `lead` on, so slots reserved at the old
+    -- spacing beyond it fail their confirmation and are reserved again.
+    -- Aimd.cut: gently if the throttle confirms the last ceiling.
+    local share = decrease
+    if c and factor >= c * (1 - band) and factor <= c * (1 + band) then
+      share = math.max(decrease, 1 - 2 * band)
+    end
+    c, f, ft = factor, math.max(floor, factor * share), now
+    g, gs = ARGV[2], now + lead
+    if last > gs then last = gs end
+    redis.call('HSET', key, 'f', string.format('%.17g', f), 'c', string.format('%.17g', c),
+               'ft', us(ft), 'g', g, 'gs', us(gs), 'last', us(last))
   end
   if retry_after > 0 and (not nb or now + retry_after > nb) then
     nb = now + retry_after
-    redis.call('HSET', KEYS[1], 'nb', string.format('%.0f', nb))
+    redis.call('HSET', key, 'nb', us(nb))
   end
-  keep(math.max(last or 0, nb or 0))
-  return math.floor(factor * 1000000)
+  keep()
+  return cut and 1 or 0
 else
   return math.floor(factor * 1000000)
 end
@@ -67,7 +115,7 @@ end
 # One process keeps hundreds of acquires outstanding (task threads x jobs per message) and
 # redis-py needs a connection per outstanding command: its default asyncio pool fails the
 # 101st with MaxConnectionsError, so callers queue for one of a blocking pool's instead
-# (time before the script runs is not lateness, see RedisLimiter.acquire).
+# (time before the script runs is not lateness, see RedisLimiter._reserve).
 POOL_CONNECTIONS = 32
 POOL_TIMEOUT_SECONDS = 10.0  # then ConnectionError: the caller treats the limiter as down
 
@@ -114,10 +162,12 @@ class RedisLimiter:
         *,
         margin: float = 0.03,
         aimd: Aimd | None = None,
+        lead: float = LEAD_SECONDS,
         prefix: str = "vrec:ratelimit:",
     ) -> None:
         self.margin = margin
         self.aimd = aimd or Aimd()
+        self.lead = lead
         self.prefix = prefix
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=POOL_CONNECTIONS, timeout=POOL_TIMEOUT_SECONDS
@@ -130,62 +180,85 @@ class RedisLimiter:
         self._caps = Caps()
         self._offset = OffsetBound()
 
-    async def _call(self, key: str, op: str, *args: Any) -> Any:
-        """Run the script's ``op`` on ``key``: ARGV is op, recovery, TTL, then ``args``."""
+    async def _call(self, key: str, *argv: Any) -> Any:
+        """Run the script on ``key`` with ``argv``; the only place Redis errors surface."""
         try:
-            return await self._script(
-                keys=[self.prefix + key],
-                args=[op, repr(self.aimd.recover_per_second), self._ttl_ms, *args],
-            )
+            return await self._script(keys=[self.prefix + key], args=list(argv))
         except (RedisError, OSError) as exc:
             raise LimiterUnavailable(key, type(exc).__name__) from exc
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> float:
-        check_args(rate, max_wait)
-        start = time.monotonic()
-        deadline = start + max_wait
-        while True:
-            sent_wall = time.time()
-            reserved, wait_us, script_us = await self._call(
-                key,
-                "acquire",
-                repr(float(rate)),
-                repr(self.margin),
-                math.floor(budget_left(deadline, time.monotonic()) * 1e6),
-            )
-            received, received_wall = time.monotonic(), time.time()
-            wait = int(wait_us) / 1e6
-            if not reserved:
-                raise LimiterBusy(key, wait)
-            script = int(script_us) / 1e6  # Redis's clock; ours differs by an unknown offset
-            self._offset.add(sent_wall - script, received)
-            # Count the wait from the reply, not the request: what precedes the script (a
-            # new connection, the pool, NOSCRIPT and a load) can take far longer than what
-            # follows it, and waking late by one reply's transit keeps the error one-sided.
-            await sleep_until(received + wait)
-            # Late = the sleep's overrun plus the reply's transit (it may have sat unread on
-            # a blocked loop, making `received` late). The transit is bounded above, offset
-            # cancelled, by `(received - script)` less the largest recent `(sent - script)`:
-            # it over-counts by the fastest request's transit, never under-counts.
-            lateness = time.monotonic() - (received + wait)
-            lateness += (received_wall - script) - self._offset.value
-            if not late(lateness, self.margin):
-                return time.monotonic() - start
+    async def _op(self, key: str, op: str, *args: Any) -> Any:
+        """``op`` with the arguments every state-changing operation passes first."""
+        aimd = self.aimd
+        return await self._call(
+            key,
+            op,
+            new_generation(),  # used only if this call begins a schedule
+            math.ceil(self.lead * 1e6),
+            self._ttl_ms,
+            repr(aimd.recover_per_second),
+            repr(aimd.probe_band),
+            repr(aimd.probe_seconds),
+            *args,
+        )
 
-    async def penalize(self, key: str, *, retry_after: float | None = None) -> None:
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+        check_args(rate, max_wait)
+        return await take_slot(
+            partial(self._reserve, key, rate),
+            partial(self._confirm, key),
+            self._lateness,
+            max_wait=max_wait,
+            margin=self.margin,
+            lead=self.lead,
+        )
+
+    async def _reserve(self, key: str, rate: float, budget: float) -> Reservation:
+        sent_wall = time.time()
+        reserved, wait_us, script_us, generation = await self._op(
+            key, "acquire", repr(float(rate)), repr(self.margin), math.floor(budget * 1e6)
+        )
+        received, received_wall = time.monotonic(), time.time()
+        wait = int(wait_us) / 1e6
+        if not reserved:
+            raise LimiterBusy(key, wait)
+        script = int(script_us) / 1e6  # Redis's clock; ours differs by an unknown offset
+        self._offset.add(sent_wall - script, received)
+        # Count the wait from the reply, not the request: what precedes the script (a
+        # new connection, the pool, NOSCRIPT and a load) can take far longer than what
+        # follows it, and waking late by one reply's transit keeps the error one-sided.
+        return Reservation(
+            generation.decode(), script + wait, wait, received + wait, received_wall - script
+        )
+
+    async def _confirm(self, key: str, reservation: Reservation) -> bool:
+        return bool(await self._call(key, "confirm", reservation.generation))
+
+    def _lateness(self, reservation: Reservation) -> float:
+        """The sleep's overrun plus the reply's transit (it may have sat unread on a blocked
+        loop, making the wake-up late). The transit is bounded above, offset cancelled, by
+        ``(received - script)`` less the largest recent ``(sent - script)``: it over-counts
+        by the fastest request's transit, never under-counts."""
+        overrun = time.monotonic() - reservation.wake
+        return overrun + reservation.skew - self._offset.value
+
+    async def penalize(self, key: str, slot: Slot, *, retry_after: float | None = None) -> bool:
         retry_us = math.ceil(retry_after * 1e6) if retry_after and retry_after > 0 else 0
-        await self._call(
+        cut = await self._op(
             key,
             "penalize",
+            slot.generation,
+            math.floor(slot.at * 1e6),
             repr(self.aimd.decrease),
             repr(self.aimd.floor),
             math.ceil(self.aimd.cooldown * 1e6),
             retry_us,
         )
+        return bool(cut)
 
     async def factor(self, key: str) -> float:
         """The share of the configured rate ``key`` may use now (1.0: no penalty)."""
-        return int(await self._call(key, "factor")) / 1e6
+        return int(await self._op(key, "factor")) / 1e6
 
     def in_flight(self, key: str, cap: int | None) -> contextlib.AbstractAsyncContextManager[None]:
         return self._caps.hold(key, cap)
