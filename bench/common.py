@@ -268,19 +268,7 @@ class Workers:
     def __enter__(self) -> Workers:
         try:
             for i in range(self.n):
-                node = f"{self.tag}{i}-{secrets.token_hex(3)}@%h"
-                log = (self.logdir / f"{i}.log").open("wb")
-                self.procs.append(
-                    subprocess.Popen(
-                        [*self.cmd, "-n", node],
-                        env=self.env,
-                        cwd=REPO,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # Ctrl-C goes to us; we stop them in order
-                    )
-                )
-                log.close()
+                self.procs.append(self._start(i))
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -304,6 +292,29 @@ class Workers:
             raise RuntimeError(f"{self.tag}: workers not ready after {timeout:.0f}s\n{self.logs()}")
         finally:
             app.close()
+
+    def _start(self, i: int) -> subprocess.Popen[bytes]:
+        node = f"{self.tag}{i}-{secrets.token_hex(3)}@%h"
+        log = (self.logdir / f"{i}-{node.split('@')[0]}.log").open("wb")
+        try:
+            return subprocess.Popen(
+                [*self.cmd, "-n", node],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C goes to us; we stop them in order
+            )
+        finally:
+            log.close()
+
+    def kill_and_replace(self, i: int) -> None:
+        """SIGKILL worker ``i`` (no warm shutdown: its leases, prefetched messages and calls
+        in flight are left behind) and start a new one in its place, not waited for."""
+        victim = self.procs[i]
+        victim.kill()
+        victim.wait(10)
+        self.procs[i] = self._start(i)
 
     def check_alive(self) -> None:
         dead = [p.args for p in self.procs if p.poll() is not None]

@@ -1,6 +1,6 @@
 """Benchmark: the shared limiter under faults (issue 13), one batch per part.
 
-    .venv/bin/python bench/faults.py [--jobs 2000] [--workers 4] [--parts a,b]
+    .venv/bin/python bench/faults.py [--jobs 2000] [--workers 4] [--parts a,b,c]
 
 Each part runs ``--jobs`` Tencent jobs through ``--workers`` separate ``vrec worker``
 processes (threads pool, ``--concurrency`` each) on a throwaway PostgreSQL database, Redis
@@ -17,11 +17,17 @@ call's arrival. Figures are the simulator's own (GET /__sim/stats?arrivals=1).
        are terminal. The most calls in any trailing second as the vendor counted them
        (every arrival, throttled or not), target <= the limit.
 
-More parts (issue 13's (c), a worker SIGKILLed every 10 s: attempts recorded / calls the
-vendor counted) fit as one more :class:`Part`: a hook that acts on :class:`Run` (its
-workers, its database) as the batch progresses, and figures read after it. Targets are
-printed with PASS/MISS, never asserted. Run time with the defaults: about 3.5 minutes per
-part (2,000 jobs at ~11.5/s), plus ~15 s of start-up each.
+``c``  killed workers: vrec configured at the vendor's limit, one worker SIGKILLed (and a
+       new one started in its place) every ``--kill-every`` (10) s. Leases last 60 s and
+       lost messages come back after 60 s (``VREC_LEASE_SECONDS``,
+       ``VREC_QUEUED_TIMEOUT_SECONDS``; 300 and 900 by default), so stranded jobs run
+       again within the batch. Attempt rows in the database / calls the vendor counted,
+       target 1.00; jobs not terminal at the end and jobs with two results, target 0.
+
+A part is a :class:`Part`: a hook that acts on :class:`Run` (its workers, its database)
+as the batch progresses, and figures read after it. Targets are printed with PASS/MISS,
+never asserted. Run time with the defaults: about 3.5 minutes per part (2,000 jobs at
+~11.5/s; (c) a minute more), plus ~15 s of start-up each.
 """
 
 from __future__ import annotations
@@ -97,7 +103,12 @@ def terminal(counts: dict[str, int]) -> int:
 
 @contextlib.contextmanager
 def batch(
-    name: str, args: argparse.Namespace, *, rate: float, hook: Hook | None = None
+    name: str,
+    args: argparse.Namespace,
+    *,
+    rate: float,
+    hook: Hook | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Finished]:
     """``args.jobs`` jobs through ``args.workers`` workers at ``rate`` against a simulator
     allowing ``args.limit`` calls/s; yields once every job is terminal."""
@@ -109,7 +120,7 @@ def batch(
             image_folder(args.jobs) as paths,
             simulator(credentials, latency_ms=args.latency, limit=args.limit) as sim,
         ):
-            extra = {f"VREC_{P.upper()}__RATE": f"{rate:g}"}
+            extra = {f"VREC_{P.upper()}__RATE": f"{rate:g}", **(env or {})}
             if args.margin is not None:
                 extra["VREC_LIMITER_MARGIN"] = args.margin
             env = worker_env(credentials, sim, db, **extra)
@@ -241,6 +252,78 @@ def flush(args: argparse.Namespace) -> Report:
     return report
 
 
+def kills(args: argparse.Namespace) -> Report:
+    """(c) Workers SIGKILLed as they work: is every call the vendor saw in ``attempts``,
+    every job finished, no job answered twice?"""
+    killed: list[float] = []
+    started = time.monotonic()
+
+    def kill_one(run: Run, counts: dict[str, int]) -> None:
+        last = killed[-1] if killed else started
+        if time.monotonic() - last >= args.kill_every and terminal(counts) < run.jobs:
+            run.workers.kill_and_replace(len(killed) % len(run.workers.procs))
+            killed.append(time.monotonic())
+
+    env = {"VREC_LEASE_SECONDS": "60", "VREC_QUEUED_TIMEOUT_SECONDS": "60"}
+    with batch("c", args, rate=args.limit, hook=kill_one, env=env) as finished:
+        stored = stored_calls(finished.run.database_url)
+        f = rate_figures(finished.stats)
+    ratio = stored.attempts / f.calls if f.calls else 0.0
+    lost_jobs = finished.run.jobs - terminal(finished.batch.counts)
+    setup = (
+        f"vendor limit {args.limit}/s, vrec configured at {args.limit}/s; a worker "
+        f"SIGKILLed every {args.kill_every:g} s"
+    )
+    return Report(
+        "c",
+        setup,
+        [
+            Figure(
+                "attempt rows / calls the vendor counted",
+                f"{ratio:.4f} ({stored.attempts} / {f.calls})",
+                "1.00",
+                stored.attempts == f.calls,
+            ),
+            Figure("jobs not terminal at the end", str(lost_jobs), "0", lost_jobs == 0),
+            Figure("jobs with two results", str(stored.doubled), "0", stored.doubled == 0),
+            Figure("workers killed", str(len(killed))),
+            Figure("calls recorded lost (billing unknown)", str(stored.lost)),
+            *context(finished),
+        ],
+        [
+            "A call is written down (attempts, in_flight) between its limiter slot and its "
+            "request; one killed in the millisecond between the two would be a row the "
+            "vendor never saw: the ratio's only way to exceed 1.",
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class StoredCalls:
+    attempts: int
+    lost: int
+    doubled: int  # jobs with more than one result
+
+
+def stored_calls(database_url: str) -> StoredCalls:
+    """What the database holds of the batch's calls and answers (one batch per database)."""
+    from sqlalchemy import text
+
+    from models.db import Database
+
+    with Database(database_url) as db, db.transaction() as session:
+        attempts, lost = session.execute(
+            text("SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome = 'lost') FROM attempts")
+        ).one()
+        doubled = session.execute(
+            text(
+                "SELECT COUNT(*) FROM (SELECT job_id FROM results GROUP BY job_id "
+                "HAVING COUNT(*) > 1) d"
+            )
+        ).scalar_one()
+    return StoredCalls(int(attempts), int(lost), int(doubled))
+
+
 @dataclass(frozen=True)
 class Part:
     key: str
@@ -253,6 +336,7 @@ PARTS = {
     for part in (
         Part("a", "throttling: vendor limit below the configured rate", throttling),
         Part("b", "limiter state lost mid-batch (FLUSHDB of its Redis DB)", flush),
+        Part("c", "workers SIGKILLed mid-batch", kills),
     )
 }
 
@@ -289,7 +373,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=15.0, help="vrec's rate for (a)")
     parser.add_argument("--latency", type=parse_latency, default=(50.0, 300.0), help="ms LO,HI")
     parser.add_argument("--flush-at", type=float, default=0.3, help="(b): share of jobs done")
-    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: a,b")
+    parser.add_argument("--kill-every", type=float, default=10.0, help="(c): seconds")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated: a,b,c")
     parser.add_argument("--margin", help="VREC_LIMITER_MARGIN for the workers (0.03)")
     parser.add_argument("--dump", metavar="DIR", help="write each part's simulator stats here")
     args = parser.parse_args()

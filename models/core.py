@@ -107,7 +107,11 @@ class Job(Base):
 
 
 class Attempt(Base):
-    """One vendor call: what was sent when, what came back, whether it cost money."""
+    """One vendor call: what was sent when, what came back, whether it cost money.
+
+    Written before the request is sent (``outcome`` ``in_flight``, ``billed`` unknown) and
+    completed with the answer; ``lost`` when the worker stopped before that.
+    """
 
     __tablename__ = "attempts"
 
@@ -122,7 +126,7 @@ class Attempt(Base):
     vendor_request_id: Mapped[str | None] = mapped_column(String(128))
     outcome: Mapped[str] = mapped_column(String(24))
     error_message: Mapped[str | None] = mapped_column(Text)
-    billed: Mapped[bool] = mapped_column(Boolean, default=False)
+    billed: Mapped[bool | None] = mapped_column(Boolean)  # None: unknown (in flight, lost)
     worker: Mapped[str | None] = mapped_column(String(128))
 
 

@@ -6,6 +6,10 @@ this worker still holds the lease, so a message delivered twice never produces t
 results. Finishing writes what :mod:`worker.policy` decided (a :class:`Transition` per
 job); nothing here decides a job's next state.
 
+Every vendor call is written down before it is sent (:func:`start_attempt`, outcome
+``in_flight``) and completed by :func:`finish_many`, even when the lease was lost
+meanwhile: the attempts table counts the calls the vendor saw, whatever was killed.
+
 These run for every Celery message in every worker thread, so they are plain Core
 statements, a fixed number per message whatever its job count: one UPDATE ... RETURNING to
 claim; to finish, one locking SELECT, one executemany UPDATE and one INSERT per table. The
@@ -15,7 +19,7 @@ per job were still the largest share of a worker's time against a fast vendor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +41,7 @@ from models.core import Attempt, Image, Item, Job, ProviderState, Result
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
 from worker.errors import Outcome
 from worker.jobrun import JobRun
-from worker.lifecycle import CircuitOpening, JobStatus, Transition
+from worker.lifecycle import IN_FLIGHT, CircuitOpening, JobStatus, Transition
 from worker.providers.base import CarModelCandidate, PlateReading, VehicleLicenseReading
 
 _READING_TABLES: dict[type, type[Any]] = {
@@ -146,18 +150,39 @@ def claim_many(
     return sorted(claimed, key=lambda c: order[c.job_id])
 
 
+def start_attempt(
+    session: Session, claimed: ClaimedJob, *, started_at: datetime, worker: str | None
+) -> int:
+    """Write down the call ``claimed`` is about to make (outcome ``in_flight``, billing
+    unknown, numbered the job's next call); its id. The caller commits before sending."""
+    row = {
+        "job_id": claimed.job_id,
+        "number": claimed.attempts + 1,
+        "provider": claimed.provider,
+        "started_at": started_at,
+        "duration_ms": 0.0,
+        "outcome": IN_FLIGHT,
+        "billed": None,
+        "worker": worker,
+    }
+    return int(session.execute(insert(Attempt).returning(Attempt.id), [row]).scalar_one())
+
+
 def finish_many(
     session: Session,
     done: Sequence[tuple[ClaimedJob, JobRun, Transition]],
     *,
     now: datetime,
     worker: str | None = None,
+    attempt_ids: Mapping[int, int] | None = None,
 ) -> list[str | None]:
     """Write each run's attempt, result and readings and the job's decided ``Transition``;
-    per job its new status, None where the lease was lost (then nothing is written).
+    per job its new status, None where the lease was lost (then only its call is written:
+    the vendor saw it, whoever runs the job now).
 
-    One statement per table for the whole chunk, not per job (per-statement CPU is what
-    limits a worker when the vendor is fast).
+    ``attempt_ids`` (job id -> the row :func:`start_attempt` wrote) are completed in place;
+    other calls are inserted. One statement per table for the whole chunk, not per job
+    (per-statement CPU is what limits a worker when the vendor is fast).
     """
     if not done:
         return []
@@ -178,7 +203,9 @@ def finish_many(
         updates.setdefault(frozenset(values), []).append({"b_id": claimed.job_id, **values})
     for rows in updates.values():  # one executemany per shape; usually one shape per chunk
         conn.execute(_UPDATE_JOB, rows)
-    _insert_attempts(conn, mine, worker)
+    held = {c.job_id for c, _, _ in mine}
+    numbered = [(c, r, t.attempts if c.job_id in held else c.attempts + 1) for c, r, t in done]
+    _write_attempts(conn, numbered, worker, attempt_ids or {})
     _insert_results(conn, [(c, r, t) for c, r, t in mine if r.answer is not None], now)
     for claimed, run, transition in mine:
         if transition.circuit is not None:
@@ -190,14 +217,31 @@ def finish_many(
 
 
 _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
+_UPDATE_ATTEMPT = update(Attempt).where(Attempt.id == bindparam("b_id"))
 
 
-def _insert_attempts(
-    conn: Connection, mine: Sequence[tuple[ClaimedJob, JobRun, Transition]], worker: str | None
+def _write_attempts(
+    conn: Connection,
+    runs: Sequence[tuple[ClaimedJob, JobRun, int]],
+    worker: str | None,
+    attempt_ids: Mapping[int, int],
 ) -> None:
-    rows = [_attempt_row(c, r, t.attempts, worker) for c, r, t in mine if r.call is not None]
-    if rows:
-        conn.execute(insert(Attempt), rows)
+    """Every call's row (``runs``: claim, run, the call's number): started ones completed,
+    the others inserted."""
+    started, new = [], []
+    for claimed, run, number in runs:
+        if run.call is None:
+            continue
+        row = _attempt_row(claimed, run, number, worker)
+        if claimed.job_id in attempt_ids:
+            del row["number"], row["job_id"]  # as written when the call started
+            started.append({"b_id": attempt_ids[claimed.job_id], **row})
+        else:
+            new.append(row)
+    if started:
+        conn.execute(_UPDATE_ATTEMPT, started)
+    if new:
+        conn.execute(insert(Attempt), new)
 
 
 def _insert_results(

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.core import Job, ProviderState
+from models.core import Attempt, Job, ProviderState
 from models.reports import open_circuits
-from worker.lifecycle import JobStatus
+from worker.lifecycle import IN_FLIGHT, LOST, JobStatus
+
+LOST_MESSAGE = "the worker stopped before the vendor's answer was written; billing unknown"
 
 
 def providers_due(session: Session, now: datetime, providers: Iterable[str]) -> list[str]:
@@ -92,6 +94,7 @@ def reconcile(session: Session, now: datetime, *, queued_timeout: float) -> int:
         .values(status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
         .returning(Job.id)
     ).all()
+    lose_calls(session.connection(), [job_id for (job_id,) in expired])
     stale = session.execute(
         update(Job)
         .where(
@@ -128,15 +131,52 @@ def release_leases(session: Session, owner_prefix: str, now: datetime) -> int:
     """Hand back to pending the running jobs whose lease a stopping process holds (owners
     starting with ``owner_prefix``); how many. Without this they would wait for the lease
     to expire (``VREC_LEASE_SECONDS``) before anyone ran them again."""
-    result = session.connection().execute(
+    conn = session.connection()
+    released = conn.execute(
         update(Job)
         .where(
             Job.status == JobStatus.RUNNING,
             Job.lease_owner.startswith(owner_prefix, autoescape=True),
         )
         .values(status=JobStatus.PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
-    )
-    return int(result.rowcount or 0)
+        .returning(Job.id)
+    ).all()
+    lose_calls(conn, [job_id for (job_id,) in released])
+    return len(released)
+
+
+def lose_calls(conn: Connection, job_ids: list[int]) -> int:
+    """Mark the calls still ``in_flight`` of these jobs (their lease was just taken back)
+    ``lost``, billing unknown, and count them among each job's calls, so its next call is
+    numbered after them and the attempt cap counts them; how many.
+
+    A worker that was only slow, not dead, still completes its row when it finishes
+    (:func:`models.jobs.finish_many`): the vendor's answer replaces the guess.
+    """
+    if not job_ids:
+        return 0
+    lost = conn.execute(
+        update(Attempt)
+        .where(Attempt.job_id.in_(job_ids), Attempt.outcome == IN_FLIGHT)
+        .values(outcome=LOST, billed=None, error_message=LOST_MESSAGE)
+        .returning(Attempt.job_id, Attempt.number)
+    ).all()
+    last: dict[int, int] = {}
+    for job_id, number in lost:
+        last[job_id] = max(number, last.get(job_id, 0))
+    if last:
+        conn.execute(
+            update(Job)
+            .where(Job.id == bindparam("b_id"))
+            .values(
+                attempts=case(
+                    (Job.attempts < bindparam("b_last"), bindparam("b_last")),
+                    else_=Job.attempts,
+                )
+            ),
+            [{"b_id": job_id, "b_last": number} for job_id, number in last.items()],
+        )
+    return len(lost)
 
 
 def unqueue_jobs(session: Session, job_ids: list[int], now: datetime) -> int:

@@ -106,7 +106,7 @@ def calls_by_provider(session: Session, batch_ids: Sequence[int]) -> dict[int, d
             Job.batch_id,
             Job.provider,
             func.count(Attempt.id),
-            func.coalesce(func.sum(case((Attempt.billed, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Attempt.billed.is_(True), 1), else_=0)), 0),
             func.coalesce(func.sum(case((Attempt.outcome == "rate_limited", 1), else_=0)), 0),
         )
         .join(Attempt, Attempt.job_id == Job.id)

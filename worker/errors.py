@@ -13,6 +13,7 @@
     ├── BrokerUnavailable           the broker did not take a message: its jobs stay pending
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
+    ├── CallNotRecorded             a call could not be written down before sending: not sent
     └── JobError                    one job failed; carries outcome/retryable/context
         ├── InvalidImage            outcome invalid_image: input can't be made acceptable (terminal)
         │   └── UnsafeSource        a URL refused (scheme, host, address, size, redirects)
@@ -125,6 +126,16 @@ class LimiterUnavailable(VrecError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"rate limiter for {key} unavailable: {reason}")
         self.key = key
+        self.reason = reason
+
+
+class CallNotRecorded(VrecError):
+    """The attempt row a vendor call needs before it is sent could not be written (the
+    database did not answer). The call is not made; the job goes back, uncharged."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        super().__init__(f"{provider} call not sent: its attempt could not be recorded: {reason}")
+        self.provider = provider
         self.reason = reason
 
 

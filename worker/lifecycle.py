@@ -40,6 +40,10 @@ class JobStatus(StrEnum):
 # Statuses of jobs that still need a worker: a batch with any of them is not done.
 ACTIVE: Final = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL: Final = tuple(s for s in JobStatus if s not in ACTIVE)
+# Outcomes of an attempt row besides a call's Outcome: written before the request is sent,
+# and, when the worker stopped before the answer was written, lost (billing unknown).
+IN_FLIGHT: Final = "in_flight"
+LOST: Final = "lost"
 MAX_ERROR_MESSAGE = 2000  # characters kept of an error's message (provider and code have columns)
 
 

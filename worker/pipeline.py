@@ -1,27 +1,33 @@
-"""One job: source -> prepare -> limit -> call -> outcome. No Celery, no database.
+"""One job: source -> prepare -> limit -> record -> call -> outcome. No Celery, no database.
 
 :func:`process_jobs` never raises for a job's own failure: it returns a
 :class:`~worker.jobrun.JobRun` per job holding the vendor's answer, a
 :class:`~worker.errors.JobError`, or the limiter's give-back. What happens next is
 :mod:`worker.policy`'s decision, and storage's to write.
+
+Between the limiter's slot and the request, the caller's :class:`CallJournal` writes the
+call down (the attempts table, as ``in_flight``): a worker killed while the vendor works
+leaves a row saying so, and a call that could not be written down is not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from worker import http, imaging
 from worker.config import Settings
 from worker.errors import (
+    CallNotRecorded,
     ConfigError,
     InvalidImage,
     JobError,
@@ -41,6 +47,22 @@ from worker.sources import SourceFacts
 
 log = logging.getLogger(__name__)
 LIMITER_DOWN_RETRY_SECONDS = 5.0
+JOURNAL_DOWN_RETRY_SECONDS = 5.0
+
+
+class CallJournal(Protocol):
+    """Writes a vendor call down before it is sent (the service's attempts table)."""
+
+    async def calling(self, index: int, started_at: datetime) -> None:
+        """Record that the job at ``index`` of the chunk is about to call its vendor.
+
+        Returns once the record is durable; raises :class:`~worker.errors.CallNotRecorded`
+        if it could not be written, and then the call is not made.
+        """
+        ...
+
+
+Announce = Callable[[datetime], Awaitable[None]]
 
 
 def read_file(path: str, max_bytes: int) -> bytes:
@@ -114,13 +136,15 @@ def process_jobs(
     session: aiohttp.ClientSession,
     limiter: Limiter,
     settings: Settings,
+    journal: CallJournal | None = None,
 ) -> list[JobRun]:
     """The synchronous driver a task thread uses for a chunk of jobs, one result each.
 
     File reading and image work happen in this thread; ``run`` (the process's event loop)
     gets only I/O: URL fetches, then every job's limiter wait and vendor call gathered in
     one hop. Each hop to the loop competes for the GIL with every other task thread, so
-    a chunk costs one, not three per job.
+    a chunk costs one, not three per job. ``journal`` (None: calls are not written down
+    before they are sent) hears of each call between its slot and its request.
     """
     results: list[JobRun | None] = []
     ready: list[tuple[int, Provider, Ready]] = []
@@ -131,10 +155,18 @@ def process_jobs(
         results.append(outcome if isinstance(outcome, JobRun) else None)
     if ready:
 
+        def announcer(index: int) -> Announce | None:
+            if journal is None:
+                return None
+            return functools.partial(journal.calling, index)
+
         async def calls() -> list[JobRun]:
             return list(
                 await asyncio.gather(
-                    *(call_job(p, r, limiter, session, settings) for _, p, r in ready)
+                    *(
+                        call_job(p, r, limiter, session, settings, announce=announcer(i))
+                        for i, p, r in ready
+                    )
                 )
             )
 
@@ -171,8 +203,11 @@ async def call_job(
     limiter: Limiter,
     session: aiohttp.ClientSession,
     settings: Settings,
+    *,
+    announce: Announce | None = None,
 ) -> JobRun:
-    """Wait for the provider's shared slot, call the vendor once, map the answer."""
+    """Wait for the provider's shared slot, have the call written down (``announce``),
+    call the vendor once, map the answer."""
     request, facts = ready.request, ready.source
     key = limiter_key(provider)
     async with limiter.in_flight(key, provider.settings.max_in_flight):
@@ -189,6 +224,12 @@ async def call_job(
             return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        if announce is not None:
+            try:
+                await announce(started)
+            except CallNotRecorded as exc:  # unrecorded, a billed call could go unseen
+                log.warning("%s", exc)
+                return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
 
         def facts_of(
             status: int | None, code: str | None, rid: str | None, billed: bool

@@ -161,7 +161,93 @@ def test_second_claim_and_stale_finish_do_nothing(sessions: sessionmaker[Session
     assert _finish(sessions, claimed, JobRun(answer=answer, call=_call())) is None
     with transaction(sessions) as s:
         assert s.get_one(Job, job_id).status == "pending"
-        assert s.scalar(select(func.count()).select_from(Attempt)) == 0
+        assert s.scalar(select(func.count()).select_from(Result)) == 0
+        # The vendor saw the call all the same: it is recorded, numbered the job's next.
+        attempt = s.scalars(select(Attempt)).one()
+        assert (attempt.number, attempt.outcome, attempt.billed) == (1, "no_result", True)
+
+
+def _start(sessions: sessionmaker[Session], claimed: jobs.ClaimedJob) -> int:
+    with transaction(sessions) as s:
+        return jobs.start_attempt(s, claimed, started_at=NOW, worker="w")
+
+
+def test_a_call_is_written_down_before_it_is_sent_and_completed_in_place(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    attempt_id = _start(sessions, claimed)
+    with transaction(sessions) as s:
+        row = s.get_one(Attempt, attempt_id)
+        assert (row.job_id, row.number, row.outcome, row.billed) == (job_id, 1, "in_flight", None)
+        calls = s.execute(text("SELECT calls, lost_calls FROM v_batch_calls")).one()
+        assert tuple(calls) == (1, 1)  # counted while in flight
+    answer = VendorAnswer(Outcome.SUCCEEDED, {})
+    with transaction(sessions) as s:
+        run = JobRun(answer=answer, call=_call())
+        assert finish_one(s, claimed, run, now=NOW, worker="w", attempt_id=attempt_id)
+    with transaction(sessions) as s:
+        row = s.scalars(select(Attempt)).one()  # the same row, now complete
+        assert (row.id, row.number, row.outcome, row.billed) == (attempt_id, 1, "succeeded", True)
+        assert (row.http_status, row.duration_ms, row.vendor_request_id) == (200, 12.5, "req-1")
+        calls = s.execute(text("SELECT calls, billed_calls, lost_calls FROM v_batch_calls")).one()
+        assert tuple(calls) == (1, 1, 0)
+
+
+def test_calls_of_a_lease_taken_back_are_lost_and_counted_among_the_jobs_calls(
+    sessions: sessionmaker[Session],
+) -> None:
+    expired_job, released_job, done_job = _batch(sessions, 3)
+    expired = _claim(sessions, expired_job)
+    _start(sessions, expired)
+    with transaction(sessions) as s:
+        released = claim_one(s, released_job, owner="host:1/abc", now=NOW, lease_seconds=600)
+    assert released is not None
+    _start(sessions, released)
+    done = _claim(sessions, done_job)
+    done_attempt = _start(sessions, done)
+    with transaction(sessions) as s:  # this one answers before anything is taken back
+        run = JobRun(answer=VendorAnswer(Outcome.SUCCEEDED, {}), call=_call())
+        finish_one(s, done, run, now=NOW, worker="w", attempt_id=done_attempt)
+    with transaction(sessions) as s:  # the stopping worker hands back its leases
+        assert queue.release_leases(s, "host:1/", NOW) == 1
+    with transaction(sessions) as s:  # the other lease expires
+        assert queue.reconcile(s, NOW + timedelta(minutes=5), queued_timeout=900) == 1
+    with transaction(sessions) as s:
+        outcomes = {j: o for j, o in s.execute(select(Attempt.job_id, Attempt.outcome))}
+        assert outcomes == {expired_job: "lost", released_job: "lost", done_job: "succeeded"}
+        lost = s.scalars(select(Attempt).where(Attempt.outcome == "lost")).all()
+        assert {a.billed for a in lost} == {None}
+        assert all("billing unknown" in (a.error_message or "") for a in lost)
+        assert s.get_one(Job, expired_job).attempts == 1  # the lost call counts
+        assert s.get_one(Job, released_job).status == "pending"
+        calls = s.execute(text("SELECT calls, billed_calls, lost_calls FROM v_batch_calls")).one()
+        assert tuple(calls) == (3, 1, 2)
+    again = _claim(sessions, expired_job, NOW + timedelta(minutes=6))
+    assert again.attempts == 1
+    _start(sessions, again)
+    with transaction(sessions) as s:
+        numbers = s.scalars(select(Attempt.number).where(Attempt.job_id == expired_job))
+        assert sorted(numbers) == [1, 2]
+
+
+def test_a_slow_worker_finishing_after_its_lease_was_taken_replaces_lost_with_the_answer(
+    sessions: sessionmaker[Session],
+) -> None:
+    job_id = _batch(sessions, 1)[0]
+    claimed = _claim(sessions, job_id)
+    attempt_id = _start(sessions, claimed)
+    with transaction(sessions) as s:
+        assert queue.reconcile(s, NOW + timedelta(minutes=5), queued_timeout=900) == 1
+    run = JobRun(error=RateLimited("slow down", provider=P), call=_call(billed=False))
+    with transaction(sessions) as s:
+        assert finish_one(s, claimed, run, now=NOW, worker="w", attempt_id=attempt_id) is None
+    with transaction(sessions) as s:
+        row = s.get_one(Attempt, attempt_id)
+        assert (row.outcome, row.billed, row.error_message) == ("rate_limited", False, "slow down")
+        job = s.get_one(Job, job_id)
+        assert (job.status, job.attempts) == ("pending", 1)  # the reconciler's, untouched
 
 
 def test_transient_retries_with_backoff_then_fails_keeping_the_last_error(
@@ -267,7 +353,7 @@ def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> 
         assert {s.get_one(Job, i).status for i in more} == {"pending"}  # back, not stuck
 
 
-def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
+def test_finish_many_stores_a_mixed_chunk_and_only_the_call_of_a_lost_lease(
     sessions: sessionmaker[Session],
 ) -> None:
     ids = _batch(sessions, 6)
@@ -315,7 +401,8 @@ def test_finish_many_stores_a_mixed_chunk_and_skips_a_lost_lease(
             (ids[0], {"n": 0}, "沪A00000"),
             (ids[1], {"n": 1}, "沪A00001"),
         ]
-        assert sorted(s.scalars(select(Attempt.job_id))) == ids[:3]
+        # Job 4's call is recorded (the vendor saw it), nothing else of its run.
+        assert sorted(s.scalars(select(Attempt.job_id))) == [*ids[:3], ids[4]]
 
 
 def test_reconcile_skips_a_lapsed_job_that_a_worker_is_finishing(postgres_url: str) -> None:

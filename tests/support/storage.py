@@ -6,7 +6,7 @@ transitions with worker.policy; these wrap the same calls for a single job.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -59,8 +59,10 @@ def finish_chunk(
     settings: Settings | None = None,
     now: datetime,
     worker: str | None = None,
+    attempt_ids: Mapping[int, int] | None = None,
 ) -> list[str | None]:
-    """Decide each run's transition with the policy and write them, as a worker does."""
+    """Decide each run's transition with the policy and write them, as a worker does
+    (``attempt_ids``: the rows :func:`models.jobs.start_attempt` wrote for their calls)."""
     settings = settings or build_settings()
     decided = [
         (
@@ -72,7 +74,7 @@ def finish_chunk(
         )
         for c, r in done
     ]
-    return jobs.finish_many(session, decided, now=now, worker=worker)
+    return jobs.finish_many(session, decided, now=now, worker=worker, attempt_ids=attempt_ids)
 
 
 def finish_one(
@@ -83,8 +85,13 @@ def finish_one(
     settings: Settings | None = None,
     now: datetime,
     worker: str | None = None,
+    attempt_id: int | None = None,
 ) -> str | None:
-    return finish_chunk(session, [(claimed, run)], settings=settings, now=now, worker=worker)[0]
+    ids = {claimed.job_id: attempt_id} if attempt_id is not None else None
+    done = [(claimed, run)]
+    return finish_chunk(session, done, settings=settings, now=now, worker=worker, attempt_ids=ids)[
+        0
+    ]
 
 
 def status_counts(session: Session, batch_id: int | None = None) -> dict[str, int]:

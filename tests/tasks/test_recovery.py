@@ -1,5 +1,6 @@
 """A worker killed mid-batch loses no work: its leases expire, the reconciler returns the
-jobs to pending, another worker finishes them, and each job still has exactly one result."""
+jobs to pending, another worker finishes them, and each job still has exactly one result.
+The calls it had in flight are in ``attempts`` as ``lost``: one row per call the vendor saw."""
 
 from __future__ import annotations
 
@@ -17,20 +18,21 @@ import redis
 from sqlalchemy import ColumnElement, func, select
 from typer.testing import CliRunner
 
-from models import Job, Result
+from models import Attempt, Job, Result
 from models.db import make_engine, make_sessions
 from tests.support.services import CELERY_REDIS_URL, REDIS_URL, truncate
 from worker.cli import app
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
 from worker.simulator.samples import vehicle_photo
-from worker.simulator.server import SimulatorThread
+from worker.simulator.server import SimulatorThread, VendorStats
 
 P = "tencent_vehicle_license"
 
 
 @pytest.fixture
-def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[None]:
+def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[VendorStats]:
+    """The simulator answering in 600-800 ms; yields its counts of the provider's calls."""
     truncate(postgres_url)
     redis.Redis.from_url(CELERY_REDIS_URL).flushdb()
     env = {
@@ -43,6 +45,9 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
         # jobs come back once queued this long (15 min by default).
         "VREC_QUEUED_TIMEOUT_SECONDS": "8",
         "VREC_SIMULATOR__LATENCY_MS": "[600, 800]",
+        # Slots 250 ms apart: the kill lands while a call is at the vendor, not between
+        # the next call's attempt row and its request (a gap of a millisecond or so).
+        f"VREC_{P.upper()}__RATE": "4",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -51,7 +56,8 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
         for key, value in base_urls(get_settings(), sim.base_url).items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
-        yield
+        assert sim.simulator is not None
+        yield sim.simulator.stats[P]
 
 
 def _worker() -> subprocess.Popen[bytes]:
@@ -72,7 +78,9 @@ def _count(url: str, *where: ColumnElement[bool]) -> int:
         engine.dispose()
 
 
-def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres_url: str) -> None:
+def test_killed_worker_loses_nothing(
+    slow_vendor: VendorStats, tmp_path: Path, postgres_url: str
+) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(16):
@@ -94,9 +102,9 @@ def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres
             get_settings(),
         )
         deadline = time.monotonic() + 30
-        while _count(postgres_url, Job.status == "running") == 0:
-            assert time.monotonic() < deadline, "the first worker never started a job"
-            time.sleep(0.05)
+        while slow_vendor.calls == 0:  # a call reached the vendor: it answers in 600+ ms
+            assert time.monotonic() < deadline, "the first worker never called the vendor"
+            time.sleep(0.01)
     finally:
         shutdown_runtime()
     victim.send_signal(signal.SIGKILL)  # no warm shutdown: leases are left behind
@@ -117,7 +125,21 @@ def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres
     try:
         with make_sessions(engine)() as s:
             per_job = s.execute(select(Result.job_id, func.count()).group_by(Result.job_id)).all()
+            attempts = s.execute(select(Attempt.outcome, Attempt.billed, Attempt.number)).all()
+            lost_jobs = s.execute(
+                select(Job.attempts, func.max(Attempt.number))
+                .join(Attempt, Attempt.job_id == Job.id)
+                .where(Attempt.outcome == "lost")
+                .group_by(Job.id, Job.attempts)
+            ).all()
     finally:
         engine.dispose()
     assert len(per_job) == 16
     assert {n for _, n in per_job} == {1}
+    assert len(attempts) == slow_vendor.calls  # every call the vendor saw, none twice
+    lost = [(billed, number) for outcome, billed, number in attempts if outcome == "lost"]
+    assert lost, "the victim's calls in flight should be recorded as lost"
+    assert {billed for billed, _ in lost} == {None}  # the vendor may or may not have billed
+    assert "in_flight" not in {outcome for outcome, _, _ in attempts}
+    # A lost call counts among its job's calls: the next one is numbered after it.
+    assert all(calls > lost_number for calls, lost_number in lost_jobs)

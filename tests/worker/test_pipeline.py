@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from tests.support.vendors import provider_block
 from worker.config import Settings
-from worker.errors import Outcome
+from worker.errors import CallNotRecorded, Outcome
 from worker.jobrun import JobRun
 from worker.pipeline import JobSpec, process_jobs
 from worker.providers.base import VendorAnswer, VendorResponse
@@ -200,3 +201,73 @@ def test_a_broken_adapter_is_transient_and_its_call_still_counted(
     assert "unexpected RuntimeError" in str(run.error)
     assert run.call is not None  # the vendor answered: one attempt row
     assert run.call.http_status == 200
+
+
+class _Journal:
+    """A CallJournal that notes what the vendor had seen when each call was written down,
+    or refuses to write (the database gone)."""
+
+    def __init__(self, calls_seen: Callable[[], int], *, refuse: bool = False) -> None:
+        self._calls_seen = calls_seen
+        self._refuse = refuse
+        self.written: list[tuple[int, int]] = []  # (index, vendor's calls at that moment)
+
+    async def calling(self, index: int, started_at: datetime) -> None:
+        if self._refuse:
+            raise CallNotRecorded(P, "OperationalError: the database is gone")
+        self.written.append((index, self._calls_seen()))
+
+
+def _journaled(
+    settings: Settings, paths: list[Path], *, refuse: bool
+) -> tuple[list[JobRun], int, _Journal]:
+    from worker.runtime import Runtime
+    from worker.simulator.server import SimulatorThread
+
+    with SimulatorThread(settings, providers=[P]) as sim:
+        assert sim.simulator is not None
+        stats = sim.simulator.stats[P]
+        journal = _Journal(lambda: stats.calls, refuse=refuse)
+        pointed = point_at(settings, sim.base_url, [P])
+        rt = Runtime(pointed)
+        try:
+            provider = rt.provider(P)
+            runs = process_jobs(
+                [JobSpec(provider, str(p), {}, None) for p in paths],
+                run=rt.run,
+                session=rt.http,
+                limiter=rt.limiter,
+                settings=pointed,
+                journal=journal,
+            )
+        finally:
+            rt.close()
+        return runs, stats.calls, journal
+
+
+def test_each_call_is_written_down_before_its_request_and_not_sent_unwritten(
+    settings: Settings, tmp_path: Path
+) -> None:
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"car{i}.jpg")
+        paths[-1].write_bytes(vehicle_photo(10 + i, (900, 600)))
+    paths.insert(1, tmp_path / "missing.jpg")  # no call, so never written down
+
+    runs, calls, journal = _journaled(settings, paths, refuse=False)
+    assert [r.outcome for r in runs] == [
+        Outcome.SUCCEEDED,
+        Outcome.INVALID_IMAGE,
+        Outcome.SUCCEEDED,
+        Outcome.SUCCEEDED,
+    ]
+    assert calls == 3
+    assert sorted(index for index, _ in journal.written) == [0, 2, 3]
+    # Slots are spaced by the limiter, so each call was written down before its own
+    # request reached the vendor: at most the calls before it had arrived.
+    assert sorted(seen for _, seen in journal.written) == [0, 1, 2]
+
+    runs, calls, journal = _journaled(settings, paths[:1], refuse=True)
+    assert calls == 0  # unrecorded, so not sent
+    assert runs[0].call is None
+    assert runs[0].give_back == 5.0  # the job goes back, uncharged

@@ -19,6 +19,7 @@ from worker.errors import UsageError
 from worker.providers.base import Provider
 from worker.runtime import get_runtime
 from worker.service import producer
+from worker.service.attempts import AttemptJournal
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,14 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
         pipeline.JobSpec(rt.provider(c.provider), c.source_uri, c.options, c.sha256)
         for c in claimed
     ]
+    journal = AttemptJournal(rt.db, claimed, rt.worker_id)
     runs = pipeline.process_jobs(
-        specs, run=rt.run, session=rt.http, limiter=rt.limiter, settings=rt.settings
+        specs,
+        run=rt.run,
+        session=rt.http,
+        limiter=rt.limiter,
+        settings=rt.settings,
+        journal=journal,
     )
     now = datetime.now(UTC)
     done = [
@@ -52,7 +59,9 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
         for c, r in zip(claimed, runs, strict=True)
     ]
     with rt.db.transaction() as session:
-        statuses = jobs.finish_many(session, done, now=now, worker=rt.worker_id)
+        statuses = jobs.finish_many(
+            session, done, now=now, worker=rt.worker_id, attempt_ids=journal.ids
+        )
     return dict(Counter(str(s) for s in statuses))
 
 
