@@ -7,6 +7,8 @@ Each draws what a vendor reads as a mark the simulator finds again in the pixels
   number and colour), or without one (``plate=False``);
 - :func:`licence_page` / :func:`licence_pages`: a 行驶证 page, front (with its red seal)
   or back, or several side by side;
+- :func:`everything`: a car with its plate beside a licence page, which every vendor
+  reads (:func:`side_by_side` composes any of them);
 - :func:`noise_jpeg`: a large photo-like JPEG with nothing in it.
 
 Every drawing is deterministic per argument. Images that dictate the simulator's answer
@@ -141,6 +143,25 @@ def _page(
     mw, _mh = marks.size_of(scene.LICENCE, 5, module)
     marks.draw(img, (right - pw * 0.05 - mw, top + ph * 0.15), module, scene.LICENCE,
                scene.page_payload(side, seed))  # fmt: skip
+
+
+def side_by_side(*images: bytes, fmt: str = "JPEG") -> bytes:
+    """Images pasted left to right on one canvas (as tall as the tallest)."""
+    opened = [Image.open(io.BytesIO(data)).convert("RGB") for data in images]
+    canvas = Image.new(
+        "RGB", (sum(im.width for im in opened), max(im.height for im in opened)), (125, 112, 100)
+    )
+    x = 0
+    for im in opened:
+        canvas.paste(im, (x, 0))
+        x += im.width
+    return _save(canvas, fmt)
+
+
+def everything(seed: int, size: tuple[int, int] = (1600, 700), fmt: str = "JPEG") -> bytes:
+    """A car with its plate beside a licence front page: something every vendor reads."""
+    half = (size[0] // 2, size[1])
+    return side_by_side(vehicle_photo(seed, half), licence_page("FRONT", seed, half), fmt=fmt)
 
 
 def noise_jpeg(size: tuple[int, int], quality: int = 95, seed: int = 0) -> bytes:
