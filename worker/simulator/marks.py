@@ -183,8 +183,8 @@ class Looker:
     def read(self, style: Style) -> Reading:
         found: list[Found] = []
         illegible = 0
-        for box in self._regions(style):
-            payload = self._decode(box, style)
+        for box, legible in self._regions(style):
+            payload = self._decode(box, style) if legible else None
             if payload is None:
                 illegible += 1
             else:
@@ -204,10 +204,12 @@ class Looker:
 
         return ImageChops.darker(ImageChops.darker(h, s), v)
 
-    def _regions(self, style: Style) -> Iterator[Box]:
+    def _regions(self, style: Style) -> Iterator[tuple[Box, bool]]:
+        """Regions of the style's colour, with whether their modules are big enough to
+        read; regions whose modules would be under a pixel are noise, not marks."""
         mask = self._mask(style)
         k = self.scale
-        minimum = (style.cols + 2) * MIN_MODULE / k
+        span = style.cols + 2
         stack = [mask.getbbox()]
         while stack:
             box = stack.pop()
@@ -216,9 +218,13 @@ class Looker:
             parts = _split(mask, box)
             if parts is not None:
                 stack.extend(parts)
-            elif box[2] - box[0] >= minimum and box[3] - box[1] >= MIN_MODULE * 3 / k:
-                yield (box[0] * k, box[1] * k, min(self.grey.width, box[2] * k),
-                       min(self.grey.height, box[3] * k))  # fmt: skip
+                continue
+            w, h = (box[2] - box[0]) * k, (box[3] - box[1]) * k
+            if w >= span and h >= 3:
+                legible = w >= span * MIN_MODULE and h >= 3 * MIN_MODULE
+                full = (box[0] * k, box[1] * k, min(self.grey.width, box[2] * k),
+                        min(self.grey.height, box[3] * k))  # fmt: skip
+                yield full, legible
 
     def _decode(self, box: Box, style: Style) -> bytes | None:
         x0, y0, x1, y1 = box

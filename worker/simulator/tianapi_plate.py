@@ -201,8 +201,8 @@ class Sim(SimBase):
     def answer(
         self, call: Call, seen: Scene, directive: Directive, flaw: Flaw | None
     ) -> web.Response:
-        plates = plates_of(seen, directive.count)
-        if not plates or flaw is Flaw.FAILURE:
+        if not seen.plates or flaw is Flaw.FAILURE:
             return answer(250)
+        plates = plates_of(seen, directive.count)
         _apply(plates, dict(directive.fields))
         return answer(200, "success", plates[0] if len(plates) == 1 else {"list": plates})
