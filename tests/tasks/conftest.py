@@ -10,11 +10,14 @@ from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
 from worker.simulator.server import SimulatorThread
 
+EXACT = {"VREC_SIMULATOR__WARNING_RATE": "0", "VREC_SIMULATOR__FAILURE_RATE": "0"}
+
 
 @pytest.fixture
 def vendor_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Credentials on both sides, the simulator running, base URLs pointing at it."""
-    env = made_up_credentials()
+    """Credentials on both sides, the simulator running, base URLs pointing at it; no
+    seeded flaws (each test's images decide its outcomes)."""
+    env = made_up_credentials() | EXACT
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("VREC_MAX_ATTEMPTS", "2")

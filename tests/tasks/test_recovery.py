@@ -23,7 +23,7 @@ from tests.support.services import CELERY_REDIS_URL, REDIS_URL, truncate
 from worker.cli import app
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 from worker.simulator.server import SimulatorThread
 
 P = "tencent_vehicle_license"
@@ -43,6 +43,8 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
         # jobs come back once queued this long (15 min by default).
         "VREC_QUEUED_TIMEOUT_SECONDS": "8",
         "VREC_SIMULATOR__LATENCY_MS": "[600, 800]",
+        "VREC_SIMULATOR__WARNING_RATE": "0",
+        "VREC_SIMULATOR__FAILURE_RATE": "0",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -76,7 +78,7 @@ def test_killed_worker_loses_nothing(slow_vendor: None, tmp_path: Path, postgres
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(16):
-        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (800, 600)))
+        (folder / f"{i}.jpg").write_bytes(licence_page("FRONT", i, (900, 600)))
     detached = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--detach", "--json"])
     assert detached.exit_code == 0, detached.output
     batch = json.loads(detached.stdout)["batch_id"]

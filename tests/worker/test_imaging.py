@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import random
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -11,13 +12,12 @@ from functools import cache
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tests.worker.imaging_corpus import CORPUS, JPB, VENDORS, Case, encode, photo, with_exif
 from worker.errors import InvalidImage
 from worker.image_limits import ImageLimits, PreparedImage
 from worker.imaging import b64_length, fit_size, prepare, probe
-from worker.simulator.samples import vehicle_photo
 
 
 @cache
@@ -144,10 +144,28 @@ def test_byte_budget_searches_quality_then_scales() -> None:
     assert any("byte budget" in w for w in out.warnings)
 
 
+def _flat_car(w: int, h: int, seed: int = 3) -> Image.Image:
+    """A flat, very compressible cartoon of a car: big areas of one colour, a little text."""
+    rng = random.Random(seed)
+    img = Image.new("RGB", (w, h), (rng.randrange(90, 200), rng.randrange(120, 220), 235))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, h * 2 // 3, w, h), fill=(70, 70, 70))
+    body = (rng.randrange(0, 255), rng.randrange(0, 255), rng.randrange(0, 255))
+    x0, y0, x1, y1 = w // 6, h // 3, w * 5 // 6, h * 3 // 4
+    draw.rounded_rectangle((x0, y0, x1, y1), radius=h // 12, fill=body)
+    draw.rectangle((x0 + w // 10, y0 - h // 8, x1 - w // 10, y0), fill=(40, 60, 90))
+    for cx in (x0 + w // 8, x1 - w // 8):
+        draw.ellipse((cx - h // 12, y1 - h // 12, cx + h // 12, y1 + h // 12), fill=(20, 20, 20))
+    px0, py0 = w // 2 - w // 12, y1 - h // 9
+    draw.rectangle((px0, py0, px0 + w // 6, py0 + h // 20), fill=(20, 60, 200), outline="white")
+    draw.text((px0 + 6, py0 + 4), f"A{seed:05d}", fill="white")
+    return Image.open(io.BytesIO(encode(img, "JPEG", quality=90)))
+
+
 def test_a_fit_well_under_the_budget_is_searched_upwards() -> None:
-    # A flat, very compressible picture (the demo's): lowering the quality saves little, so
-    # it is scaled down, and the size model then overshoots (it landed at 0.71 of the budget).
-    image = Image.open(io.BytesIO(vehicle_photo(3, (1600, 1200))))
+    # A flat, very compressible picture: lowering the quality saves little, so it is
+    # scaled down, and the size model then overshoots (it landed at 0.71 of the budget).
+    image = _flat_car(1600, 1200)
     q90 = len(encode(image, "JPEG", quality=90, subsampling="4:2:0"))
     limits = ImageLimits(JPB, b64_length(q90 * 3 // 4), min_side=15)
     out = prepare(encode(image, "PNG"), limits)
