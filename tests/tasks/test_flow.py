@@ -32,8 +32,8 @@ from tests.support.services import (
 )
 from worker.cli import app
 from worker.settings import build_settings, get_settings
-from worker.simulator.environment import base_urls
 from worker.simulator.directives import make_image
+from worker.simulator.environment import base_urls
 from worker.simulator.samples import everything, licence_page
 from worker.simulator.server import SimulatorThread
 
@@ -302,15 +302,19 @@ def test_a_daily_quota_running_out_mid_batch_opens_the_circuit(
     assert result.exit_code == 3, result.output
     summary = json.loads(result.stdout)
     assert (summary["counts"]["succeeded"], summary["counts"]["pending"]) == (3, 4)
-    assert summary["providers_unavailable"][0]["code"] == "ResourceUnavailable.ResourcePackageRunOut"
+    assert (
+        summary["providers_unavailable"][0]["code"] == "ResourceUnavailable.ResourcePackageRunOut"
+    )
     assert over_quota >= 1
     engine = make_engine(get_settings().database_url)
     try:
         with make_sessions(engine)() as s:
             attempts = s.scalars(select(Attempt).order_by(Attempt.id)).all()
             billed = [a for a in attempts if a.billed]
-            refused = [a for a in attempts if a.vendor_code == "ResourceUnavailable.ResourcePackageRunOut"]
-            assert len(billed) == 3 and len(refused) == over_quota
+            refused = [
+                a for a in attempts if a.vendor_code == "ResourceUnavailable.ResourcePackageRunOut"
+            ]
+            assert (len(billed), len(refused)) == (3, over_quota)
             assert not any(a.billed for a in refused)  # nothing billed past the quota
             statuses = sorted(s.scalars(select(Job.status)).all())
             assert statuses == ["pending"] * 4 + ["succeeded"] * 3

@@ -53,6 +53,7 @@ from worker.imaging.sniff import (
     _verify_png,
     sniff,
 )
+from worker.imaging.strip import strip
 
 __all__ = [
     "HALF_OCTAVE",
@@ -143,7 +144,7 @@ def prepare(data: bytes, limits: ImageLimits) -> PreparedImage:
         and b64_length(len(data)) <= limits.max_b64_bytes
     ):
         _verify_complete(im, fmt)
-        return _prepared(data, fmt, ow, oh, transformed=False, notes=notes, limits=limits)
+        return _prepared(strip(data), fmt, ow, oh, transformed=False, notes=notes, limits=limits)
     rgb = _decode_fitted(im, fmt, (tw, th) if orientation < 5 else (th, tw), limits)
     if orientation != 1:
         rgb = rgb.transpose(_TRANSPOSE[orientation])

@@ -62,7 +62,14 @@ X_CA_SIGNATURE_HEADERS = "x-ca-signature-headers"
 X_CA_SIGNATURE_METHOD = "x-ca-signature-method"
 X_CA_TIMESTAMP = "x-ca-timestamp"
 # Never in the Headers block: the signature itself, and headers signed in their own lines.
-_UNSIGNED = {X_CA_SIGNATURE, X_CA_SIGNATURE_HEADERS, "accept", "content-md5", "content-type", "date"}
+_UNSIGNED = {
+    X_CA_SIGNATURE,
+    X_CA_SIGNATURE_HEADERS,
+    "accept",
+    "content-md5",
+    "content-type",
+    "date",
+}
 
 Params = Mapping[str, str | bytes]
 

@@ -59,7 +59,8 @@ class Directive:
         if not isinstance(data, dict):
             return cls()
         error = data.get("error")
-        warn = data.get("warn") if isinstance(data.get("warn"), list) else []
+        warn = data.get("warn")
+        warn = warn if isinstance(warn, list) else []
         count = data.get("count")
         return cls(
             error=None if error is None else str(error),
@@ -75,7 +76,9 @@ class Directive:
 def read_directive(data: bytes) -> Directive:
     """The directive drawn in ``data`` (an image file), or an empty one."""
     seen = scene.look(data)
-    return Directive() if isinstance(seen, scene.Unreadable) else Directive.from_json(seen.directive)
+    return (
+        Directive() if isinstance(seen, scene.Unreadable) else Directive.from_json(seen.directive)
+    )
 
 
 def _band(width: int, directive: Mapping[str, Any]) -> tuple[bytes, float, int]:

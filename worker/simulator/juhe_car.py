@@ -37,10 +37,27 @@ MIN_SIDE, MAX_SIDE = 15, 4096
 MAX_DEFAULT_CANDIDATES: Final = 5
 # Names in the vendor's style (brand + model, sometimes brand_model).
 MODELS: Final = (
-    "大众朗逸", "丰田卡罗拉", "本田雅阁", "别克英朗", "日产轩逸", "大众帕萨特", "奥迪A4L",
-    "奥迪_A4", "宝马3系", "奔驰C级", "比亚迪汉", "特斯拉Model 3", "吉利博越", "哈弗H6",
-    "长安CS75", "丰田凯美瑞", "本田思域", "大众速腾", "马自达6", "五菱宏光",
-)  # fmt: skip
+    "大众朗逸",
+    "丰田卡罗拉",
+    "本田雅阁",
+    "别克英朗",
+    "日产轩逸",
+    "大众帕萨特",
+    "奥迪A4L",
+    "奥迪_A4",
+    "宝马3系",
+    "奔驰C级",
+    "比亚迪汉",
+    "特斯拉Model 3",
+    "吉利博越",
+    "哈弗H6",
+    "长安CS75",
+    "丰田凯美瑞",
+    "本田思域",
+    "大众速腾",
+    "马自达6",
+    "五菱宏光",
+)
 COLORS: Final = ("黄色", "白色", "黑色", "银色", "红色", "蓝色", "灰色", "绿色", "棕色")
 # Directive keys for the best candidate (the canonical ones and the vendor's own).
 FIRST_FIELDS: Final = {"name": "name", "year": "year", "score": "score", "confidence": "score"}

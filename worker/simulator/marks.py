@@ -138,8 +138,9 @@ def size_of(style: Style, payload_length: int, module: float) -> tuple[int, int]
     return round((style.cols + 2) * module), round((rows + 2) * module)
 
 
-def draw(image: Image.Image, origin: tuple[float, float], module: float, style: Style,
-         payload: bytes) -> Box:  # fmt: skip
+def draw(
+    image: Image.Image, origin: tuple[float, float], module: float, style: Style, payload: bytes
+) -> Box:
     """Draw ``payload`` as a mark of ``style`` with its top-left corner at ``origin``;
     returns the box it covers."""
     bits = _bits(style, payload)
@@ -222,8 +223,12 @@ class Looker:
             w, h = (box[2] - box[0]) * k, (box[3] - box[1]) * k
             if w >= span and h >= 3:
                 legible = w >= span * MIN_MODULE and h >= 3 * MIN_MODULE
-                full = (box[0] * k, box[1] * k, min(self.grey.width, box[2] * k),
-                        min(self.grey.height, box[3] * k))  # fmt: skip
+                full = (
+                    box[0] * k,
+                    box[1] * k,
+                    min(self.grey.width, box[2] * k),
+                    min(self.grey.height, box[3] * k),
+                )
                 yield full, legible
 
     def _decode(self, box: Box, style: Style) -> bytes | None:

@@ -79,8 +79,13 @@ def vehicle_photo(
         draw.ellipse((cx - r, y1 - r, cx + r, y1 + r), fill=(20, 20, 20))
     badge = w / 7 / (scene.BADGE.cols + 2)
     bw, bh = marks.size_of(scene.BADGE, 3, badge)
-    marks.draw(img, ((w - bw) / 2, y0 + h * 0.04), badge, scene.BADGE,
-               scene.car_payload(rng.randrange(2**16), color))  # fmt: skip
+    marks.draw(
+        img,
+        ((w - bw) / 2, y0 + h * 0.04),
+        badge,
+        scene.BADGE,
+        scene.car_payload(rng.randrange(2**16), color),
+    )
     if plate is not False:
         number = plate_of(seed) if plate is True else plate
         style = scene.PLATE_STYLES[plate_color]
@@ -138,11 +143,18 @@ def _page(
         draw.rectangle((left + pw * 0.2, y, end, y + ph * 0.03), fill=INK)
     if side == "FRONT":  # 主页: "有红色印章的一面"
         cx, cy, r = right - pw * 0.2, bottom - ph * 0.25, min(pw, ph) * 0.12
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(200, 40, 40), width=max(2, round(r / 8)))
+        draw.ellipse(
+            (cx - r, cy - r, cx + r, cy + r), outline=(200, 40, 40), width=max(2, round(r / 8))
+        )
     module = pw * 0.4 / (scene.LICENCE.cols + 2)
     mw, _mh = marks.size_of(scene.LICENCE, 5, module)
-    marks.draw(img, (right - pw * 0.05 - mw, top + ph * 0.15), module, scene.LICENCE,
-               scene.page_payload(side, seed))  # fmt: skip
+    marks.draw(
+        img,
+        (right - pw * 0.05 - mw, top + ph * 0.15),
+        module,
+        scene.LICENCE,
+        scene.page_payload(side, seed),
+    )
 
 
 def side_by_side(*images: bytes, fmt: str = "JPEG") -> bytes:

@@ -54,22 +54,42 @@ LICENCE: Final = marks.Style(
     "licence", (0, 130, 140), BLACK, WHITE, cols=14, rows=4, length=5, min_value=90
 )
 BADGE: Final = marks.Style(
-    "car", (255, 120, 0), BLACK, WHITE, cols=10, rows=4, length=3, hue_tolerance=6,
-    min_saturation=200, min_value=200,
-)  # fmt: skip
+    "car",
+    (255, 120, 0),
+    BLACK,
+    WHITE,
+    cols=10,
+    rows=4,
+    length=3,
+    hue_tolerance=6,
+    min_saturation=200,
+    min_value=200,
+)
 _PLATE = {"cols": 18, "rows": 4, "length": 7}
 PLATE_STYLES: Final = {
     "blue": marks.Style(
         "plate:blue", (15, 65, 215), WHITE, None, **_PLATE, min_saturation=190, min_value=170
     ),
     "yellow": marks.Style(
-        "plate:yellow", (245, 195, 0), BLACK, None, **_PLATE, hue_tolerance=8,
-        min_saturation=200, min_value=200,
-    ),  # fmt: skip
+        "plate:yellow",
+        (245, 195, 0),
+        BLACK,
+        None,
+        **_PLATE,
+        hue_tolerance=8,
+        min_saturation=200,
+        min_value=200,
+    ),
     "green": marks.Style(
-        "plate:green", (70, 200, 110), BLACK, None, **_PLATE, hue_tolerance=8,
-        min_saturation=120, min_value=160,
-    ),  # fmt: skip
+        "plate:green",
+        (70, 200, 110),
+        BLACK,
+        None,
+        **_PLATE,
+        hue_tolerance=8,
+        min_saturation=120,
+        min_value=160,
+    ),
 }
 SIDES: Final = ("FRONT", "BACK")
 # Juhe carDetect's body colours, with the RGB a car of that colour is painted (none falls
@@ -264,9 +284,9 @@ def _read_marks(rgb: Image.Image, fmt: str, size: tuple[int, int], digest: str) 
     cars = []
     reading = looker.read(BADGE)
     for found in reading.found:
-        model, color = int.from_bytes(found.payload[:2], "big"), found.payload[2]
-        if color < len(CAR_COLORS):
-            cars.append(Car(model, list(CAR_COLORS)[color], box(found)))
+        model, paint = int.from_bytes(found.payload[:2], "big"), found.payload[2]
+        if paint < len(CAR_COLORS):
+            cars.append(Car(model, list(CAR_COLORS)[paint], box(found)))
     if reading.illegible:
         illegible.add("car")
     pages = []

@@ -180,7 +180,7 @@ def test_verifier_signs_names_as_listed() -> None:
 
 
 def test_headers_the_doc_excludes_are_never_in_the_headers_block() -> None:
-    """"以下参数不参与Headers签名计算: X-Ca-Signature、X-Ca-Signature-Headers、Accept、
+    """ "以下参数不参与Headers签名计算: X-Ca-Signature、X-Ca-Signature-Headers、Accept、
     Content-MD5、Content-Type、Date": listed or not, they are signed in their own lines."""
     listed = "x-ca-key,Accept,content-type,Content-MD5,date,x-ca-signature"
     headers = _received({"x-ca-key": "k", "X-Ca-Signature-Headers": listed, "Date": "d"})

@@ -27,8 +27,8 @@ from worker.providers.base import CarModelCandidate, Provider, VendorAnswer
 from worker.providers.juhe import SYSTEM_ERRORS
 from worker.providers.juhe_car import ERRORS
 from worker.providers.registry import get_provider
-from worker.simulator.directives import make_image
 from worker.simulator import scene
+from worker.simulator.directives import make_image
 from worker.simulator.samples import licence_page, side_by_side, vehicle_photo
 
 NAME = "juhe_car"
@@ -161,7 +161,7 @@ def test_what_the_image_shows_decides(vendor: Vendor) -> None:
     assert (failing.outcome, failing.vendor_code) == (Outcome.INVALID_IMAGE, "237101")
     unsure = vendor.one(prepared(data=CAR), vendor.settings(warning_rate=1.0))
     best = [r.score for r in unsure.readings]  # type: ignore[union-attr]
-    assert best == [round(r.score * 0.4, 14) for r in car.readings]  # type: ignore[union-attr]
+    assert best == [round(r.score * 0.4, 14) for r in car.readings]  # type: ignore[union-attr,operator]
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,8 @@ from worker.providers.base import PlateReading, Provider, VendorAnswer
 from worker.providers.juhe import SYSTEM_ERRORS
 from worker.providers.juhe_plate import ERRORS
 from worker.providers.registry import get_provider
-from worker.simulator.directives import make_image
 from worker.simulator import scene
+from worker.simulator.directives import make_image
 from worker.simulator.samples import plate_of, side_by_side, vehicle_photo
 
 NAME = "juhe_plate"
@@ -195,7 +195,7 @@ def test_what_the_image_shows_decides(vendor: Vendor) -> None:
     failing = vendor.one(prepared(data=CAR), vendor.settings(failure_rate=1.0))
     assert (failing.outcome, failing.vendor_code) == (Outcome.INVALID_IMAGE, "271103")
     unsure = vendor.one(prepared(data=CAR), vendor.settings(warning_rate=1.0))
-    assert unsure.readings[0].confidence < 0.6  # type: ignore[union-attr]
+    assert unsure.readings[0].confidence < 0.6  # type: ignore[union-attr,operator]
 
 
 @pytest.mark.parametrize("mode", MODES)

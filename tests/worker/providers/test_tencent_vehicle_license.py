@@ -130,7 +130,9 @@ CONTENT_CASES: list[tuple[str, bytes, str, Outcome, str | None]] = [
 
 
 @pytest.mark.parametrize(
-    ("case", "data", "card_side", "outcome", "code"), CONTENT_CASES, ids=[c[0] for c in CONTENT_CASES]
+    ("case", "data", "card_side", "outcome", "code"),
+    CONTENT_CASES,
+    ids=[c[0] for c in CONTENT_CASES],
 )
 def test_answers_follow_what_the_image_shows(
     vendor: Vendor, case: str, data: bytes, card_side: str, outcome: Outcome, code: str | None
@@ -155,7 +157,8 @@ def test_a_page_reads_the_same_at_any_size(vendor: Vendor) -> None:
         vendor.one(prepared(data=licence_page("BACK", 12, size)), options={"card_side": "BACK"})
         for size in ((1600, 1120), (800, 560))
     )
-    assert isinstance(big, VendorAnswer) and isinstance(small, VendorAnswer)
+    assert isinstance(big, VendorAnswer)
+    assert isinstance(small, VendorAnswer)
     assert big.readings == small.readings
 
 
@@ -166,7 +169,8 @@ def test_seeded_flaws(vendor: Vendor) -> None:
     assert failing.vendor_code == "FailedOperation.ImageBlur"
     warned = vendor.one(prepared(data=FRONT), vendor.settings(warning_rate=1.0))
     assert isinstance(warned, VendorAnswer)
-    assert len(warned.warnings) == 1 and warned.warnings[0].startswith("WARN_DRIVER_LICENSE_")
+    (warning,) = warned.warnings
+    assert warning.startswith("WARN_DRIVER_LICENSE_")
     settings = vendor.settings(warning_rate=0.3, failure_rate=0.1, seed=5, throttle=False)
     images = [prepared(data=everything(i, (1100, 560))) for i in range(30)]
 

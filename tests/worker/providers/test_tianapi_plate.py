@@ -118,7 +118,11 @@ def test_several_plates_per_image(vendor: Vendor) -> None:
 def test_nothing_drawn_and_seeded_failures_are_250(vendor: Vendor) -> None:
     for data in (make_image(), vehicle_photo(45, (640, 480), plate=False)):
         result = vendor.one(prepared(data=data))
-        assert (result.outcome, result.vendor_code, result.billed) == (Outcome.NO_RESULT, "250", False)
+        assert (result.outcome, result.vendor_code, result.billed) == (
+            Outcome.NO_RESULT,
+            "250",
+            False,
+        )
     failing = vendor.one(prepared(data=CAR), vendor.settings(failure_rate=1.0))
     assert (failing.outcome, failing.vendor_code) == (Outcome.NO_RESULT, "250")
 

@@ -9,9 +9,8 @@ from typing import Any
 
 from tests.support.vendors import fake_secret, fake_settings, simulated
 from worker.providers.registry import PROVIDERS
-from worker.simulator import juhe_car, juhe_plate
+from worker.simulator import juhe_car, juhe_plate, scene
 from worker.simulator.base import VendorSim
-from worker.simulator import scene
 from worker.simulator.directives import make_image, with_directive
 from worker.simulator.samples import plate_of, vehicle_photo
 from worker.simulator.server import Simulator
@@ -61,11 +60,19 @@ def test_throttle_and_internal_error_answers_are_200_envelopes() -> None:
         juhe_car.Sim(SETTINGS.provider("juhe_car")),
         juhe_plate.Sim(SETTINGS.provider("juhe_plate")),
     ):
-        answers = ((sim.throttled(), 10011), (sim.error_in_200(), 10014), (sim.quota_exhausted(), 10012))
+        answers = (
+            (sim.throttled(), 10011),
+            (sim.error_in_200(), 10014),
+            (sim.quota_exhausted(), 10012),
+        )
         for response, code in answers:
             assert response.status == 200
             assert json.loads(response.body) == {  # type: ignore[arg-type]
-                "reason": {10011: "当前IP请求超过限制", 10012: "请求超过次数限制", 10014: "系统内部异常"}[code],
+                "reason": {
+                    10011: "当前IP请求超过限制",
+                    10012: "请求超过次数限制",
+                    10014: "系统内部异常",
+                }[code],
                 "result": None,
                 "error_code": code,
             }
@@ -86,7 +93,8 @@ def test_plate_answer_has_the_docs_shape() -> None:
     assert res[0]["content"] == plate_of(11)  # the plate drawn, in its colour
     assert (res[1]["content"], res[2]["content"], res[3]["content"]) == ("蓝", "1", "1")
     left, top, right, bottom = map(int, res[7]["content"].split("_"))
-    assert 640 * 0.3 < left < right < 640 * 0.7 and 0 < top < bottom < 480  # where it is drawn
+    assert 640 * 0.3 < left < right < 640 * 0.7  # where it is drawn
+    assert 0 < top < bottom < 480
 
 
 def test_nothing_drawn_answers_each_apis_nothing_found() -> None:
@@ -100,7 +108,8 @@ def test_nothing_drawn_answers_each_apis_nothing_found() -> None:
 
     (_, plate), (_, car), (_, blank) = asyncio.run(scenario())
     assert (plate["error_code"], plate["result"]["res"]) == (0, [])  # no plate: billed, empty
-    assert car["error_code"] == 0 and car["result"]["data"]  # the car is still there
+    assert car["error_code"] == 0  # the car is still there
+    assert car["result"]["data"]
     assert (blank["error_code"], blank["reason"]) == (237102, "非车类或识别不到信息")
 
 
@@ -155,7 +164,8 @@ def test_readings_follow_what_is_drawn_not_the_bytes() -> None:
     (car_a, plate_a), (car_b, plate_b) = [(s.cars[0], s.plates[0]) for s in seen]  # type: ignore[union-attr]
     assert juhe_car.synthesize(car_a.model) == juhe_car.synthesize(car_b.model)
     assert plate_a.number == plate_b.number == plate_of(13)
-    assert juhe_plate.synthesize(plate_a)[juhe_plate.CONFIDENCE] == juhe_plate.synthesize(
-        plate_b
-    )[juhe_plate.CONFIDENCE]
+    assert (
+        juhe_plate.synthesize(plate_a)[juhe_plate.CONFIDENCE]
+        == juhe_plate.synthesize(plate_b)[juhe_plate.CONFIDENCE]
+    )
     assert juhe_car.synthesize(1) != juhe_car.synthesize(2)

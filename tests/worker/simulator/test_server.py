@@ -17,13 +17,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.support.vendors import Loopback, Vendor, fake_secret, prepared, provider_block
+from worker.config import SimulatorSettings
 from worker.errors import RateLimited
 from worker.providers import tencent_sign
 from worker.providers.base import VendorAnswer
 from worker.providers.tencent_vehicle_license import TencentVehicleLicenseSettings
 from worker.simulator.directives import Directive, make_image, read_directive, with_directive
 from worker.simulator.samples import licence_page, vehicle_photo
-from worker.config import SimulatorSettings
 from worker.simulator.server import (
     Quotas,
     SimulatorThread,
@@ -403,7 +403,9 @@ def test_directive_survives_resizing_and_jpeg(scale: float, quality: int) -> Non
     with Image.open(io.BytesIO(data)) as image:
         size = (round(image.width * scale), round(image.height * scale))
         out = io.BytesIO()
-        image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(out, "JPEG", quality=quality)
+        image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
+            out, "JPEG", quality=quality
+        )
     assert read_directive(out.getvalue()).error == "FailedOperation.ImageBlur"
 
 
@@ -412,8 +414,10 @@ def test_directives_travel_in_the_pixels_only() -> None:
     jpeg = make_image({"empty": True}, fmt="JPEG")
     assert b"\xff\xfe" not in jpeg[: jpeg.index(b"\xff\xda")]  # no COM segment
     png = make_image({"empty": True})
-    assert b"tEXt" not in png and b"iTXt" not in png
-    assert read_directive(jpeg).empty and read_directive(png).empty
+    assert b"tEXt" not in png
+    assert b"iTXt" not in png
+    assert read_directive(jpeg).empty
+    assert read_directive(png).empty
 
 
 def test_synth_is_deterministic_and_realistic() -> None:
@@ -485,13 +489,14 @@ def test_tencent_refuses_a_content_type_the_api_does_not_take(vendor: Vendor) ->
 
 def test_help_on_get_names_every_base_url(vendor: Vendor) -> None:
     async def scenario() -> tuple[int, str]:
-        async with vendor.loopback() as lb:
-            async with lb.session.get(f"{lb.base_url}/") as response:
-                return response.status, await response.text()
+        async with vendor.loopback() as lb, lb.session.get(f"{lb.base_url}/") as response:
+            return response.status, await response.text()
 
     status, text = asyncio.run(scenario())
     assert status == 200
-    assert re.search(r"^export VREC_TENCENT_VEHICLE_LICENSE__BASE_URL=http://127\.0\.0\.1:\d+/$", text, re.M)
+    assert re.search(
+        r"^export VREC_TENCENT_VEHICLE_LICENSE__BASE_URL=http://127\.0\.0\.1:\d+/$", text, re.M
+    )
     assert "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY: as in the simulator's environment" in text
     assert SECRET_KEY not in text
 

@@ -22,7 +22,9 @@ KEY = fake_secret(NAME, "key")
 PATH = "/licenseplate/index"
 IMAGE = vehicle_photo(3, (240, 180), "PNG", plate_width=0.5)  # small enough for a GET
 B64 = base64.b64encode(IMAGE).decode()
-TWO_CARS = side_by_side(vehicle_photo(1, (640, 480)), vehicle_photo(2, (640, 480), plate_color="yellow"))
+TWO_CARS = side_by_side(
+    vehicle_photo(1, (640, 480)), vehicle_photo(2, (640, 480), plate_color="yellow")
+)
 pytestmark = pytest.mark.vendor(NAME)
 
 
