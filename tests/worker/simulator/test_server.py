@@ -525,3 +525,55 @@ def test_lognormal_latency_has_its_median_and_tail() -> None:
     assert all(0.3 <= draw_latency(uniform, rng) <= 1.5 for _ in range(1_000))
     with pytest.raises(ValueError, match="latency_ms"):
         SimulatorSettings(latency_ms=(500.0, 100.0))
+
+
+def test_vrec_simulator_prints_the_environment_that_points_vrec_at_it(tmp_path: Any) -> None:
+    """The real command, in its own process: the lines it prints are the lines vrec needs
+    (every BASE_URL, made-up credentials it then accepts), GET / answers the same help
+    without the credentials, and a vendor call made with the printed values is accepted."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "simulator", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(19)]
+        printed = dict(
+            line.removeprefix("export ").strip().split("=", 1)
+            for line in lines
+            if line.startswith("export ")
+        )
+
+        async def scenario() -> tuple[str, Any]:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{port}/") as response:
+                    help_text = await response.text()
+                key = printed["VREC_TIANAPI_PLATE__KEY"]
+                url = printed["VREC_TIANAPI_PLATE__BASE_URL"]
+                async with session.post(url, data={"key": key, "img": "x"}) as response:
+                    return help_text, await response.json()
+
+        help_text, answer = asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert printed["VREC_JUHE_CAR__BASE_URL"] == f"http://127.0.0.1:{port}/carDetect/index"
+    assert len(printed["VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY"]) == 32
+    assert answer["code"] == 270  # the key was accepted; "x" is no image
+    assert f"export VREC_TENCENT_VEHICLE_LICENSE__BASE_URL=http://127.0.0.1:{port}/" in help_text
+    assert printed["VREC_TIANAPI_PLATE__KEY"] not in help_text
