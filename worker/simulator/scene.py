@@ -65,30 +65,20 @@ BADGE: Final = marks.Style(
     min_saturation=200,
     min_value=200,
 )
-_PLATE = {"cols": 18, "rows": 4, "length": 7}
+
+
+def _plate(color: str, rgb: marks.RGB, ink: marks.RGB, **colour_class: int) -> marks.Style:
+    """A plate: its body colour is the frame and the paper; its characters, the ink."""
+    return marks.Style(f"plate:{color}", rgb, ink, None, cols=18, rows=4, length=7, **colour_class)
+
+
 PLATE_STYLES: Final = {
-    "blue": marks.Style(
-        "plate:blue", (15, 65, 215), WHITE, None, **_PLATE, min_saturation=190, min_value=170
+    "blue": _plate("blue", (15, 65, 215), WHITE, min_saturation=190, min_value=170),
+    "yellow": _plate(
+        "yellow", (245, 195, 0), BLACK, hue_tolerance=8, min_saturation=200, min_value=200
     ),
-    "yellow": marks.Style(
-        "plate:yellow",
-        (245, 195, 0),
-        BLACK,
-        None,
-        **_PLATE,
-        hue_tolerance=8,
-        min_saturation=200,
-        min_value=200,
-    ),
-    "green": marks.Style(
-        "plate:green",
-        (70, 200, 110),
-        BLACK,
-        None,
-        **_PLATE,
-        hue_tolerance=8,
-        min_saturation=120,
-        min_value=160,
+    "green": _plate(
+        "green", (70, 200, 110), BLACK, hue_tolerance=8, min_saturation=120, min_value=160
     ),
 }
 SIDES: Final = ("FRONT", "BACK")
