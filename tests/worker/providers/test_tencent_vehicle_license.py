@@ -120,6 +120,13 @@ CONTENT_CASES: list[tuple[str, bytes, str, Outcome, str | None]] = [
     ),
     ("flat", make_image(), "DOUBLE", Outcome.NO_RESULT, "FailedOperation.NoVehicleLicenseError"),
     (
+        "10x10",
+        make_image(size=(10, 10)),
+        "FRONT",
+        Outcome.NO_RESULT,
+        "FailedOperation.NoVehicleLicenseError",
+    ),
+    (
         "a page far too small to read",
         licence_page("FRONT", 10, (70, 49)),
         "FRONT",
