@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import binascii
 import colorsys
+import functools
 import math
 import random
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ Box = tuple[int, int, int, int]  # left, top, right, bottom (right/bottom exclus
 
 _WHITEN: Final = [random.Random(0x7672_6563).getrandbits(1) for _ in range(8 * 512)]
 ANALYSIS: Final = 400  # px: the longest side colours are searched at
+VIVID: Final = (100, 80)  # the lowest saturation and value floors a style may have
 MIN_MODULE: Final = 2.5  # px: below this a mark is treated as illegible, not decoded
 _MIN_CONTRAST: Final = 48  # grey levels between the darkest and lightest module
 
@@ -180,6 +182,9 @@ class Looker:
         self.scale = max(1, math.ceil(max(rgb.size) / ANALYSIS))
         small = rgb.reduce(self.scale) if self.scale > 1 else rgb
         self._h, self._s, self._v = small.convert("HSV").split()
+        # Which hues vivid pixels have: a style whose hue window holds none is skipped.
+        vivid = ImageChops.darker(self._s.point(_floor(VIVID[0])), self._v.point(_floor(VIVID[1])))
+        self._hues = self._h.histogram(mask=vivid)
 
     def read(self, style: Style) -> Reading:
         found: list[Found] = []
@@ -193,17 +198,11 @@ class Looker:
         return Reading(tuple(found), illegible)
 
     def _mask(self, style: Style) -> Image.Image:
-        hue, tol = style.hue, style.hue_tolerance
-
-        def in_window(h: int) -> int:
-            distance = min((h - hue) % 256, (hue - h) % 256)
-            return 255 if distance <= tol else 0
-
-        h = self._h.point([in_window(i) for i in range(256)])
-        s = self._s.point([255 if i >= style.min_saturation else 0 for i in range(256)])
-        v = self._v.point([255 if i >= style.min_value else 0 for i in range(256)])
-
-        return ImageChops.darker(ImageChops.darker(h, s), v)
+        hue, saturation, value = _tables(style)
+        if not any(self._hues[h] for h, inside in enumerate(hue) if inside):
+            return Image.new("L", self._h.size)  # no vivid pixel of this hue: the common case
+        mask = ImageChops.darker(self._h.point(hue), self._s.point(saturation))
+        return ImageChops.darker(mask, self._v.point(value))
 
     def _regions(self, style: Style) -> Iterator[tuple[Box, bool]]:
         """Regions of the style's colour, with whether their modules are big enough to
@@ -251,6 +250,22 @@ class Looker:
         ink_light = _luma(style.ink) > _luma(style.paper_rgb)
         bits = [int((s > threshold) == ink_light) for s in samples]
         return _payload(style, bits)
+
+
+@functools.cache
+def _floor(minimum: int) -> list[int]:
+    return [255 if i >= minimum else 0 for i in range(256)]
+
+
+@functools.cache
+def _tables(style: Style) -> tuple[list[int], list[int], list[int]]:
+    """The style's colour class as three point tables (hue window, saturation and value
+    floors), each 0 or 255."""
+    hue, tol = style.hue, style.hue_tolerance
+    window = [255 if min((h - hue) % 256, (hue - h) % 256) <= tol else 0 for h in range(256)]
+    if style.min_saturation < VIVID[0] or style.min_value < VIVID[1]:
+        raise ValueError(f"{style.name}: colour floors below {VIVID} are never searched")
+    return window, _floor(style.min_saturation), _floor(style.min_value)
 
 
 def _split(mask: Image.Image, box: Box) -> list[Box | None] | None:
