@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from models import migrate
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 from worker.simulator.server import busiest_window
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,12 +114,14 @@ def throwaway_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def image_folder(n: int, size: tuple[int, int] = (200, 120)) -> Iterator[list[str]]:
-    """``n`` distinct small JPEGs (distinct content: vrec deduplicates images by sha256)."""
+    """``n`` distinct small licence pages, JPEG (distinct content: vrec deduplicates images
+    by sha256; licence pages: what the Tencent simulator reads, with its blur warning for
+    pages under 500x800)."""
     with tempfile.TemporaryDirectory(prefix="vrec-bench-") as tmp:
         paths = []
         for i in range(n):
             path = Path(tmp, f"car{i:06d}.jpg")
-            path.write_bytes(vehicle_photo(i, size))
+            path.write_bytes(licence_page("FRONT", i, size))
             paths.append(str(path))
         yield paths
 
@@ -191,11 +193,14 @@ def simulator(
     credentials: dict[str, str],
     *,
     latency_ms: tuple[float, float] = (0.0, 0.0),
+    latency: str = "uniform",
     limit: int | None = None,
     throttle: bool = True,
 ) -> Iterator[SimulatorProcess]:
-    """The simulator (every vendor; Tencent limited to ``limit``) accepting ``credentials``."""
+    """The simulator (every vendor; Tencent limited to ``limit``) accepting ``credentials``;
+    ``latency`` uniform in ``latency_ms`` or lognormal with its (median, p99)."""
     env = child_env(credentials)
+    env["VREC_SIMULATOR__LATENCY"] = latency
     env["VREC_SIMULATOR__LATENCY_MS"] = json.dumps(list(latency_ms))
     env["VREC_SIMULATOR__THROTTLE"] = json.dumps(throttle)
     if limit is not None:

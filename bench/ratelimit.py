@@ -3,8 +3,9 @@
     .venv/bin/python bench/ratelimit.py [--jobs 2000] [--workers 4] [--scenarios vrec,celery,single]
 
 Against the vendor simulator (its own process) enforcing ``--limit`` (10) Tencent calls
-in any trailing second, decided when each call arrives, with ``--latency`` (300-1500 ms,
-uniform) per call, three scenarios:
+in any trailing second, decided when each call arrives, with ``--latency`` per call
+(``--latency-dist lognormal``: median 300 ms, 99th percentile 1500 ms, and a long tail
+beyond it, as a real vendor answers; ``uniform``: 300-1500 ms), three scenarios:
 
 ``vrec``    ``--workers`` separate ``vrec worker`` processes (threads pool, ``--concurrency``
             each) sharing the Redis GCRA limiter; ``--jobs`` jobs through PostgreSQL + Redis.
@@ -92,6 +93,7 @@ def vrec_scenario(
     limit: int,
     margin: str | None,
     dump: str | None = None,
+    dist: str = "uniform",
 ) -> Result:
     credentials = fresh_credentials()
     flush_redis(BROKER_DB, LIMITER_DB)
@@ -99,7 +101,7 @@ def vrec_scenario(
         with (
             throwaway_database() as db,
             image_folder(jobs) as paths,
-            simulator(credentials, latency_ms=latency, limit=limit) as sim,
+            simulator(credentials, latency_ms=latency, latency=dist, limit=limit) as sim,
         ):
             extra = {f"VREC_{P.upper()}__RATE": str(limit)}
             if margin is not None:
@@ -121,7 +123,7 @@ def vrec_scenario(
         flush_redis(BROKER_DB, LIMITER_DB)
     setup = (
         f"{workers} x `vrec worker --concurrency {concurrency}` (threads), "
-        f"latency {latency[0]:g}-{latency[1]:g} ms"
+        f"latency {describe(dist, latency)}"
     )
     outcomes = {k: v for k, v in run.counts.items() if v}
     return Result(name, setup, jobs, limit, figures, run.run_seconds, outcomes)
@@ -135,6 +137,7 @@ def celery_scenario(
     latency: tuple[float, float],
     limit: int,
     dump: str | None = None,
+    dist: str = "uniform",
 ) -> Result:
     name = "celery"
     credentials = fresh_credentials()
@@ -142,7 +145,7 @@ def celery_scenario(
     try:
         with (
             image_folder(jobs) as paths,
-            simulator(credentials, latency_ms=latency, limit=limit) as sim,
+            simulator(credentials, latency_ms=latency, latency=dist, limit=limit) as sim,
         ):
             # Nothing of vrec's storage or limiter: no database, no Redis limiter.
             env = worker_env(credentials, sim, "sqlite:///:memory:")
@@ -199,7 +202,7 @@ def celery_scenario(
     setup = (
         f"{workers} x `celery -A bench.celery_ratelimited worker --pool=threads "
         f"--concurrency={concurrency}`, rate_limit='{limit}/s', "
-        f"latency {latency[0]:g}-{latency[1]:g} ms"
+        f"latency {describe(dist, latency)}"
     )
     return Result(name, setup, jobs, limit, figures, wall)
 
@@ -260,6 +263,12 @@ def report(results: list[Result]) -> None:
             )
 
 
+def describe(dist: str, latency: tuple[float, float]) -> str:
+    if dist == "lognormal":
+        return f"log-normal, median {latency[0]:g} ms, p99 {latency[1]:g} ms"
+    return f"{latency[0]:g}-{latency[1]:g} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000, help="jobs (vrec) / tasks (celery)")
@@ -269,8 +278,12 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=10, help="simulator limit and vrec rate")
     parser.add_argument(
-        "--latency", type=parse_latency, default=(300.0, 1500.0), help="ms LOW,HIGH"
+        "--latency",
+        type=parse_latency,
+        default=(300.0, 1500.0),
+        help="ms MEDIAN,P99 (lognormal) or LOW,HIGH (uniform)",
     )
+    parser.add_argument("--latency-dist", choices=("lognormal", "uniform"), default="lognormal")
     parser.add_argument("--single-jobs", type=int, default=300, help="jobs for `single`")
     parser.add_argument("--single-latency", type=float, default=1000.0, help="ms for `single`")
     parser.add_argument(
@@ -304,6 +317,7 @@ def main() -> None:
                             limit=args.limit,
                             margin=args.margin,
                             dump=args.dump,
+                            dist=args.latency_dist,
                         )
                     )
                 elif scenario == "celery":
@@ -315,6 +329,7 @@ def main() -> None:
                             latency=args.latency,
                             limit=args.limit,
                             dump=args.dump,
+                            dist=args.latency_dist,
                         )
                     )
                 else:

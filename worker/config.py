@@ -21,7 +21,7 @@ from __future__ import annotations
 import typing
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # How an image larger than a vendor's limits is shrunk (worker/imaging/fit.py): "fast"
@@ -61,16 +61,41 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
 Fault = Literal["5xx", "timeout", "reset", "malformed", "error200"]
 
 
-class SimulatorSettings(BaseModel):
-    """The vendor simulator's knobs (``VREC_SIMULATOR__*``)."""
+Latency = Literal["uniform", "lognormal"]
 
-    latency_ms: tuple[float, float] = (0.0, 0.0)  # uniform [low, high] per call
+
+class SimulatorSettings(BaseModel):
+    """The vendor simulator's knobs (``VREC_SIMULATOR__*``); see the README's "Trying vrec
+    against the simulator" for what each does."""
+
+    # Per call: uniform in [low, high] ms, or log-normal with (median, p99) ms: a long tail
+    # (p99.9 ~ median x (p99/median)^1.33), capped at latency_max_ms.
+    latency: Latency = "uniform"
+    latency_ms: tuple[float, float] = (0.0, 0.0)
+    latency_max_ms: float = Field(default=60_000.0, ge=0)
     throttle: bool = True  # enforce each vendor's per-second limit
     fault_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered by a fault
     # Which faults fault_rate draws from (pydantic copies this default per instance).
     faults: list[Fault] = ["5xx"]
     # Per-vendor calls allowed in any trailing second; unset: the vendor's documented limit.
     limits: dict[str, int] = {}
+    # Seeds the latency and fault dice, and which images the two shares below hit.
+    seed: int = 0
+    # Shares of otherwise good images (decided per image: the same bytes, the same answer)
+    # that the vendor reads with a warning or a degraded confidence, or fails to read.
+    warning_rate: float = Field(default=0.08, ge=0, le=1)
+    failure_rate: float = Field(default=0.04, ge=0, le=1)
+    # Per-vendor calls allowed per credential per day (Beijing time); unset: no quota.
+    quotas: dict[str, int] = {}
+
+    @model_validator(mode="after")
+    def _latency_makes_sense(self) -> SimulatorSettings:
+        first, second = self.latency_ms
+        if first < 0 or second < first:
+            raise ValueError(f"latency_ms needs 0 <= first <= second, not {self.latency_ms}")
+        if self.latency == "lognormal" and second > 0 and first <= 0:
+            raise ValueError("a lognormal latency needs a median above 0 ms")
+        return self
 
 
 class Settings(BaseSettings):

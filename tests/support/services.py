@@ -19,6 +19,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("VREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CELERY_REDIS_URL = os.environ.get("VREC_TEST_CELERY_REDIS_URL", "redis://127.0.0.1:6379/14")
+# The simulator without its seeded flaws (a share of good images answered with a warning
+# or an error): each test's images decide its outcomes.
+EXACT_SIMULATOR = {"VREC_SIMULATOR__WARNING_RATE": "0", "VREC_SIMULATOR__FAILURE_RATE": "0"}
 
 
 def create_database(prefix: str = "vrec_test") -> str:

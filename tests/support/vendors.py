@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+from PIL import Image
 
 from worker import errors, http
 from worker.config import ProviderSettings, Settings, SimulatorSettings, secret_fields
@@ -30,8 +32,9 @@ from worker.image_limits import PreparedImage
 from worker.providers.base import Provider, VendorAnswer, VendorRequest, VendorResponse
 from worker.providers.registry import provider_class, settings_models
 from worker.settings import build_settings
-from worker.simulator.directives import make_image
-from worker.simulator.server import Simulator, point_at, run_simulator
+from worker.simulator.directives import make_image, with_directive
+from worker.simulator.environment import point_at
+from worker.simulator.server import Simulator, run_simulator
 
 Result = VendorAnswer | JobError
 T = TypeVar("T")
@@ -57,6 +60,10 @@ def fake_secret(name: str, field: str) -> str:
     return f"vrec-{name.partition('_')[0]}-test-{field}-DO-NOT-LEAK-0123456789"
 
 
+# Tests decide their outcomes through the images they draw: no seeded flaws by default.
+EXACT: dict[str, Any] = {"warning_rate": 0.0, "failure_rate": 0.0}
+
+
 def prepared(
     directive: Mapping[str, Any] | None = None,
     *,
@@ -64,9 +71,17 @@ def prepared(
     fmt: str = "PNG",
     **kwargs: Any,
 ) -> PreparedImage:
-    """An image as the pipeline hands it over; ``data`` as given, or made to ``directive``."""
-    data = data if data is not None else make_image(directive, fmt=fmt, **kwargs)
-    width, height = kwargs.get("size", (64, 48))
+    """An image as the pipeline hands it over: ``data`` as given (with ``directive`` drawn
+    below it, if any), or a plain image made to ``directive`` (``size``, ``color``)."""
+    if data is None:
+        data = make_image(directive, fmt=fmt, **kwargs)
+    elif directive:
+        data = with_directive(data, directive)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt, (width, height) = im.format or fmt, im.size
+    except (OSError, ValueError, SyntaxError):  # not an image: what the test claims it is
+        width, height = kwargs.get("size", (640, 480))
     return PreparedImage(data, base64.b64encode(data), fmt, width, height, transformed=False)
 
 
@@ -84,7 +99,7 @@ def fake_settings(names: Iterable[str], **simulator: Any) -> Settings:
     as given (``throttle``, ``limits``, ...)."""
     vendors = [Vendor(name) for name in names]
     blocks = {v.name: v.model.model_validate(v.credentials) for v in vendors}
-    return build_settings(**blocks, simulator=SimulatorSettings(**simulator))
+    return build_settings(**blocks, simulator=SimulatorSettings(**{**EXACT, **simulator}))
 
 
 async def call(
@@ -153,7 +168,7 @@ class Vendor:
         fields = {**self.credentials, **block}
         return build_settings(
             **{self.name: self.model.model_validate(fields)},
-            simulator=SimulatorSettings(**knobs),
+            simulator=SimulatorSettings(**{**EXACT, **knobs}),
         )
 
     def block(self, settings: Settings | None = None) -> ProviderSettings:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support.services import CELERY_REDIS_URL, REDIS_URL
+from tests.support.services import CELERY_REDIS_URL, EXACT_SIMULATOR, REDIS_URL
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
 from worker.simulator.server import SimulatorThread
@@ -20,8 +20,9 @@ from worker.simulator.server import SimulatorThread
 
 @pytest.fixture
 def vendor_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Credentials on both sides, the simulator running, base URLs pointing at it."""
-    env = made_up_credentials()
+    """Credentials on both sides, the simulator running, base URLs pointing at it; no
+    seeded flaws (each test's images decide its outcomes)."""
+    env = made_up_credentials() | EXACT_SIMULATOR
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("VREC_MAX_ATTEMPTS", "2")

@@ -26,7 +26,9 @@ from tests.support.services import (
 from worker.cli import app
 from worker.settings import build_settings, get_settings
 from worker.simulator.directives import make_image
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.environment import base_urls
+from worker.simulator.samples import everything, licence_page
+from worker.simulator.server import SimulatorThread
 
 P = "tencent_vehicle_license"
 
@@ -36,11 +38,11 @@ def _images(folder: Path) -> dict[str, str]:
     folder.mkdir()
     expected: dict[str, str] = {}
     for i in range(6):
-        (folder / f"car{i}.jpg").write_bytes(vehicle_photo(i, (900, 600)))
-        expected[f"car{i}.jpg"] = "succeeded"
+        (folder / f"card{i}.jpg").write_bytes(licence_page("FRONT", i, (900, 600)))
+        expected[f"card{i}.jpg"] = "succeeded"
     sub = folder / "nested"
     sub.mkdir()
-    (sub / "empty.png").write_bytes(make_image({"empty": True}))
+    (sub / "empty.png").write_bytes(make_image())  # no licence in it
     expected["nested/empty.png"] = "no_result"
     (folder / "blurred.png").write_bytes(make_image({"error": "FailedOperation.ImageBlur"}))
     expected["blurred.png"] = "invalid_image"
@@ -109,7 +111,7 @@ def test_embedded_sqlite_run(vendor_env: dict[str, str], tmp_path: Path) -> None
 def test_vrec_run_with_card_side_back(vendor_env: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "backs"
     folder.mkdir()
-    (folder / "back.jpg").write_bytes(vehicle_photo(42, (900, 600)))
+    (folder / "back.jpg").write_bytes(licence_page("BACK", 42, (900, 600)))
     summary = _run_cli(str(folder), "-p", P, "--option", "card_side=BACK")
     assert summary["counts"]["succeeded"] == 1
     engine = make_engine(get_settings().database_url)
@@ -126,7 +128,7 @@ def test_wrong_credentials_open_the_circuit_and_keep_jobs(
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(3):
-        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (900, 600)))
+        (folder / f"{i}.jpg").write_bytes(licence_page("FRONT", i, (900, 600)))
     monkeypatch.setenv("VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY", "not-the-right-key")
     get_settings.cache_clear()
     result = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--json"])
@@ -200,8 +202,8 @@ def test_settings_default_is_embedded_sqlite() -> None:
 def test_several_providers_in_one_run(vendor_env: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "multi"
     folder.mkdir()
-    for i in range(2):
-        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (900, 600)))
+    for i in range(2):  # a car with its plate beside a licence page: each vendor reads it
+        (folder / f"{i}.jpg").write_bytes(everything(i, (1800, 700)))
     (folder / "tiny.png").write_bytes(make_image(size=(8, 8)))
     args = [str(folder), "-p", "juhe_car", "-p", "aliyun_plate", "-p", P, "-o", "card_side=FRONT"]
     summary = _run_cli(*args)
@@ -233,3 +235,45 @@ def test_one_provider_down_does_not_stop_the_others(
     summary = json.loads(result.stdout)
     assert summary["by_provider"]["juhe_car"]["failed"] == 3  # both attempts made, then failed
     assert summary["by_provider"][P]["pending"] == 3
+
+
+def test_a_daily_quota_running_out_mid_batch_opens_the_circuit(
+    vendor_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tencent's resource package runs out after 3 calls: those 3 are read and billed, the
+    circuit opens on ResourcePackageRunOut, the other jobs stay pending, nothing after it
+    is billed, and `vrec run` exits 3."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for i in range(7):
+        (folder / f"{i}.jpg").write_bytes(licence_page("FRONT", 100 + i, (900, 600)))
+    monkeypatch.setenv("VREC_SIMULATOR__QUOTAS", json.dumps({P: 3}))
+    get_settings.cache_clear()
+    with SimulatorThread(get_settings()) as sim:  # this simulator sells 3 calls a day
+        for key, value in base_urls(get_settings(), sim.base_url).items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--json"])
+        assert sim.simulator is not None
+        over_quota = sim.simulator.snapshot()[P]["over_quota"]
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["counts"]["succeeded"], summary["counts"]["pending"]) == (3, 4)
+    assert (
+        summary["providers_unavailable"][0]["code"] == "ResourceUnavailable.ResourcePackageRunOut"
+    )
+    assert over_quota >= 1
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessions(engine)() as s:
+            attempts = s.scalars(select(Attempt).order_by(Attempt.id)).all()
+            billed = [a for a in attempts if a.billed]
+            refused = [
+                a for a in attempts if a.vendor_code == "ResourceUnavailable.ResourcePackageRunOut"
+            ]
+            assert (len(billed), len(refused)) == (3, over_quota)
+            assert not any(a.billed for a in refused)  # nothing billed past the quota
+            statuses = sorted(s.scalars(select(Job.status)).all())
+            assert statuses == ["pending"] * 4 + ["succeeded"] * 3
+    finally:
+        engine.dispose()

@@ -22,7 +22,7 @@ from models.db import make_engine, make_sessions
 from tests.worker.imaging_corpus import CORPUS
 from worker.cli import app
 from worker.settings import get_settings
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 
 P = "tencent_vehicle_license"
 
@@ -66,8 +66,8 @@ def test_corpus_batch_ends_with_a_reason_for_every_file(
     assert set(jobs) == set(expected)  # identical contents share one image and one job
     for sha, (name, reason) in expected.items():
         status, message, _ = jobs[sha]
-        if reason is None:
-            assert status == "succeeded", (name, status, message)
+        if reason is None:  # sent; the vendor looked and found no licence in it
+            assert status == "no_result", (name, status, message)
         else:
             assert status == "invalid_image", (name, status, message)
             assert message is not None
@@ -80,7 +80,7 @@ def test_corpus_batch_ends_with_a_reason_for_every_file(
 @pytest.fixture
 def image_server() -> Iterator[str]:
     """A plain HTTP server on 127.0.0.1 serving one photo and a redirect to a private range."""
-    photo = vehicle_photo(3, (900, 600))
+    photo = licence_page("FRONT", 3, (900, 600))
 
     async def car(_request: web.Request) -> web.Response:
         return web.Response(body=photo, content_type="image/jpeg")

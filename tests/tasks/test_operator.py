@@ -19,11 +19,11 @@ from typer.testing import CliRunner, Result
 
 from models import Job
 from models.db import Database
-from tests.support.services import create_database, drop_database
+from tests.support.services import EXACT_SIMULATOR, create_database, drop_database
 from worker.cli import app
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 from worker.simulator.server import SimulatorThread
 
 P = "tencent_vehicle_license"
@@ -45,7 +45,7 @@ def _one_line(result: Result, expected: str) -> None:
 def _photos(folder: Path, n: int, size: tuple[int, int] = (900, 600), seed: int = 300) -> Path:
     folder.mkdir(exist_ok=True)
     for i in range(n):
-        (folder / f"car{i:03d}.jpg").write_bytes(vehicle_photo(seed + i, size))
+        (folder / f"car{i:03d}.jpg").write_bytes(licence_page("FRONT", seed + i, size))
     return folder
 
 
@@ -205,7 +205,7 @@ def slow_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A child's environment: the embedded default in tmp_path, a simulator answering in
     0.4-0.6 s, credentials on both sides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
-    env.update(made_up_credentials())
+    env.update(made_up_credentials() | EXACT_SIMULATOR)
     env["VREC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'vrec.db'}"
     env["VREC_SIMULATOR__LATENCY_MS"] = "[400, 600]"
     env["VREC_TENCENT_VEHICLE_LICENSE__RATE"] = "4"

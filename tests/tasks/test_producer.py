@@ -18,7 +18,7 @@ from models.db import Database
 from tests.support.services import CELERY_REDIS_URL, truncate
 from worker.cli import app
 from worker.service.producer import batch_for_key, submit
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 
 P = "tencent_vehicle_license"
 
@@ -30,7 +30,7 @@ def test_the_submit_task_and_its_key(
     folder = tmp_path / "drop"
     folder.mkdir()
     for i in range(3):
-        (folder / f"{i}.jpg").write_bytes(vehicle_photo(200 + i, (900, 600)))
+        (folder / f"{i}.jpg").write_bytes(licence_page("FRONT", 200 + i, (900, 600)))
     producer = Celery("a-producer", broker=CELERY_REDIS_URL)  # knows nothing of vrec's code
     kwargs = {
         "sources": [str(folder)],

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from models import Attempt, Job, Result
 from models.db import make_engine, make_sessions
-from tests.support.services import CELERY_REDIS_URL, REDIS_URL, truncate
+from tests.support.services import CELERY_REDIS_URL, EXACT_SIMULATOR, REDIS_URL, truncate
 from worker.cli import app
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 from worker.simulator.server import SimulatorThread, VendorStats
 
 P = "tencent_vehicle_license"
@@ -45,6 +45,7 @@ def slow_vendor(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator[
         # jobs come back once queued this long (15 min by default).
         "VREC_QUEUED_TIMEOUT_SECONDS": "8",
         "VREC_SIMULATOR__LATENCY_MS": "[600, 800]",
+        **EXACT_SIMULATOR,
         # Slots 250 ms apart: the kill lands while a call is at the vendor, not between
         # the next call's attempt row and its request (a gap of a millisecond or so).
         f"VREC_{P.upper()}__RATE": "4",
@@ -84,7 +85,7 @@ def test_killed_worker_loses_nothing(
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(16):
-        (folder / f"{i}.jpg").write_bytes(vehicle_photo(i, (800, 600)))
+        (folder / f"{i}.jpg").write_bytes(licence_page("FRONT", i, (900, 600)))
     detached = CliRunner().invoke(app, ["run", str(folder), "-p", P, "--detach", "--json"])
     assert detached.exit_code == 0, detached.output
     batch = json.loads(detached.stdout)["batch_id"]

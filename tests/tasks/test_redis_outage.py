@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 
 from models import Attempt, Job, Result
 from models.db import Database
-from tests.support.services import truncate
+from tests.support.services import EXACT_SIMULATOR, truncate
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import licence_page
 from worker.simulator.server import SimulatorThread, VendorStats
 
 P = "tencent_vehicle_license"
@@ -77,7 +77,7 @@ def outage_env(
     server = RedisServer(_free_port(), tmp_path)
     server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
-    env.update(made_up_credentials())
+    env.update(made_up_credentials() | EXACT_SIMULATOR)
     env.update(
         {
             "VREC_DATABASE_URL": postgres_url,
@@ -117,7 +117,7 @@ def test_a_run_carries_on_across_a_redis_restart_and_ends_with_its_summary(
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(30):
-        (folder / f"{i:02}.jpg").write_bytes(vehicle_photo(500 + i, (600, 400)))
+        (folder / f"{i:02}.jpg").write_bytes(licence_page("FRONT", 500 + i, (600, 400)))
     worker = _vrec(env, "worker", "--concurrency", "4", "--loglevel", "ERROR")
     try:
         run = _vrec(env, "run", str(folder), "-p", P, "--json")

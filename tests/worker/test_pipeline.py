@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.services import EXACT_SIMULATOR
 from tests.support.vendors import provider_block
 from worker.config import Settings
 from worker.errors import CallNotRecorded, Outcome
@@ -21,16 +22,16 @@ from worker.providers.base import VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, LocalLimiter, RedisLimiter
 from worker.settings import get_settings
-from worker.simulator.environment import made_up_credentials
-from worker.simulator.samples import vehicle_photo
-from worker.simulator.server import point_at, run_simulator
+from worker.simulator.environment import made_up_credentials, point_at
+from worker.simulator.samples import licence_page
+from worker.simulator.server import run_simulator
 
 P = "tencent_vehicle_license"
 
 
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for key, value in made_up_credentials().items():
+    for key, value in (made_up_credentials() | EXACT_SIMULATOR).items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     return get_settings()
@@ -86,7 +87,7 @@ def _run(
 
 
 def test_success_records_the_call_and_the_source(settings: Settings, tmp_path: Path) -> None:
-    data = vehicle_photo(1, (900, 600))
+    data = licence_page("FRONT", 1, (900, 600))
     path = tmp_path / "car.jpg"
     path.write_bytes(data)
     run = _run(settings, str(path), expected_sha256=hashlib.sha256(data).hexdigest())
@@ -101,7 +102,7 @@ def test_success_records_the_call_and_the_source(settings: Settings, tmp_path: P
 
 def test_changed_or_missing_sources_are_invalid(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "car.jpg"
-    path.write_bytes(vehicle_photo(2, (900, 600)))
+    path.write_bytes(licence_page("FRONT", 2, (900, 600)))
     changed = _run(settings, str(path), expected_sha256="0" * 64)
     assert changed.error is not None
     assert changed.error.message == "source changed since it was submitted (sha256 differs)"
@@ -115,7 +116,7 @@ def test_no_credentials_means_provider_unavailable_without_a_call(
     settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "car.jpg"
-    path.write_bytes(vehicle_photo(3, (900, 600)))
+    path.write_bytes(licence_page("FRONT", 3, (900, 600)))
     block = settings.provider(P).model_copy(update={"secret_key": None})
     bare = settings.model_copy(update={"tencent_vehicle_license": block})
     run = _run(settings, str(path), provider_settings=bare)
@@ -125,7 +126,7 @@ def test_no_credentials_means_provider_unavailable_without_a_call(
 
 def test_busy_or_unreachable_limiter_gives_the_job_back(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "car.jpg"
-    path.write_bytes(vehicle_photo(4, (900, 600)))
+    path.write_bytes(licence_page("FRONT", 4, (900, 600)))
     busy = _run(settings, str(path), rate=0.01)  # a new schedule's first slot in ~100 s > 1 s
     assert busy.give_back is not None
     assert busy.give_back > 1
@@ -141,8 +142,8 @@ def test_process_job_from_a_task_thread_uses_the_runtime_loop(
     from worker.runtime import Runtime
     from worker.simulator.server import SimulatorThread
 
-    path = tmp_path / "car.jpg"
-    path.write_bytes(vehicle_photo(5, (900, 600)))
+    path = tmp_path / "back.jpg"
+    path.write_bytes(licence_page("BACK", 5, (900, 600)))
     with SimulatorThread(settings, providers=[P]) as sim:
         pointed = point_at(settings, sim.base_url, [P])
         rt = Runtime(pointed)
@@ -180,7 +181,7 @@ def test_a_broken_adapter_is_transient_and_its_call_still_counted(
             raise RuntimeError("bug")
 
     path = tmp_path / "car.jpg"
-    path.write_bytes(vehicle_photo(6, (900, 600)))
+    path.write_bytes(licence_page("FRONT", 6, (900, 600)))
 
     async def go() -> JobRun:
         async with (
@@ -251,7 +252,7 @@ def test_each_call_is_written_down_before_its_request_and_not_sent_unwritten(
     paths = []
     for i in range(3):
         paths.append(tmp_path / f"car{i}.jpg")
-        paths[-1].write_bytes(vehicle_photo(10 + i, (900, 600)))
+        paths[-1].write_bytes(licence_page("FRONT", 10 + i, (900, 600)))
     paths.insert(1, tmp_path / "missing.jpg")  # no call, so never written down
 
     runs, calls, journal = _journaled(settings, paths, refuse=False)

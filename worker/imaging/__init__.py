@@ -60,6 +60,7 @@ from worker.imaging.sniff import (
     _verify_png,
     sniff,
 )
+from worker.imaging.strip import strip
 
 __all__ = [
     "HALF_OCTAVE",
@@ -175,7 +176,7 @@ def _fitted(
     fits = target == (ow, oh) and b64_length(len(data)) <= limits.max_b64_bytes
     if fits and orientation == 1 and plain and fmt in limits.formats:
         _verify_complete(im, fmt, data)
-        return _prepared(data, fmt, ow, oh, transformed=False, notes=notes, limits=limits)
+        return _prepared(strip(data), fmt, ow, oh, transformed=False, notes=notes, limits=limits)
     jpeg_in_jpeg_out = fmt == "JPEG" and im.mode == "RGB" and _output_format(limits) == "JPEG"
     if use_vips and fit == "exact" and target != (ow, oh) and jpeg_in_jpeg_out:
         rotate = orientation != 1

@@ -24,10 +24,16 @@ The string to sign::
   empty.
 * Signed headers are the ``X-Ca-*`` ones except ``X-Ca-Signature`` and
   ``X-Ca-Signature-Headers``; their names, comma-joined, go into ``X-Ca-Signature-Headers``
-  and the verifier signs exactly the names listed there, as spelled there. We send them
-  lower-case, as in the doc's example.
-* Parameter values are the raw (not URL-encoded) values; a form value wins over a query
-  value of the same key; the first of repeated keys counts.
+  and the verifier signs exactly the names listed there, as spelled there, except the
+  ones the doc excludes from the Headers block ("以下参数不参与Headers签名计算:
+  X-Ca-Signature、X-Ca-Signature-Headers、Accept、Content-MD5、Content-Type、Date": they
+  are signed in their own lines already). We send them lower-case, as in the doc's example.
+* Parameter values are the raw values ("参与签名时，必须使用原文签名"): a query string
+  is percent-decoded first (``%E4%B8%AD`` is signed as 中, ``%20`` as a space; ``+`` stays
+  ``+``, as the gateway-compatible verifier decodes), whether it comes from a base URL or
+  from a request line; a form value wins over a query value of the same key; the first
+  of repeated keys counts. A value that is empty or only whitespace is signed as its key
+  alone (the Java demo's ``StringUtils.isBlank``).
 * Signature = base64(HMAC-SHA256(AppSecret, string to sign as UTF-8)).
 
 The form value here is a multi-megabyte base64 image, so everything is built as bytes
@@ -42,6 +48,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 SIGNATURE_METHOD = "HmacSHA256"
 # Signature methods the gateway accepts ("可选，默认 HmacSHA256"); HmacSHA1 is verify-only.
@@ -54,7 +61,15 @@ X_CA_SIGNATURE = "x-ca-signature"
 X_CA_SIGNATURE_HEADERS = "x-ca-signature-headers"
 X_CA_SIGNATURE_METHOD = "x-ca-signature-method"
 X_CA_TIMESTAMP = "x-ca-timestamp"
-_UNSIGNED = {X_CA_SIGNATURE, X_CA_SIGNATURE_HEADERS}
+# Never in the Headers block: the signature itself, and headers signed in their own lines.
+_UNSIGNED = {
+    X_CA_SIGNATURE,
+    X_CA_SIGNATURE_HEADERS,
+    "accept",
+    "content-md5",
+    "content-type",
+    "date",
+}
 
 Params = Mapping[str, str | bytes]
 
@@ -78,12 +93,13 @@ def signed_header_block(headers: Mapping[str, str]) -> bytes:
 
 
 def query_params(query: str) -> dict[str, str]:
-    """Raw ``k=v`` pairs of a query string, first of repeated keys wins (as the demos)."""
+    """The ``k=v`` pairs of a raw (percent-encoded) query string, decoded; the first of
+    repeated keys wins (as the demos)."""
     params: dict[str, str] = {}
     for part in query.split("&"):
         if part:
             key, _, value = part.partition("=")
-            params.setdefault(key, value)
+            params.setdefault(unquote(key), unquote(value))
     return params
 
 
@@ -165,11 +181,11 @@ def string_to_sign_of(
     method: str,
     headers: Mapping[str, str],  # the request's headers, case-insensitive (CIMultiDict)
     path: str,
-    query: str,
+    query: str,  # as on the request line: percent-encoded
     form: Params | None,
 ) -> bytes:
     """What a verifier signs for a received request: the names ``X-Ca-Signature-Headers``
-    lists (as spelled there, minus the two that never count), with their values."""
+    lists (as spelled there, minus those never in the Headers block), with their values."""
     listed = [n.strip() for n in headers.get(X_CA_SIGNATURE_HEADERS, "").split(",")]
     signed = {n: headers.get(n, "") for n in listed if n and n.lower() not in _UNSIGNED}
     return string_to_sign(

@@ -57,8 +57,10 @@ SYSTEM_ERRORS: Final[Mapping[int, Kind]] = {
     10007: ProviderUnavailable,  # 未知的请求源: our request is not one Juhe accepts
     10008: ProviderUnavailable,  # 被禁止的IP: this host is banned; every call would fail
     10009: ProviderUnavailable,  # 被禁止的KEY
-    10011: RateLimited,  # 当前IP请求超过限制: per-IP frequency limit
-    10012: RateLimited,  # 请求超过次数限制: per-key frequency limit (the throttle answer)
+    10011: RateLimited,  # 当前IP请求超过限制: the frequency limit (the throttle answer)
+    # 请求超过次数限制: the key's count of calls (次数) is spent, a quota: retrying bills
+    # nothing and reads nothing until the package is renewed, so the circuit opens.
+    10012: ProviderUnavailable,
     # 测试KEY超过请求限制: a test key's allowance is spent; waiting won't help, a paid key will.
     10013: ProviderUnavailable,
     10014: ServerError,  # 系统内部异常 (recognition is not a payment: safe to retry)

@@ -5,12 +5,16 @@ Two layers, as on the real host:
 1. The **API gateway**: ``Authorization: APPCODE <code>`` against
    ``VREC_ALIYUN_PLATE__APPCODE``, or the AppKey/AppSecret digest signature
    (:mod:`worker.providers.aliyun_sign`) against ``__APP_KEY``/``__APP_SECRET``, with the
-   15-minute timestamp window and single-use nonces. Refusals are HTTP 4xx with an empty
-   body and ``X-Ca-Error-Message`` / ``X-Ca-Request-Id`` headers, messages from Aliyun's
-   gateway error table. Echoes the real gateway adds (the AppCode, the server
-   StringToSign) are left out: no secret or image data goes into a header.
-2. The **API** (showapi envelope, HTTP 200): form fields, the image, its directive, then a
-   deterministic reading per image (:class:`worker.simulator.synth.Synth`).
+   15-minute timestamp window and single-use nonces, and the credential's daily quota
+   (``Quota Exhausted``). Refusals are HTTP 4xx with an empty body and
+   ``X-Ca-Error-Message`` / ``X-Ca-Request-Id`` headers, messages from Aliyun's gateway
+   error table. Echoes the real gateway adds (the AppCode, the server StringToSign) are
+   left out: no secret or image data goes into a header.
+2. The **API** (showapi envelope, HTTP 200): form fields, the image, its directive, then
+   what the image shows (:mod:`worker.simulator.scene`): the largest plate drawn, its
+   corners where it is drawn (the confidence lower for the seeded warning share); no
+   plate, an illegible one or the seeded recognition failure: the doc's 失败响应, an
+   empty ``car_no`` (billed: ``showapi_fee_num`` 1).
 
 Directive ``error``: a ret_code (``20``), a negative showapi_res_code (``-1``, a platform
 error) or a gateway message (``"Quota Exhausted"``). ``count`` and ``warn`` don't apply:
@@ -33,9 +37,10 @@ from aiohttp import web
 from worker.config import ProviderSettings
 from worker.providers import aliyun_sign
 from worker.providers.aliyun_plate import AliyunPlateSettings
-from worker.simulator import faults
-from worker.simulator.common import Unreadable, json_answer, read_image
-from worker.simulator.directives import Directive, read_directive
+from worker.simulator.base import Call, Flaw, Refusal, SimBase
+from worker.simulator.common import json_answer
+from worker.simulator.directives import Directive
+from worker.simulator.scene import Plate, Scene, Unreadable
 from worker.simulator.synth import Synth
 
 MAX_B64: Final = 4_000_000  # our reading of ret_code 50; the doc gives no number
@@ -106,18 +111,12 @@ def ret_error(ret_code: int, message: str | None = None) -> web.Response:
     return no_plate(ret_code, message or RET_MESSAGES.get(ret_code, "未知错误"))
 
 
-class _Refusal(Exception):
-    def __init__(self, response: web.Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def synthesize(image: bytes, width: int, height: int) -> dict[str, Any]:
-    """Deterministic ``showapi_res_body`` for ``image``: values drawn in one fixed order."""
-    s = Synth(image, salt="aliyun_plate")
-    plate = s.plate()
-    confidence = s.rng.uniform(0.9, 0.999)
-    left, top, right, bottom = s.box(width, height)
+def synthesize(plate: Plate, width: int, height: int, *, blurred: bool = False) -> dict[str, Any]:
+    """``showapi_res_body`` for a plate as read: its number and corners as drawn, the
+    confidence and tilt drawn from the number."""
+    s = Synth(plate.number.encode(), salt="aliyun_plate")
+    confidence = s.rng.uniform(0.5, 0.8) if blurred else s.rng.uniform(0.9, 0.999)
+    left, top, right, bottom = plate.box
     tilt = s.rng.randint(-3, 3)  # a slightly rotated plate, as in the doc's example
     points = [
         (left, top + tilt),
@@ -129,23 +128,22 @@ def synthesize(image: bytes, width: int, height: int) -> dict[str, Any]:
         "confidence_level": confidence,
         "ret_code": 0,
         "range": [{"y": max(0, min(height, y)), "x": x} for x, y in points],
-        "car_no": f"{plate[0]} {plate[1:]}",  # spaced, as the doc's "粤 BP57E7"
+        "car_no": f"{plate.number[0]} {plate.number[1:]}",  # spaced, as the doc's "粤 BP57E7"
     }
 
 
-class Sim:
+class Sim(SimBase):
     provider: ClassVar[str] = "aliyun_plate"
     routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", "/ocrCars"),)
     default_limit: ClassVar[int] = 10  # undocumented; the market sells packages, not QPS
     internal_error_code: ClassVar[str] = "90"
+    settings_class: ClassVar[type[ProviderSettings]] = AliyunPlateSettings
+    settings: AliyunPlateSettings
 
     def __init__(
         self, settings: ProviderSettings, *, clock: Callable[[], float] = time.time
     ) -> None:
-        if not isinstance(settings, AliyunPlateSettings):
-            raise TypeError("aliyun_plate Sim needs AliyunPlateSettings")
-        self.settings = settings
-        self._clock = clock
+        super().__init__(settings, clock=clock)
         self._nonces: dict[str, float] = {}  # nonce -> when first seen (ms)
 
     def throttled(self) -> web.Response:
@@ -156,97 +154,104 @@ class Sim:
         # the only internal-error code its doc lists, inside a showapi_res_code 0 envelope.
         return ret_error(int(self.internal_error_code))
 
-    async def handle(self, request: web.Request, body: bytes) -> web.Response:
-        try:
-            form = _parse_form(body) if _is_form(request) else {}
-            self._check_gateway(request, form)
-            image, size = self._image(form)
-        except _Refusal as refusal:
-            return refusal.response
-        directive = read_directive(image)
-        if directive.fault:
-            return await faults.answer(directive.fault, request, self)
-        if directive.error:
-            return _directed_error(directive)
-        if directive.empty:
-            return no_plate(showapi_fee_num=1)
-        return envelope(self._answer(image, size, directive))
+    def quota_exhausted(self) -> web.Response:
+        return gateway_error("Quota Exhausted")
 
-    def _check_gateway(self, request: web.Request, form: dict[str, bytes]) -> None:
+    def unreadable(self, kind: Unreadable) -> web.Response:
+        return ret_error(UNREADABLE[kind])
+
+    def directed_error(self, directive: Directive) -> web.Response:
+        return _directed_error(directive)
+
+    def nothing_found(self, call: Call) -> web.Response:
+        return no_plate(showapi_fee_num=1)
+
+    def accept(self, request: web.Request, body: bytes) -> Call:
+        form = _parse_form(body) if _is_form(request) else {}
+        credential = self._check_gateway(request, form)
+        return Call(credential, self._image(form))
+
+    def answer(
+        self, call: Call, seen: Scene, directive: Directive, flaw: Flaw | None
+    ) -> web.Response:
+        plate = seen.largest_plate
+        if plate is None or flaw is Flaw.FAILURE:
+            return self.nothing_found(call)
+        body = synthesize(plate, seen.width, seen.height, blurred=flaw is Flaw.WARNING)
+        for key, value in directive.fields.items():
+            if key in OVERRIDES:
+                body[OVERRIDES[key]] = value
+        return envelope(body)
+
+    def _check_gateway(self, request: web.Request, form: dict[str, bytes]) -> str:
+        """The caller's AppCode or AppKey once the gateway accepts it."""
         auth = request.headers.get("Authorization", "")
         if auth.startswith("APPCODE "):
             code = self.settings.appcode
             given = auth.removeprefix("APPCODE ").strip()
             if code is None or not hmac.compare_digest(given, code.get_secret_value()):
-                raise _Refusal(gateway_error("Invalid AppCode"))
-            return
+                raise Refusal(gateway_error("Invalid AppCode"))
+            return given
         if aliyun_sign.X_CA_KEY not in request.headers:
-            raise _Refusal(gateway_error("Missing AppCode"))
+            raise Refusal(gateway_error("Missing AppCode"))
         self._check_signature(request, form)
+        return request.headers[aliyun_sign.X_CA_KEY]
 
     def _check_signature(self, request: web.Request, form: dict[str, bytes]) -> None:
         headers = request.headers
         given = headers.get(aliyun_sign.X_CA_SIGNATURE, "")
         if not given:
-            raise _Refusal(gateway_error("Empty Signature"))
+            raise Refusal(gateway_error("Empty Signature"))
         key, secret = self.settings.app_key, self.settings.app_secret
         if (
             key is None
             or secret is None
             or not hmac.compare_digest(headers[aliyun_sign.X_CA_KEY], key.get_secret_value())
         ):
-            raise _Refusal(gateway_error("Invalid AppKey"))
+            raise Refusal(gateway_error("Invalid AppKey"))
         method = headers.get(aliyun_sign.X_CA_SIGNATURE_METHOD, aliyun_sign.SIGNATURE_METHOD)
         if method not in aliyun_sign.DIGESTS:
-            raise _Refusal(gateway_error("Invalid Signature Method"))
+            raise Refusal(gateway_error("Invalid Signature Method"))
         now_ms = self._clock() * 1000
         stamp = headers.get(aliyun_sign.X_CA_TIMESTAMP)
-        if stamp is not None:
-            if not stamp.isdigit():
-                raise _Refusal(gateway_error("Invalid Timestamp"))
-            if abs(now_ms - int(stamp)) > aliyun_sign.MAX_SKEW_MS:
-                raise _Refusal(gateway_error("Invalid Timestamp"))
+        if stamp is not None and (
+            not stamp.isdigit() or abs(now_ms - int(stamp)) > aliyun_sign.MAX_SKEW_MS
+        ):
+            raise Refusal(gateway_error("Invalid Timestamp"))
         to_sign = aliyun_sign.string_to_sign_of(
             method=request.method,
             headers=headers,
             path=request.path,
-            query=request.query_string,
+            query=request.rel_url.raw_query_string,
             form=form,
         )
         expected = aliyun_sign.signature(secret.get_secret_value(), to_sign, method)
         if not hmac.compare_digest(expected, given):
-            raise _Refusal(gateway_error("Invalid Signature"))
-        nonce = headers.get(aliyun_sign.X_CA_NONCE)
-        if nonce:
-            cutoff = now_ms - aliyun_sign.MAX_SKEW_MS
-            self._nonces = {n: t for n, t in self._nonces.items() if t >= cutoff}
-            if nonce in self._nonces:
-                raise _Refusal(gateway_error("Nonce Used"))
-            self._nonces[nonce] = now_ms
+            raise Refusal(gateway_error("Invalid Signature"))
+        self._check_nonce(headers.get(aliyun_sign.X_CA_NONCE), now_ms)
 
-    def _image(self, form: dict[str, bytes]) -> tuple[bytes, tuple[int, int]]:
+    def _check_nonce(self, nonce: str | None, now_ms: float) -> None:
+        if not nonce:
+            return
+        cutoff = now_ms - aliyun_sign.MAX_SKEW_MS
+        nonces = {n: t for n, t in self._nonces.items() if t >= cutoff}
+        if nonce in nonces:
+            raise Refusal(gateway_error("Nonce Used"))
+        nonces[nonce] = now_ms
+        self._nonces = nonces
+
+    def _image(self, form: dict[str, bytes]) -> bytes:
         b64 = form.get("img_base64", b"")
         if not b64:  # "img_base64 和 img_url 二选一，同时存在以 base64 为主"
             if form.get("img_url"):
-                raise _Refusal(ret_error(10))  # nothing can be downloaded from here
-            raise _Refusal(ret_error(40))
+                raise Refusal(ret_error(10))  # nothing can be downloaded from here
+            raise Refusal(ret_error(40))
         if len(b64) > MAX_B64:
-            raise _Refusal(ret_error(50))
+            raise Refusal(ret_error(50))
         try:
-            image = base64.b64decode(b64, validate=True)
+            return base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
-            raise _Refusal(ret_error(20)) from None
-        info = read_image(image)
-        if isinstance(info, Unreadable):
-            raise _Refusal(ret_error(UNREADABLE[info]))
-        return image, (info.width, info.height)
-
-    def _answer(self, image: bytes, size: tuple[int, int], directive: Directive) -> dict[str, Any]:
-        body = synthesize(image, *size)
-        for key, value in directive.fields.items():
-            if key in OVERRIDES:
-                body[OVERRIDES[key]] = value
-        return body
+            raise Refusal(ret_error(20)) from None
 
 
 def _is_form(request: web.Request) -> bool:

@@ -1,13 +1,15 @@
 """Images that dictate the simulator's answer, so tests and demos can force any outcome.
 
-A directive is a JSON object stored in the image itself:
-
-- PNG: a ``tEXt`` (or uncompressed ``iTXt``) chunk with keyword ``vrec-sim``;
-- JPEG: a ``COM`` comment segment ``vrec-sim:<json>``.
-
-:func:`with_directive` writes one (JSON is ASCII-escaped, so ``tEXt``'s Latin-1 holds any
-text), :func:`read_directive` reads one without decoding pixels and never raises: no
-directive, or a broken one, is an empty :class:`Directive`.
+A directive is a JSON object drawn into the image's pixels, as a magenta band of black
+and white modules (a :data:`worker.simulator.scene.DIRECTIVE` mark): the image carries no
+metadata for it, and it survives what vrec does to an image (resizing, JPEG re-encoding)
+as long as the band's modules stay about 3 px wide, i.e. the image at least about 150 px
+wide. :func:`make_image` draws a plain image with the band along its bottom edge;
+:func:`with_directive` adds the band below any image (its height grows); :func:`read_directive`
+reads it back from the decoded pixels and never raises: no directive, or a broken one, is
+an empty :class:`Directive`. A directive dictates the outcome; it does not make a vendor
+see what the image does not show: ``{"plate": "沪A12345"}`` renames a plate the vendor
+reads, and a plain image with it still has no plate (draw one: :mod:`.samples`).
 
 Keys (vendor-agnostic; each vendor's ``Sim`` maps them onto its own answer):
 
@@ -20,24 +22,25 @@ Keys (vendor-agnostic; each vendor's ``Sim`` maps them onto its own answer):
               ``error200``) for this image only (:func:`worker.simulator.faults.answer`).
 ``warn``      a list of vendor warning codes (Tencent ``RecognizeWarnCode``).
 ``count``     how many plates / candidates to answer (vendors that return several).
-anything else a field override. Canonical names: ``plate``, ``plate_color``, ``vin``,
-              ``owner``, ``address``, ``model``, ``color``, ``vehicle_type``,
-              ``engine_no``, ``register_date``, ``issue_date``, ``confidence``, ``name``,
-              ``year``; a vendor's own field name (e.g. Tencent ``PlateNo``) also works.
+anything else a field override of what is read. Canonical names: ``plate``,
+              ``plate_color``, ``vin``, ``owner``, ``address``, ``model``, ``color``,
+              ``vehicle_type``, ``engine_no``, ``register_date``, ``issue_date``,
+              ``confidence``, ``name``, ``year``; a vendor's own field name (e.g. Tencent
+              ``PlateNo``) also works.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KEY = "vrec-sim"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_PREFIX = (KEY + ":").encode()
+from PIL import Image
+
+from worker.simulator import marks, scene
+from worker.simulator.marks import MIN_MODULE
+
 _RESERVED = {"error", "message", "empty", "fault", "warn", "count"}
 
 
@@ -56,7 +59,8 @@ class Directive:
         if not isinstance(data, dict):
             return cls()
         error = data.get("error")
-        warn = data.get("warn") or []
+        warn = data.get("warn")
+        warn = warn if isinstance(warn, list) else []
         count = data.get("count")
         return cls(
             error=None if error is None else str(error),
@@ -69,89 +73,70 @@ class Directive:
         )
 
 
-def _png_text(data: bytes) -> str | None:
-    pos = len(_PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        chunk = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if kind == b"tEXt":
-            keyword, _, text = chunk.partition(b"\0")
-            if keyword == KEY.encode():
-                return text.decode("latin-1")
-        elif kind == b"iTXt":
-            keyword, _, rest = chunk.partition(b"\0")
-            # compression flag, method, language\0, translated keyword\0, text
-            if keyword == KEY.encode() and rest[:1] == b"\0":
-                _, _, rest = rest[2:].partition(b"\0")
-                _, _, text = rest.partition(b"\0")
-                return text.decode("utf-8", "replace")
-        elif kind in (b"IDAT", b"IEND"):  # Pillow writes text chunks before the pixels
-            return None
-    return None
-
-
-def _jpeg_comment(data: bytes) -> str | None:
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xDA:  # start of scan: no more header segments
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker == 0xFE:
-            payload = data[pos + 4 : pos + 2 + length]
-            if payload.startswith(_JPEG_PREFIX):
-                return payload[len(_JPEG_PREFIX) :].decode("utf-8", "replace")
-        pos += 2 + length
-    return None
-
-
 def read_directive(data: bytes) -> Directive:
-    """The directive embedded in ``data`` (an image file), or an empty one."""
-    text = None
-    if data.startswith(_PNG_SIGNATURE):
-        text = _png_text(data)
-    elif data.startswith(b"\xff\xd8"):
-        text = _jpeg_comment(data)
-    if text is None:
-        return Directive()
-    try:
-        return Directive.from_json(json.loads(text))
-    except (ValueError, TypeError):
-        return Directive()
+    """The directive drawn in ``data`` (an image file), or an empty one."""
+    seen = scene.look(data)
+    return (
+        Directive() if isinstance(seen, scene.Unreadable) else Directive.from_json(seen.directive)
+    )
+
+
+def _band(width: int, directive: Mapping[str, Any]) -> tuple[bytes, float, int]:
+    """(payload, module size, band height) of ``directive`` drawn across ``width`` px."""
+    payload = scene.directive_payload(dict(directive))
+    module = width / (scene.DIRECTIVE.cols + 2)
+    return payload, module, marks.size_of(scene.DIRECTIVE, len(payload), module)[1]
+
+
+def draw_directive(image: Image.Image, directive: Mapping[str, Any]) -> None:
+    """Draw ``directive`` along the bottom edge of ``image`` (in place)."""
+    payload, module, height = _band(image.width, directive)
+    if height > image.height or module < MIN_MODULE:
+        raise ValueError(
+            f"a {image.width}x{image.height} image is too small for directive {dict(directive)}"
+        )
+    marks.draw(image, (0, image.height - height), module, scene.DIRECTIVE, payload)
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    """``image`` as ``fmt`` bytes (JPEG at quality 95), nothing but the pixels."""
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(buffer, "JPEG", quality=95)
+    else:
+        image.save(buffer, format=fmt)
+    return buffer.getvalue()
 
 
 def with_directive(image: bytes, directive: Mapping[str, Any]) -> bytes:
-    """``image`` (PNG or JPEG) with ``directive`` embedded; pixels untouched."""
-    text = json.dumps(dict(directive), ensure_ascii=True)
-    if image.startswith(_PNG_SIGNATURE):
-        import zlib
-
-        chunk = KEY.encode() + b"\0" + text.encode("latin-1")
-        crc = zlib.crc32(b"tEXt" + chunk)
-        encoded = struct.pack(">I", len(chunk)) + b"tEXt" + chunk + struct.pack(">I", crc)
-        ihdr_end = len(_PNG_SIGNATURE) + 8 + 13 + 4  # IHDR is always first, 13 bytes
-        return image[:ihdr_end] + encoded + image[ihdr_end:]
-    if image.startswith(b"\xff\xd8"):
-        payload = _JPEG_PREFIX + text.encode()
-        if len(payload) > 65533:
-            raise ValueError("directive too long for a JPEG comment")
-        segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
-        return image[:2] + segment + image[2:]
-    raise ValueError("directives go into PNG or JPEG images only")
+    """``image`` (PNG, JPEG or BMP) with ``directive`` drawn in a band added below it;
+    the same format, re-encoded (JPEG at quality 95)."""
+    with Image.open(io.BytesIO(image)) as original:
+        fmt = original.format or "PNG"
+        if fmt not in scene.FORMATS:
+            raise ValueError("directives go into PNG, JPEG or BMP images only")
+        rgb = original.convert("RGB")
+    _payload, _module, height = _band(rgb.width, directive)
+    taller = Image.new("RGB", (rgb.width, rgb.height + height), (255, 255, 255))
+    taller.paste(rgb, (0, 0))
+    draw_directive(taller, directive)
+    return encode(taller, fmt)
 
 
 def make_image(
     directive: Mapping[str, Any] | None = None,
     *,
-    size: tuple[int, int] = (64, 48),
+    size: tuple[int, int] = (640, 480),
     fmt: str = "PNG",
     color: tuple[int, int, int] = (40, 90, 160),
 ) -> bytes:
-    """A tiny solid image (PNG/JPEG/BMP), optionally carrying ``directive``; for tests/demo."""
-    from PIL import Image
-
+    """A solid image (PNG/JPEG/BMP/GIF...) showing nothing a vendor reads, optionally with
+    ``directive`` drawn along its bottom edge; for tests and the demo."""
+    image = Image.new("RGB", size, color)
+    if directive:
+        draw_directive(image, directive)
+    if fmt in scene.FORMATS:
+        return encode(image, fmt)
     buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format=fmt)
-    data = buffer.getvalue()
-    return with_directive(data, directive) if directive else data
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
-from worker.simulator.base import VendorSim
+if TYPE_CHECKING:  # base imports this module
+    from worker.simulator.base import VendorSim
 
 FAULTS: Final = ("5xx", "timeout", "reset", "malformed", "error200")
 HANG_SECONDS: Final = 3600.0

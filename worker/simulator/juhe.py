@@ -4,7 +4,10 @@ Juhe answers every call with HTTP 200 and ``{"reason", "result", "error_code"}``
 order, as in the docs' examples); errors carry ``result: null``. The key is checked
 against the same ``VREC_JUHE_*__KEY`` setting the adapter reads: none configured means
 every call answers 10001, as an unknown key does. :class:`JuheSim` is the part of ``Sim``
-both simulators share: system answers, refusals, the directives' faults and error codes.
+both simulators share: system answers, refusals and directed error codes. A key's calls
+for the day spent (the ``quotas`` knob) answer 10012 请求超过次数限制 (the count limit;
+10013 is the same for a test key); a call over the per-second limit answers 10011
+当前IP请求超过限制.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from pydantic import SecretStr
 
-from worker.simulator import faults
-from worker.simulator.common import ImageInfo, json_answer, read_image
-from worker.simulator.directives import Directive, read_directive
+from worker.simulator.base import Refusal as Refused
+from worker.simulator.base import SimBase
+from worker.simulator.common import json_answer
+from worker.simulator.directives import Directive
+from worker.simulator.scene import Unreadable
 
 MAX_B64: Final = 4_000_000  # carDetect's "编码后大小不超过4M"; the plate sim applies it too
 SYSTEM_MESSAGES: Final = {
@@ -44,18 +49,11 @@ SYSTEM_MESSAGES: Final = {
     10020: "接口维护",
     10021: "接口停用",
 }
-THROTTLED: Final = 10012
+THROTTLED: Final = 10011  # 当前IP请求超过限制: the per-second limit
+QUOTA: Final = 10012  # 请求超过次数限制: the key's calls are spent
 INTERNAL: Final = 10014
 BAD_KEY: Final = 10001
 _order_ids = random.Random()  # per call, unlike the per-image Synth draws
-
-
-class Refusal(Exception):
-    """A check failed: answer ``code`` in the envelope (``message`` or the table's text)."""
-
-    def __init__(self, code: int | str, message: str | None = None) -> None:
-        super().__init__(str(code))
-        self.code, self.message = code, message
 
 
 def envelope(code: int | str, reason: str, result: Any = None) -> web.Response:
@@ -80,13 +78,15 @@ def order_id() -> str:
     return "JH" + "".join(_order_ids.choice("0123456789") for _ in range(24))
 
 
-def check_key(expected: SecretStr | None, given: str | bytes | None) -> None:
-    """10001 unless ``given`` equals the configured key (no key configured: always 10001)."""
+def check_key(expected: SecretStr | None, given: str | bytes | None) -> str:
+    """The key, unless ``given`` isn't the configured one (no key configured: always):
+    10001."""
     if expected is None or not expected.get_secret_value() or not given:
-        raise Refusal(BAD_KEY)
+        raise Refused(error(BAD_KEY, None, {}))
     given_bytes = given.encode() if isinstance(given, str) else given
     if not hmac.compare_digest(given_bytes, expected.get_secret_value().encode()):
-        raise Refusal(BAD_KEY)
+        raise Refused(error(BAD_KEY, None, {}))
+    return expected.get_secret_value()
 
 
 def form_fields(request: web.Request, body: bytes) -> dict[str, str]:
@@ -145,28 +145,21 @@ def decode_b64(text: str, code: int) -> bytes:
     as a space), fails here as it fails at Juhe.
     """
     if len(text) > MAX_B64:
-        raise Refusal(code, "图片大小超过4M")
+        raise Refused(error(code, "图片大小超过4M", {}))
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise Refusal(code, "图片base64解码失败") from None
+        raise Refused(error(code, "图片base64解码失败", {})) from None
 
 
-def open_image(data: bytes) -> ImageInfo | None:
-    """Format and size of a PNG/JPEG/BMP whose pixels decode; None for anything else."""
-    info = read_image(data, load=True)  # a header alone isn't an image the vendor can read
-    return info if isinstance(info, ImageInfo) else None
-
-
-class JuheSim:
+class JuheSim(SimBase):
     """What both Juhe ``Sim`` classes answer alike; a subclass sets ``messages`` (its API's
-    own codes) and implements :meth:`checked_image` and :meth:`answer`."""
+    own codes) and ``failed`` (its "recognition failed" code, also its answer to an image
+    that does not decode)."""
 
-    provider: ClassVar[str]
-    routes: ClassVar[tuple[tuple[str, str], ...]]
-    default_limit: ClassVar[int]
     internal_error_code: ClassVar[str] = str(INTERNAL)
     messages: ClassVar[Mapping[int, str]]
+    failed: ClassVar[int]
 
     def throttled(self) -> web.Response:
         return error(THROTTLED, None, self.messages)
@@ -174,22 +167,15 @@ class JuheSim:
     def error_in_200(self) -> web.Response:
         return error(INTERNAL, None, self.messages)
 
-    async def handle(self, request: web.Request, body: bytes) -> web.Response:
-        try:
-            image, info = self.checked_image(request, body)
-        except Refusal as refusal:
-            return error(refusal.code, refusal.message, self.messages)
-        directive = read_directive(image)
-        if directive.fault:
-            return await faults.answer(directive.fault, request, self)
-        if directive.error:
-            return error(directed_code(directive), directive.message, self.messages)
-        return self.answer(image, info, directive)
+    def quota_exhausted(self) -> web.Response:
+        return error(QUOTA, None, self.messages)
 
-    def checked_image(self, request: web.Request, body: bytes) -> tuple[bytes, ImageInfo]:
-        """The call's key and image checked (Refusal otherwise): the image and its size."""
-        raise NotImplementedError
+    def unreadable(self, kind: Unreadable) -> web.Response:
+        message = "图片格式错误，支持jpg/png/bmp" if kind is Unreadable.FORMAT else None
+        return error(self.failed, message, self.messages)
 
-    def answer(self, image: bytes, info: ImageInfo, directive: Directive) -> web.Response:
-        """The answer to a call that passed every check and directs no fault or error."""
-        raise NotImplementedError
+    def directed_error(self, directive: Directive) -> web.Response:
+        return error(directed_code(directive), directive.message, self.messages)
+
+    def refuse(self, code: int | str, message: str | None = None) -> Refused:
+        return Refused(error(code, message, self.messages))

@@ -3,19 +3,24 @@
 Each call goes through, in order (see :mod:`worker.simulator.base`): count the arrival
 and decide the vendor's per-second limit *at arrival*, as a vendor counting requests per
 trailing second does (admitted unless ``limit`` calls were already admitted in the
-trailing second), sleep the configured latency, then answer: ``Sim.throttled()`` if the
-call was refused at arrival, else maybe an injected fault (:mod:`worker.simulator.faults`),
-else ``Sim.handle``. Deciding at arrival matters: a client controls only when its calls
+trailing second), sleep the configured latency (:func:`draw_latency`: uniform, or
+log-normal with a long tail), then answer: ``Sim.throttled()`` if the call was refused at
+arrival, else maybe an injected fault (:mod:`worker.simulator.faults`), else
+``Sim.handle`` (:mod:`worker.simulator.base`), which spends the caller's daily quota
+(:class:`Quotas`). Deciding at arrival matters: a client controls only when its calls
 arrive; a limit checked after a random latency would reorder and bunch evenly spaced
 calls, and throttle a client that never exceeded the limit.
 
 ``GET /__sim/stats`` answers, per provider: ``calls`` (arrivals), ``admitted`` (calls
 within the limit), ``throttled`` (refused at arrival), ``faults``, ``max_per_second`` (the
 most arrivals in any sliding one-second window), and ``first_arrival`` / ``last_arrival``
-(wall clock, :func:`time.time`; null before the first call), so a client in another
+(wall clock, :func:`time.time`; null before the first call), and ``over_quota`` (calls
+refused because their credential's daily quota was spent), so a client in another
 process can compute an achieved rate without reaching into the server.
 ``GET /__sim/stats?arrivals=1`` adds ``arrivals``: every arrival's wall-clock time (the
-latest :data:`ARRIVALS_KEPT`). ``POST /__sim/reset`` zeroes them.
+latest :data:`ARRIVALS_KEPT`). ``POST /__sim/reset`` zeroes them and the quotas.
+``GET /`` (and any GET nothing else claims) answers the help :mod:`.environment` writes:
+the environment that points vrec at this simulator.
 
 Running it: :func:`serve` (blocking, ``vrec simulator``), :func:`run_simulator` (async
 context manager, tests), :class:`SimulatorThread` (its own loop in a thread, for sync
@@ -26,7 +31,10 @@ running simulator, keeping each real path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import importlib
+import math
 import random
 import threading
 import time
@@ -34,19 +42,64 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from worker.config import Settings
+from worker.config import Settings, SimulatorSettings
 from worker.providers.registry import PROVIDERS
-from worker.simulator import faults
-from worker.simulator.base import VendorSim
+from worker.simulator import environment, faults
+from worker.simulator.base import Context, VendorSim
+from worker.simulator.environment import point_at
+
+__all__ = ["Quotas", "Simulator", "SimulatorThread", "busiest_window", "point_at", "serve"]
 
 WINDOW = 1.0  # seconds: the per-second limit and max_per_second look this far back
 MAX_BODY = 64 * 1024 * 1024  # above every vendor's limit, so the Sim can answer its own code
 ARRIVALS_KEPT = 1_000_000  # arrival times kept per vendor for ?arrivals=1 (8 MB at most)
+BEIJING = timezone(timedelta(hours=8))  # where the vendors' days begin and end
+Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+
+
+def draw_latency(knobs: SimulatorSettings, rng: random.Random) -> float:
+    """One call's latency in seconds: ``uniform`` in ``latency_ms`` [low, high], or
+    ``lognormal`` with median ``latency_ms[0]`` and 99th percentile ``latency_ms[1]``
+    (sigma = ln(p99 / median) / 2.326: p99.9 is then median x (p99/median)^1.33, the long
+    tail of a real vendor); either capped at ``latency_max_ms``."""
+    first, second = knobs.latency_ms
+    if second <= 0:
+        return 0.0
+    if knobs.latency == "lognormal":
+        sigma = math.log(max(second, first) / first) / Z99
+        ms = first * math.exp(sigma * rng.gauss(0.0, 1.0))
+    else:
+        ms = rng.uniform(first, second)
+    return min(ms, knobs.latency_max_ms) / 1000
+
+
+class Quotas:
+    """Calls per credential per vendor per day (Beijing time), against the ``quotas`` knob.
+    Credentials are held as digests only."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._used: dict[tuple[str, str], int] = {}
+        self._day: date | None = None
+
+    def spend(self, provider: str, credential: str, quota: int | None) -> bool:
+        """Count one call; False (and not counted) once ``quota`` calls were made today."""
+        if quota is None:
+            return True
+        today = datetime.fromtimestamp(self._clock(), BEIJING).date()
+        if today != self._day:
+            self._used, self._day = {}, today
+        key = (provider, hashlib.sha256(credential.encode()).hexdigest())
+        used = self._used.get(key, 0)
+        if used >= quota:
+            return False
+        self._used[key] = used + 1
+        return True
 
 
 def busiest_window(times: Iterable[float], window: float = WINDOW) -> int:
@@ -68,6 +121,7 @@ class VendorStats:
     admitted: int = 0
     throttled: int = 0
     faults: int = 0
+    over_quota: int = 0
     max_per_second: int = 0
     first_arrival: float | None = None  # time.time() of the first call
     last_arrival: float | None = None  # time.time() of the latest call
@@ -120,15 +174,17 @@ class Simulator:
     """The application and its state: sims, stats, the fault dice."""
 
     def __init__(
-        self, settings: Settings, providers: Iterable[str] | None = None, *, seed: int = 0
+        self, settings: Settings, providers: Iterable[str] | None = None, *, seed: int | None = None
     ) -> None:
         self.settings = settings
         self.sims: dict[str, VendorSim] = {
             name: load_sim(name, settings) for name in (providers or PROVIDERS)
         }
         self.stats: dict[str, VendorStats] = {name: VendorStats() for name in self.sims}
-        self.rng = random.Random(seed)
+        self.rng = random.Random(settings.simulator.seed if seed is None else seed)
+        self.quotas = Quotas()
         self.closing = asyncio.Event()
+        self.help = ""  # set once the address is known (run_simulator, serve)
         self.app = self._build()
 
     def _build(self) -> web.Application:
@@ -142,6 +198,8 @@ class Simulator:
                     raise ValueError(f"{name} and {seen[method, path]} both claim {method} {path}")
                 seen[method, path] = name
                 app.router.add_route(method, path, self._wrap(name, sim))
+        if ("GET", "/") not in seen:
+            app.router.add_get("/", self._help)
         app[faults.CLOSING] = self.closing
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -159,6 +217,22 @@ class Simulator:
 
     def reset(self) -> None:
         self.stats = {name: VendorStats() for name in self.sims}
+        self.quotas = Quotas()
+
+    async def _help(self, _request: web.Request) -> web.Response:
+        return web.Response(text=self.help or "the vendor simulator\n")
+
+    def _context(self, name: str) -> Context:
+        knobs = self.settings.simulator
+        quota = knobs.quotas.get(name)
+
+        def spend(credential: str) -> bool:
+            if self.quotas.spend(name, credential, quota):
+                return True
+            self.stats[name].over_quota += 1
+            return False
+
+        return Context(knobs, spend)
 
     async def _stats(self, request: web.Request) -> web.Response:
         arrivals = request.query.get("arrivals", "") not in ("", "0", "false")
@@ -175,9 +249,9 @@ class Simulator:
             admitted = self.stats[name].arrive(time.monotonic(), time.time(), self.limit(name))
             body = await request.read()
             knobs = self.settings.simulator
-            low, high = knobs.latency_ms
-            if high > 0:
-                await asyncio.sleep(self.rng.uniform(low, high) / 1000)
+            delay = draw_latency(knobs, self.rng)
+            if delay > 0:
+                await asyncio.sleep(delay)
             try:
                 if not admitted:
                     return sim.throttled()
@@ -185,25 +259,13 @@ class Simulator:
                     self.stats[name].faults += 1  # after a reset: the new counters
                     fault = self.rng.choice(knobs.faults)
                     return await faults.answer(fault, request, sim, rng=self.rng)
-                return await sim.handle(request, body)
+                return await sim.handle(request, body, self._context(name))
             except faults.ConnectionAborted:
                 # The transport is gone; aiohttp needs a response object to finish the
                 # handler and drops it on the closed connection.
                 return web.Response(status=499)
 
         return handler
-
-
-def point_at(settings: Settings, base_url: str, providers: Iterable[str] | None = None) -> Settings:
-    """A copy of ``settings`` whose providers' base_url use ``base_url``'s scheme and host."""
-    target = urlsplit(base_url)
-    update: dict[str, Any] = {}
-    for name in providers or PROVIDERS:
-        block = settings.provider(name)
-        url = urlsplit(block.base_url)
-        moved = urlunsplit((target.scheme, target.netloc, url.path or "/", url.query, ""))
-        update[name] = block.model_copy(update={"base_url": moved})
-    return settings.model_copy(update=update)
 
 
 @asynccontextmanager
@@ -222,7 +284,9 @@ async def run_simulator(
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = runner.addresses[0][1]
-        yield f"http://{host}:{bound}", simulator
+        url = f"http://{host}:{bound}"
+        simulator.help = environment.help_text(settings, url)
+        yield url, simulator
     finally:
         await runner.cleanup()
 
@@ -287,5 +351,16 @@ class SimulatorThread:
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8900) -> None:
-    """Serve until interrupted (``vrec simulator``)."""
-    web.run_app(Simulator(settings).app, host=host, port=port, shutdown_timeout=1.0)
+    """Serve until interrupted (``vrec simulator``): every credential left unset is made up
+    first, and the environment that points vrec at this simulator is printed (the made-up
+    credentials included: they are throwaway) and answered on ``GET /`` (without them)."""
+    settings, made_up = environment.with_credentials(settings)
+
+    async def main() -> None:
+        async with run_simulator(settings, host=host, port=port) as (url, simulator):
+            simulator.help = environment.help_text(settings, url, made_up)
+            print(environment.help_text(settings, url, made_up, reveal=True), flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -6,8 +6,11 @@ missing -> 240, empty or not ``VREC_TIANAPI_PLATE__KEY`` -> 230 (no key configur
 key is wrong); ``img`` missing -> 280 (``imgurl`` alone -> 270, nothing can be fetched
 here), empty -> 260, over 3,000,000 base64 characters -> 290; base64 that doesn't decode
 (a ``data:`` header, an unescaped ``+`` turned into a space) or bytes that aren't a
-JPEG/PNG/BMP -> 270; a decompression bomb -> 290. Then the image's directive, then a
-deterministic answer. Every answer is HTTP 200 in ``{"code", "msg"[, "result"]}``.
+JPEG/PNG/BMP -> 270; a decompression bomb -> 290; the key's calls for the day spent
+(the ``quotas`` knob) -> 150 API可用次数不足. Then the image's directive, then what it
+shows: every plate drawn in it (:mod:`worker.simulator.scene`), left to right; none, or
+the seeded recognition failure, -> 250 数据返回为空 (Tianapi bills only code 200). Every
+answer is HTTP 200 in ``{"code", "msg"[, "result"]}``.
 
 Answer shape: one plate as ``result{color, number}`` (the doc's field table), several
 as ``result{"list": [...]}`` (Tianapi's new-domain wrapper for lists). The adapter
@@ -28,18 +31,15 @@ from aiohttp import web
 
 from worker.config import ProviderSettings
 from worker.providers.tianapi_plate import TianapiPlateSettings
-from worker.simulator import faults
-from worker.simulator.common import Unreadable, json_answer, read_image
-from worker.simulator.directives import Directive, read_directive
-from worker.simulator.synth import Synth
+from worker.simulator.base import Call, Flaw, Refusal, SimBase
+from worker.simulator.common import json_answer
+from worker.simulator.directives import Directive
+from worker.simulator.scene import Scene, Unreadable
 
 NAME: Final = "tianapi_plate"
 PATH: Final = "/licenseplate/index"
 MAX_B64: Final = 3_000_000  # "图片大小不超过3M"
 MAX_FILE: Final = 3_000_000  # the same limit for a multipart binary upload
-# Mostly blue (private cars), as on the road; green plates are the 8-character new-energy
-# ones; black and white (foreign, police/military) are rare. The doc's five colours only.
-COLORS: Final = ("blue",) * 6 + ("yellow",) * 2 + ("green",) * 2 + ("white", "black")
 MESSAGES: Final = {
     100: "内部服务器错误",
     110: "当前API已下线",
@@ -86,28 +86,14 @@ def answer(code: int | str, message: str | None = None, result: Any = None) -> w
     return json_answer(body)
 
 
-class _Refusal(Exception):
-    def __init__(self, code: int, message: str | None = None) -> None:
-        super().__init__(code)
-        self.code, self.message = code, message
+def refuse(code: int, message: str | None = None) -> Refusal:
+    return Refusal(answer(code, message))
 
 
-def synthesize(image: bytes, count: int | None = None) -> list[dict[str, str]]:
-    """Deterministic plates for ``image``: one, sometimes two; ``count`` overrides how many.
-
-    Draws always go in one order (how many, then per plate: colour, number, and for a
-    green plate its energy letter), so plate i is the same whatever ``count`` asks for.
-    """
-    s = Synth(image, salt=NAME)
-    natural = 2 if s.rng.random() < 0.2 else 1
-    plates = []
-    for _ in range(natural if count is None else count):
-        color = s.choice(COLORS)
-        number = s.plate()
-        if color == "green":  # new-energy plates: D (electric) or F (hybrid) after the city
-            number = number[:2] + s.choice("DF") + number[2:]
-        plates.append({"color": color, "number": number})
-    return plates
+def plates_of(seen: Scene, count: int | None = None) -> list[dict[str, str]]:
+    """The plates ``seen`` shows, left to right; ``count`` keeps the first that many."""
+    plates = [{"color": p.color, "number": p.number} for p in seen.plates]
+    return plates if count is None else plates[:count]
 
 
 def _apply(plates: list[dict[str, str]], fields: dict[str, Any]) -> None:
@@ -150,18 +136,15 @@ def _params(request: web.Request, body: bytes) -> dict[str, str | bytes]:
     return params
 
 
-class Sim:
+class Sim(SimBase):
     provider: ClassVar[str] = NAME
     routes: ClassVar[tuple[tuple[str, str], ...]] = (("POST", PATH), ("GET", PATH))
     # Tianapi's per-second cap is per account and unpublished ("可在控制台-接口管理中查询");
     # 10/s stands in for it, above the adapter's 5/s default so normal runs aren't throttled.
     default_limit: ClassVar[int] = 10
     internal_error_code: ClassVar[str] = "100"
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        if not isinstance(settings, TianapiPlateSettings):
-            raise TypeError("tianapi_plate Sim needs TianapiPlateSettings")
-        self.settings = settings
+    settings_class: ClassVar[type[ProviderSettings]] = TianapiPlateSettings
+    settings: TianapiPlateSettings
 
     def throttled(self) -> web.Response:
         return answer(130)
@@ -169,60 +152,57 @@ class Sim:
     def error_in_200(self) -> web.Response:
         return answer(int(self.internal_error_code))
 
-    async def handle(self, request: web.Request, body: bytes) -> web.Response:
-        try:
-            params = _params(request, body)
-            self._check_key(params)
-            image = self._image(params)
-        except _Refusal as refusal:
-            return answer(refusal.code, refusal.message)
-        directive = read_directive(image)
-        if directive.fault:
-            return await faults.answer(directive.fault, request, self)
-        if directive.error:
-            return answer(directive.error, directive.message)
-        if directive.empty:
-            return answer(250)
-        return answer(200, "success", self._result(image, directive))
+    def quota_exhausted(self) -> web.Response:
+        return answer(150)
 
-    def _check_key(self, params: dict[str, str | bytes]) -> None:
+    def unreadable(self, kind: Unreadable) -> web.Response:
+        return answer(*UNREADABLE[kind])
+
+    def directed_error(self, directive: Directive) -> web.Response:
+        return answer(directive.error or "", directive.message)
+
+    def nothing_found(self, call: Call) -> web.Response:
+        return answer(250)
+
+    def accept(self, request: web.Request, body: bytes) -> Call:
+        params = _params(request, body)
+        key = self._check_key(params)
+        return Call(key, self._image(params))
+
+    def _check_key(self, params: dict[str, str | bytes]) -> str:
         if "key" not in params:
-            raise _Refusal(240)
+            raise refuse(240)
         given = params["key"]
         given = given.encode() if isinstance(given, str) else given
         expected = self.settings.key.get_secret_value() if self.settings.key else ""
         if not given or not expected or not hmac.compare_digest(given, expected.encode()):
-            raise _Refusal(230)
+            raise refuse(230)
+        return expected
 
     def _image(self, params: dict[str, str | bytes]) -> bytes:
         img = params.get("img")
         if img is None:
             if params.get("imgurl"):  # nothing can be fetched from here
-                raise _Refusal(270, "图片下载失败")
-            raise _Refusal(260 if "imgurl" in params else 280)
+                raise refuse(270, "图片下载失败")
+            raise refuse(260 if "imgurl" in params else 280)
+        if not img:
+            raise refuse(260)
         if isinstance(img, bytes):  # multipart binary upload: the file itself
-            if not img:
-                raise _Refusal(260)
             if len(img) > MAX_FILE:
-                raise _Refusal(290)
-            image = img
-        else:
-            if not img:
-                raise _Refusal(260)
-            if len(img) > MAX_B64:
-                raise _Refusal(290)
-            try:
-                image = base64.b64decode(img, validate=True)
-            except (binascii.Error, ValueError):
-                raise _Refusal(270, "图片base64编码错误") from None
-        info = read_image(image)
-        if isinstance(info, Unreadable):
-            raise _Refusal(*UNREADABLE[info])
-        return image
+                raise refuse(290)
+            return img
+        if len(img) > MAX_B64:
+            raise refuse(290)
+        try:
+            return base64.b64decode(img, validate=True)
+        except (binascii.Error, ValueError):
+            raise refuse(270, "图片base64编码错误") from None
 
-    def _result(self, image: bytes, directive: Directive) -> dict[str, Any]:
-        plates = synthesize(image, directive.count)
+    def answer(
+        self, call: Call, seen: Scene, directive: Directive, flaw: Flaw | None
+    ) -> web.Response:
+        if not seen.plates or flaw is Flaw.FAILURE:
+            return answer(250)
+        plates = plates_of(seen, directive.count)
         _apply(plates, dict(directive.fields))
-        if len(plates) == 1:
-            return plates[0]
-        return {"list": plates}
+        return answer(200, "success", plates[0] if len(plates) == 1 else {"list": plates})

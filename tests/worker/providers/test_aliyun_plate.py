@@ -26,7 +26,9 @@ from worker.errors import (
 from worker.providers.aliyun_codes import GATEWAY_ERRORS, RET_CODES
 from worker.providers.base import PlateReading, VendorAnswer
 from worker.providers.form import form_body
+from worker.simulator import scene
 from worker.simulator.directives import make_image
+from worker.simulator.samples import plate_of, side_by_side, vehicle_photo
 
 NAME = "aliyun_plate"
 APPCODE = "83359fd73fe94948385f570e3c1391aa"  # the doc's, which GATEWAY_OUTCOMES quotes
@@ -34,6 +36,7 @@ APP_KEY = fake_secret(NAME, "app_key")
 APP_SECRET = fake_secret(NAME, "app_secret")
 SIGNED = {"appcode": None}  # AppKey/AppSecret signature instead of APPCODE
 pytestmark = pytest.mark.vendor(NAME, appcode=APPCODE)
+CAR = vehicle_photo(51, (480, 300))
 
 
 # --- the contract --------------------------------------------------------------------
@@ -61,7 +64,7 @@ def test_class_facts_and_credential_id(vendor: Vendor) -> None:
 
 @pytest.mark.parametrize("signed", [False, True], ids=["appcode", "signature"])
 def test_success(vendor: Vendor, signed: bool) -> None:
-    image = prepared(size=(320, 200))
+    image = prepared(data=CAR)
 
     async def scenario(lb: Loopback) -> tuple[Any, Any]:
         provider = lb.adapter(**(SIGNED if signed else {}))
@@ -79,9 +82,7 @@ def test_success(vendor: Vendor, signed: bool) -> None:
     (reading,) = first.readings
     assert isinstance(reading, PlateReading)
     assert reading.position == 0
-    assert reading.plate_no
-    assert " " not in reading.plate_no
-    assert len(reading.plate_no) == 7
+    assert reading.plate_no == plate_of(51)  # as drawn; the vendor spaces it, we don't
     assert (
         first.raw["showapi_res_body"]["car_no"] == f"{reading.plate_no[0]} {reading.plate_no[1:]}"
     )
@@ -89,11 +90,30 @@ def test_success(vendor: Vendor, signed: bool) -> None:
     assert 0.9 <= reading.confidence <= 0.999
     assert reading.quad is not None
     assert len(reading.quad) == 4
-    assert all(0 <= p["x"] <= 320 and 0 <= p["y"] <= 200 for p in reading.quad)
+    seen = scene.look(CAR)
+    assert not isinstance(seen, scene.Unreadable)
+    left, top, right, bottom = seen.plates[0].box  # the corners are where it is drawn
+    assert [p["x"] for p in reading.quad] == [left, right, right, left]
+    assert all(top - 3 <= p["y"] <= bottom + 3 for p in reading.quad)
+
+
+def test_what_the_image_shows_decides(vendor: Vendor) -> None:
+    """The largest plate; none, or the seeded failure: the doc's 失败响应 (billed)."""
+    pair = side_by_side(vehicle_photo(52, (240, 150)), CAR)
+    assert vendor.one(prepared(data=pair)).readings[0].plate_no == plate_of(51)  # type: ignore[union-attr]
+    for data, settings in (
+        (make_image(), None),
+        (vehicle_photo(53, (480, 300), plate=False), None),
+        (CAR, vendor.settings(failure_rate=1.0)),
+    ):
+        result = vendor.one(prepared(data=data), settings)
+        assert (result.outcome, result.billed, result.readings) == (Outcome.NO_RESULT, True, [])  # type: ignore[union-attr]
+    unsure = vendor.one(prepared(data=CAR), vendor.settings(warning_rate=1.0))
+    assert unsure.readings[0].confidence < 0.9  # type: ignore[union-attr,operator]
 
 
 def test_field_overrides(vendor: Vendor) -> None:
-    image = prepared({"plate": "粤 BP57E7", "confidence": 0.5})
+    image = prepared({"plate": "粤 BP57E7", "confidence": 0.5}, data=CAR)
     result: Any = vendor.one(image)
     (reading,) = result.readings
     assert reading.plate_no == "粤BP57E7"
@@ -125,7 +145,8 @@ def test_vendor_rejects_the_image(vendor: Vendor, data: bytes, code: str) -> Non
 
 
 def test_large_image_is_streamed_signed_and_accepted(vendor: Vendor) -> None:
-    png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 11_000  # trailing bytes
+    png = prepared({"plate": "京A00001"}, data=vehicle_photo(54, (640, 480), "PNG")).data
+    png += bytes(range(256)) * 11_000  # trailing bytes
     image = prepared(data=png)
     assert 3_700_000 < len(image.b64) <= 4_000_000
 
@@ -585,3 +606,18 @@ def test_non_finite_numbers_are_not_readings(vendor: Vendor) -> None:
     (reading,) = result.readings
     assert reading.plate_no == "粤BP57E7"  # type: ignore[union-attr]
     assert (reading.confidence, reading.quad) == (None, None)  # type: ignore[union-attr]
+
+
+def test_signed_base_url_with_an_encoded_query_is_accepted(vendor: Vendor) -> None:
+    """The gateway signs a query's raw values: a base URL carrying percent-encoded text,
+    blanks and a "+" signs the same on both sides, however aiohttp re-encodes it."""
+    query = "lang=%E4%B8%AD%E6%96%87&note=a%20b%7Ec&blank=%20%20&plus=1%2B1&empty="
+
+    async def scenario(lb: Loopback) -> Any:
+        base = lb.vendor.block(lb.settings).base_url
+        adapter = lb.adapter(**SIGNED, base_url=f"{base}?{query}")
+        return await lb.call(prepared(data=CAR), adapter=adapter)
+
+    result = vendor.run(scenario)
+    assert isinstance(result, VendorAnswer), result
+    assert result.readings[0].plate_no == plate_of(51)  # type: ignore[union-attr]

@@ -179,6 +179,17 @@ def test_verifier_signs_names_as_listed() -> None:
     assert to_sign.endswith(b"\nX-Ca-Key:k\nX-Ca-Timestamp:5\n/p")
 
 
+def test_headers_the_doc_excludes_are_never_in_the_headers_block() -> None:
+    """ "以下参数不参与Headers签名计算: X-Ca-Signature、X-Ca-Signature-Headers、Accept、
+    Content-MD5、Content-Type、Date": listed or not, they are signed in their own lines."""
+    listed = "x-ca-key,Accept,content-type,Content-MD5,date,x-ca-signature"
+    headers = _received({"x-ca-key": "k", "X-Ca-Signature-Headers": listed, "Date": "d"})
+    to_sign = aliyun_sign.string_to_sign_of(
+        method="POST", headers=headers, path="/p", query="", form=None
+    )
+    assert to_sign == f"POST\n{ACCEPT}\n\n{CONTENT_TYPE}\nd\nx-ca-key:k\n/p".encode()
+
+
 @pytest.mark.parametrize(
     ("query", "form", "expected"),
     [
@@ -189,6 +200,10 @@ def test_verifier_signs_names_as_listed() -> None:
         ("a=q", {"a": "f"}, b"/p?a=f"),  # a form value wins over the query's
         ("a=&b", {"c": " ", "d": b""}, b"/p?a&b&c&d"),  # blank values: key only
         ("", {"k": "中文"}, "/p?k=中文".encode()),  # raw UTF-8, never URL-encoded
+        # A query is percent-decoded first: signed as its raw values ("原文签名").
+        ("k=%E4%B8%AD%E6%96%87", None, "/p?k=中文".encode()),
+        ("a%20b=x%2By&c=1+2", None, b"/p?a b=x+y&c=1+2"),  # "+" stays "+"
+        ("blank=%20%20&tab=%09", None, b"/p?blank&tab"),  # whitespace only: key alone
     ],
 )
 def test_path_and_parameters(

@@ -7,8 +7,10 @@ transient, retryable, unbilled error of its own class; error200 carries the vend
 internal-error code (each simulator's ``internal_error_code``).
 
 Vendor-specific code tables are tested per provider in the neighbouring modules; here only
-mechanisms every vendor has are used: a normal image, an empty answer, undecodable bytes,
-more calls than the vendor's per-second limit, transport faults, and the wrong credentials.
+mechanisms every vendor has are used: an image every vendor reads (a car with its plate
+beside a licence page), one none reads (a flat colour), an empty answer, undecodable
+bytes, more calls than the vendor's per-second limit, transport faults, the wrong
+credentials, and a daily quota running out.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from tests.support.services import EXACT_SIMULATOR
 from tests.support.vendors import call
 from worker.config import Settings
 from worker.errors import (
@@ -42,7 +45,7 @@ from worker.settings import build_settings, get_settings
 from worker.simulator.directives import make_image
 from worker.simulator.environment import made_up_credentials
 from worker.simulator.faults import FAULTS
-from worker.simulator.samples import vehicle_photo
+from worker.simulator.samples import everything
 from worker.simulator.server import load_sim, point_at, run_simulator
 
 # Variants with other request shapes or auth schemes, where the provider has them.
@@ -74,7 +77,7 @@ WAYS = ("directive", "settings")  # an image's {"fault": ...}, the simulator's f
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, extra: Mapping[str, str]) -> Settings:
-    for key, value in {**made_up_credentials(), **extra}.items():
+    for key, value in {**made_up_credentials(), **EXACT_SIMULATOR, **extra}.items():
         if value == RANDOM:
             monkeypatch.setenv(key, secrets.token_hex(12))
         elif value:
@@ -154,16 +157,17 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
             async def one(label: str, p: Provider, image: PreparedImage) -> None:
                 seen[label] = [await call(session, p, image, timeout=TIMEOUT)]
 
-            await one("succeeded", provider, _image(vehicle_photo(7, (640, 480))))
-            await one("no_result", provider, _image(make_image({"empty": True})))
+            await one("succeeded", provider, _image(everything(7)))
+            await one("no_result", provider, _image(make_image()))
+            await one("empty", provider, _image(make_image({"empty": True})))
             await one("invalid_image", provider, _garbage())
             await one("5xx", provider, _image(make_image({"fault": "5xx"})))
             await one("error200", provider, _image(make_image({"fault": "error200"})))
-            await one("provider_unavailable", impostor, _image(vehicle_photo(8, (640, 480))))
+            await one("provider_unavailable", impostor, _image(everything(8)))
             assert sim.snapshot()[name]["throttled"] == 0
 
             hurried = get_provider(name, point_at(limited, limited_url, [name]))
-            images = [_image(vehicle_photo(i, (320, 240))) for i in range(3 * LIMIT)]
+            images = [_image(everything(i, (800, 350))) for i in range(3 * LIMIT)]
             burst = await asyncio.gather(
                 *(call(session, hurried, im, timeout=TIMEOUT) for im in images)
             )
@@ -179,6 +183,7 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
     assert succeeded.readings
     assert succeeded.billed
     assert _outcome(seen["no_result"][0]) is Outcome.NO_RESULT
+    assert _outcome(seen["empty"][0]) is Outcome.NO_RESULT
     assert _outcome(seen["invalid_image"][0]) is Outcome.INVALID_IMAGE
     assert _outcome(seen["5xx"][0]) is Outcome.TRANSIENT
     assert _outcome(seen["error200"][0]) is Outcome.TRANSIENT
@@ -187,8 +192,8 @@ def test_six_outcomes(case: tuple[str, Settings, Settings]) -> None:
     assert Outcome.RATE_LIMITED in burst
     assert set(burst) <= {Outcome.SUCCEEDED, Outcome.RATE_LIMITED}
 
-    everything = [result for results in seen.values() for result in results]
-    _assert_no_secret(name, everything, _secrets(settings, name) + _secrets(wrong, name))
+    results_all = [result for results in seen.values() for result in results]
+    _assert_no_secret(name, results_all, _secrets(settings, name) + _secrets(wrong, name))
 
 
 def test_transport_faults_are_transient(case: tuple[str, Settings, Settings]) -> None:
@@ -259,3 +264,31 @@ def test_every_provider_is_registered_with_its_simulator() -> None:
         assert provider.name == name
         assert provider.limits.max_b64_bytes > 0
         assert provider.default_rate > 0
+
+
+def test_daily_quota_runs_out(case: tuple[str, Settings, Settings]) -> None:
+    """Past its credential's daily quota a vendor answers its own "out of calls" code:
+    provider_unavailable (the circuit opens), not billed; the calls before it are read."""
+    name, settings, _ = case
+    quota = 2
+    settings = _with_simulator(settings, quotas={name: quota})
+
+    async def scenario() -> tuple[list[VendorAnswer | JobError], dict[str, Any]]:
+        async with (
+            run_simulator(settings, providers=[name]) as (url, sim),
+            aiohttp.ClientSession() as session,
+        ):
+            provider = get_provider(name, point_at(settings, url, [name]))
+            results = [
+                await call(session, provider, _image(everything(i)), timeout=TIMEOUT)
+                for i in range(quota + 2)
+            ]
+            return results, sim.snapshot()[name]
+
+    results, stats = asyncio.run(scenario())
+    assert [r.outcome for r in results] == [Outcome.SUCCEEDED] * quota + [
+        Outcome.PROVIDER_UNAVAILABLE
+    ] * 2
+    assert [r.billed for r in results] == [True] * quota + [False] * 2
+    assert stats["over_quota"] == 2
+    _assert_no_secret(name, results, _secrets(settings, name))

@@ -27,11 +27,14 @@ from worker.providers.base import CarModelCandidate, Provider, VendorAnswer
 from worker.providers.juhe import SYSTEM_ERRORS
 from worker.providers.juhe_car import ERRORS
 from worker.providers.registry import get_provider
+from worker.simulator import scene
 from worker.simulator.directives import make_image
+from worker.simulator.samples import licence_page, side_by_side, vehicle_photo
 
 NAME = "juhe_car"
 KEY = fake_secret(NAME, "key")
 pytestmark = pytest.mark.vendor(NAME)
+CAR, OTHER_CAR = vehicle_photo(21, (640, 480)), vehicle_photo(22, (640, 480))
 
 
 # --- the contract ----------------------------------------------------------------------
@@ -89,7 +92,7 @@ def test_missing_key_options_and_size_are_refused_before_calling(vendor: Vendor)
 def test_success_is_deterministic_per_image(vendor: Vendor) -> None:
     async def scenario() -> list[Result]:
         async with vendor.loopback() as lb:
-            images = [prepared(), prepared(), prepared(color=(200, 10, 10))]
+            images = [prepared(data=CAR), prepared(data=CAR), prepared(data=OTHER_CAR)]
             return [await lb.call(image) for image in images]
 
     first, again, other = asyncio.run(scenario())
@@ -113,7 +116,7 @@ def test_success_is_deterministic_per_image(vendor: Vendor) -> None:
 
 def test_count_and_field_overrides(vendor: Vendor) -> None:
     directive = {"count": 3, "name": "奥迪A4L", "year": "2017", "score": 0.9, "color": "黄色"}
-    result = vendor.one(prepared(directive))
+    result = vendor.one(prepared(directive, data=CAR))
     assert isinstance(result, VendorAnswer), result
     assert len(result.readings) == 3
     best = result.readings[0]
@@ -122,7 +125,7 @@ def test_count_and_field_overrides(vendor: Vendor) -> None:
 
 
 def test_count_zero_is_a_billed_no_result(vendor: Vendor) -> None:
-    result = vendor.one(prepared({"count": 0}))
+    result = vendor.one(prepared({"count": 0}, data=CAR))
     assert isinstance(result, VendorAnswer), result
     assert (result.outcome, result.billed, result.readings) == (Outcome.NO_RESULT, True, [])
 
@@ -134,6 +137,31 @@ def test_empty_is_an_unbilled_no_result(vendor: Vendor) -> None:
     assert result.vendor_code == "237102"
     assert result.billed is False
     assert result.raw == {"reason": "非车类或识别不到信息", "result": None, "error_code": 237102}
+
+
+def test_what_the_image_shows_decides(vendor: Vendor) -> None:
+    """No car: 237102 (not billed); a car without a plate is still a car; the colour is
+    the paint's; two cars: the larger one; the seeded failure: 237101."""
+    for data in (make_image(), licence_page("FRONT", 1)):
+        nothing = vendor.one(prepared(data=data))
+        assert (nothing.outcome, nothing.vendor_code, nothing.billed) == (
+            Outcome.NO_RESULT,
+            "237102",
+            False,
+        )
+    bare = vendor.one(prepared(data=vehicle_photo(23, (640, 480), plate=False)))
+    assert bare.outcome is Outcome.SUCCEEDED
+    painted = scene.look(CAR)
+    assert not isinstance(painted, scene.Unreadable)
+    car = vendor.one(prepared(data=CAR))
+    assert car.readings[0].color == painted.cars[0].color  # type: ignore[union-attr]
+    pair = side_by_side(vehicle_photo(22, (320, 240)), CAR)  # the 640-wide one is larger
+    assert vendor.one(prepared(data=pair)).readings == car.readings  # type: ignore[union-attr]
+    failing = vendor.one(prepared(data=CAR), vendor.settings(failure_rate=1.0))
+    assert (failing.outcome, failing.vendor_code) == (Outcome.INVALID_IMAGE, "237101")
+    unsure = vendor.one(prepared(data=CAR), vendor.settings(warning_rate=1.0))
+    best = [r.score for r in unsure.readings]  # type: ignore[union-attr]
+    assert best == [round(r.score * 0.4, 14) for r in car.readings]  # type: ignore[union-attr,operator]
 
 
 @pytest.mark.parametrize(
@@ -161,12 +189,12 @@ def test_rate_limited_when_over_the_simulators_limit(vendor: Vendor) -> None:
 
     async def scenario() -> list[Result]:
         async with vendor.loopback(settings) as lb:
-            return list(await asyncio.gather(*(lb.call(prepared()) for _ in range(8))))
+            return list(await asyncio.gather(*(lb.call(prepared(data=CAR)) for _ in range(8))))
 
     results = asyncio.run(scenario())
     limited = [r for r in results if isinstance(r, RateLimited)]
     assert len(limited) == 5
-    assert all(r.vendor_code == "10012" and r.retryable and not r.billed for r in limited)
+    assert all(r.vendor_code == "10011" and r.retryable and not r.billed for r in limited)
 
 
 def test_wrong_or_unconfigured_key_is_provider_unavailable(vendor: Vendor) -> None:
@@ -186,7 +214,7 @@ def test_wrong_or_unconfigured_key_is_provider_unavailable(vendor: Vendor) -> No
 
 
 def test_hand_made_requests_get_the_docs_codes(vendor: Vendor) -> None:
-    b64 = base64.b64encode(make_image()).decode()
+    b64 = base64.b64encode(CAR).decode()
 
     async def scenario() -> list[Result]:
         async with vendor.loopback() as lb:
@@ -227,7 +255,7 @@ CODES: dict[int, Outcome] = {
     10008: Outcome.PROVIDER_UNAVAILABLE,
     10009: Outcome.PROVIDER_UNAVAILABLE,
     10011: Outcome.RATE_LIMITED,
-    10012: Outcome.RATE_LIMITED,
+    10012: Outcome.PROVIDER_UNAVAILABLE,  # 请求超过次数限制: the key's calls are spent
     10013: Outcome.PROVIDER_UNAVAILABLE,
     10014: Outcome.TRANSIENT,
     10020: Outcome.TRANSIENT,

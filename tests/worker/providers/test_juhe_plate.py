@@ -31,13 +31,17 @@ from worker.providers.base import PlateReading, Provider, VendorAnswer
 from worker.providers.juhe import SYSTEM_ERRORS
 from worker.providers.juhe_plate import ERRORS
 from worker.providers.registry import get_provider
+from worker.simulator import scene
 from worker.simulator.directives import make_image
+from worker.simulator.samples import plate_of, side_by_side, vehicle_photo
 
 NAME = "juhe_plate"
 KEY = fake_secret(NAME, "key")
 MODES = ("base64", "multipart")
 Mode = Literal["base64", "multipart"]
 pytestmark = pytest.mark.vendor(NAME)
+CAR = vehicle_photo(31, (640, 480))
+OTHER_CAR = vehicle_photo(32, (640, 480), plate_color="yellow")
 
 
 # --- the contract and the requests -----------------------------------------------------
@@ -111,7 +115,12 @@ def test_missing_key_options_and_size_are_refused_before_calling(vendor: Vendor)
 def test_success_is_deterministic_per_image(vendor: Vendor, mode: Mode) -> None:
     async def scenario() -> list[Result]:
         async with vendor.loopback(vendor.settings(mode=mode)) as lb:
-            images = [prepared(), prepared(), prepared(color=(1, 2, 3)), prepared(fmt="JPEG")]
+            images = [
+                prepared(data=CAR),
+                prepared(data=CAR),
+                prepared(data=OTHER_CAR),
+                prepared(data=vehicle_photo(31, (640, 480), "PNG")),
+            ]
             return [await lb.call(image) for image in images]
 
     first, again, other, jpeg = asyncio.run(scenario())
@@ -127,10 +136,8 @@ def test_success_is_deterministic_per_image(vendor: Vendor, mode: Mode) -> None:
     assert first.readings != other.readings  # type: ignore[union-attr]
     (reading,) = first.readings  # type: ignore[union-attr]
     assert isinstance(reading, PlateReading)
-    assert reading.plate_no is not None
-    assert len(reading.plate_no) == 7
-    assert reading.color in ("蓝", "黄", "绿", "白")
-    assert reading.color_code == reading.plate_type
+    assert reading.plate_no == plate_of(31)  # the plate drawn
+    assert (reading.color, reading.color_code, reading.plate_type) == ("蓝", 1, 1)
     assert reading.confidence is not None
     assert 0.6 <= reading.confidence < 1
     assert reading.box is not None
@@ -142,7 +149,7 @@ def test_success_is_deterministic_per_image(vendor: Vendor, mode: Mode) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_field_overrides(vendor: Vendor, mode: Mode) -> None:
     directive = {"plate": "粤TNT444", "plate_color": "黄", "confidence": 0.79, "box": [1, 2, 3, 4]}
-    result = vendor.one(prepared(directive), vendor.settings(mode=mode))
+    result = vendor.one(prepared(directive, data=CAR), vendor.settings(mode=mode))
     assert isinstance(result, VendorAnswer), result
     assert result.readings == [
         PlateReading(
@@ -165,6 +172,30 @@ def test_empty_is_a_billed_no_result(vendor: Vendor, mode: Mode) -> None:
     assert isinstance(result, VendorAnswer), result
     assert (result.outcome, result.billed, result.readings) == (Outcome.NO_RESULT, True, [])
     assert result.request_id is not None
+
+
+def test_what_the_image_shows_decides(vendor: Vendor) -> None:
+    """The largest plate drawn, its colour and box as drawn; none: a billed empty answer;
+    one too blurred to read, or the seeded failure: 271103; the seeded warning share: a
+    lower confidence."""
+    yellow = vendor.one(prepared(data=OTHER_CAR))
+    (reading,) = yellow.readings  # type: ignore[union-attr]
+    assert isinstance(reading, PlateReading)
+    assert (reading.plate_no, reading.color, reading.color_code) == (plate_of(32), "黄", 3)
+    seen = scene.look(OTHER_CAR)
+    assert not isinstance(seen, scene.Unreadable)
+    assert reading.box == list(seen.plates[0].box)
+    pair = side_by_side(vehicle_photo(33, (320, 240)), CAR)
+    assert vendor.one(prepared(data=pair)).readings[0].plate_no == plate_of(31)  # type: ignore[union-attr]
+    for data in (make_image(), vehicle_photo(34, (640, 480), plate=False)):
+        none = vendor.one(prepared(data=data))
+        assert (none.outcome, none.billed, none.readings) == (Outcome.NO_RESULT, True, [])  # type: ignore[union-attr]
+    blurred = vendor.one(prepared(data=vehicle_photo(35, (640, 480), plate_width=0.07)))
+    assert (blurred.outcome, blurred.vendor_code) == (Outcome.INVALID_IMAGE, "271103")
+    failing = vendor.one(prepared(data=CAR), vendor.settings(failure_rate=1.0))
+    assert (failing.outcome, failing.vendor_code) == (Outcome.INVALID_IMAGE, "271103")
+    unsure = vendor.one(prepared(data=CAR), vendor.settings(warning_rate=1.0))
+    assert unsure.readings[0].confidence < 0.6  # type: ignore[union-attr,operator]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -192,11 +223,11 @@ def test_rate_limited_when_over_the_simulators_limit(vendor: Vendor, mode: Mode)
 
     async def scenario() -> list[Result]:
         async with vendor.loopback(settings) as lb:
-            return list(await asyncio.gather(*(lb.call(prepared()) for _ in range(6))))
+            return list(await asyncio.gather(*(lb.call(prepared(data=CAR)) for _ in range(6))))
 
     limited = [r for r in asyncio.run(scenario()) if isinstance(r, RateLimited)]
     assert len(limited) == 4
-    assert all(r.vendor_code == "10012" and not r.billed for r in limited)
+    assert all(r.vendor_code == "10011" and not r.billed for r in limited)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -216,7 +247,7 @@ def test_wrong_or_unconfigured_key_is_provider_unavailable(vendor: Vendor, mode:
 
 def test_large_upload_within_the_limit(vendor: Vendor) -> None:
     # Under 1 MiB: worker.http sends multipart bytes as they are (see the report on >1 MiB).
-    data = make_image({"plate": "京A00001"}) + bytes(range(256)) * 3_000
+    data = prepared({"plate": "京A00001"}, data=CAR).data + bytes(range(256)) * 3_000
     for mode in MODES:
         result = vendor.one(prepared(data=data), vendor.settings(mode=mode))
         assert isinstance(result, VendorAnswer), result
@@ -285,7 +316,7 @@ CODES: dict[int, type[JobError]] = {
     **{code: ProviderUnavailable for code in (10001, 10002, 10003, 10004, 10005, 10007)},
     **{code: ProviderUnavailable for code in (10008, 10009, 10013, 10021)},
     10011: RateLimited,
-    10012: RateLimited,
+    10012: ProviderUnavailable,  # 请求超过次数限制: the key's calls are spent
     10014: ServerError,
     10020: ServerError,
     237102: Transient,  # carDetect's no-result code means nothing here: unknown, retried

@@ -25,6 +25,7 @@ from worker.providers.base import Provider, VehicleLicenseReading, VendorAnswer
 from worker.providers.registry import get_provider
 from worker.providers.tencent_codes import ERRORS, classify
 from worker.simulator.directives import make_image
+from worker.simulator.samples import everything, licence_page, licence_pages, vehicle_photo
 
 NAME = "tencent_vehicle_license"
 SECRET_ID = fake_secret(NAME, "secret_id")
@@ -54,7 +55,8 @@ def test_contract(vendor: Vendor) -> None:
     [("FRONT", ["FRONT"]), ("BACK", ["BACK"]), ("DOUBLE", ["FRONT", "BACK"])],
 )
 def test_success(vendor: Vendor, card_side: str, sides: list[str]) -> None:
-    image = prepared({"plate": "粤B12345", "warn": [-9102, -9104]})
+    pages = licence_pages(sides, 3, (900 * len(sides), 640))  # each page above 500x800
+    image = prepared({"plate": "粤B12345", "warn": [-9102, -9104]}, data=pages)
 
     async def scenario() -> tuple[Any, Any]:
         async with vendor.loopback() as lb:
@@ -87,10 +89,108 @@ def test_success(vendor: Vendor, card_side: str, sides: list[str]) -> None:
 def test_default_card_side_is_front(vendor: Vendor) -> None:
     async def scenario() -> Any:
         async with vendor.loopback() as lb:
-            return await lb.call(prepared())
+            return await lb.call(prepared(data=licence_page("FRONT", 5)))
 
     result = asyncio.run(scenario())
     assert [r.side for r in result.readings] == ["FRONT"]
+    assert result.warnings == []  # 1000x700: above the recommended size
+
+
+FRONT, BACK = licence_page("FRONT", 6), licence_page("BACK", 7)
+# (image, CardSide) -> what the vendor answers, from what the image shows.
+CONTENT_CASES: list[tuple[str, bytes, str, Outcome, str | None]] = [
+    ("front as front", FRONT, "FRONT", Outcome.SUCCEEDED, None),
+    ("back as back", BACK, "BACK", Outcome.SUCCEEDED, None),
+    ("front as back", FRONT, "BACK", Outcome.INVALID_IMAGE, "FailedOperation.LicenseCardSideError"),
+    ("back as front", BACK, "FRONT", Outcome.INVALID_IMAGE, "FailedOperation.LicenseCardSideError"),
+    ("back as double", BACK, "DOUBLE", Outcome.SUCCEEDED, None),
+    (
+        "two fronts",
+        licence_pages(["FRONT", "FRONT"], 8, (1800, 640)),
+        "FRONT",
+        Outcome.INVALID_IMAGE,
+        "FailedOperation.LicenseMultiCardError",
+    ),
+    (
+        "a car",
+        vehicle_photo(9),
+        "FRONT",
+        Outcome.NO_RESULT,
+        "FailedOperation.NoVehicleLicenseError",
+    ),
+    ("flat", make_image(), "DOUBLE", Outcome.NO_RESULT, "FailedOperation.NoVehicleLicenseError"),
+    (
+        "10x10",
+        make_image(size=(10, 10)),
+        "FRONT",
+        Outcome.NO_RESULT,
+        "FailedOperation.NoVehicleLicenseError",
+    ),
+    (
+        "a page far too small to read",
+        licence_page("FRONT", 10, (70, 49)),
+        "FRONT",
+        Outcome.INVALID_IMAGE,
+        "FailedOperation.ImageBlur",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "card_side", "outcome", "code"),
+    CONTENT_CASES,
+    ids=[c[0] for c in CONTENT_CASES],
+)
+def test_answers_follow_what_the_image_shows(
+    vendor: Vendor, case: str, data: bytes, card_side: str, outcome: Outcome, code: str | None
+) -> None:
+    result = vendor.one(prepared(data=data), options={"card_side": card_side})
+    assert result.outcome is outcome, (case, result)
+    assert result.vendor_code == code
+    assert result.billed is (outcome is Outcome.SUCCEEDED)
+
+
+def test_below_the_recommended_size_reads_with_a_blur_warning(vendor: Vendor) -> None:
+    small = vendor.one(prepared(data=licence_page("FRONT", 11, (480, 336))))
+    assert isinstance(small, VendorAnswer)
+    assert small.outcome is Outcome.SUCCEEDED
+    assert small.warnings == ["WARN_DRIVER_LICENSE_BLUR"]
+    portrait = vendor.one(prepared(data=licence_page("FRONT", 11, (600, 700))))  # 600 < 800
+    assert portrait.warnings == ["WARN_DRIVER_LICENSE_BLUR"]  # type: ignore[union-attr]
+
+
+def test_a_page_reads_the_same_at_any_size(vendor: Vendor) -> None:
+    big, small = (
+        vendor.one(prepared(data=licence_page("BACK", 12, size)), options={"card_side": "BACK"})
+        for size in ((1600, 1120), (800, 560))
+    )
+    assert isinstance(big, VendorAnswer)
+    assert isinstance(small, VendorAnswer)
+    assert big.readings == small.readings
+
+
+def test_seeded_flaws(vendor: Vendor) -> None:
+    """failure_rate and warning_rate: the share of good images hit, decided per image."""
+    failing = vendor.one(prepared(data=FRONT), vendor.settings(failure_rate=1.0))
+    assert failing.outcome is Outcome.INVALID_IMAGE
+    assert failing.vendor_code == "FailedOperation.ImageBlur"
+    warned = vendor.one(prepared(data=FRONT), vendor.settings(warning_rate=1.0))
+    assert isinstance(warned, VendorAnswer)
+    (warning,) = warned.warnings
+    assert warning.startswith("WARN_DRIVER_LICENSE_")
+    settings = vendor.settings(warning_rate=0.3, failure_rate=0.1, seed=5, throttle=False)
+    images = [prepared(data=everything(i, (1100, 560))) for i in range(30)]
+
+    async def scenario() -> list[Any]:
+        async with vendor.loopback(settings) as lb:
+            return [await lb.call(image) for image in images]
+
+    first, again = asyncio.run(scenario()), asyncio.run(scenario())
+    view = [(r.outcome, getattr(r, "warnings", None)) for r in first]
+    assert view == [(r.outcome, getattr(r, "warnings", None)) for r in again]  # per image
+    outcomes = [outcome for outcome, _ in view]
+    assert 0 < outcomes.count(Outcome.INVALID_IMAGE) < 10
+    assert outcomes.count(Outcome.SUCCEEDED) > 15
 
 
 @pytest.mark.parametrize(
@@ -126,7 +226,8 @@ def test_directed_outcomes(
 
 
 def test_large_image_is_streamed_and_accepted(vendor: Vendor) -> None:
-    png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 20_000  # trailing bytes
+    png = licence_page("FRONT", 13, fmt="PNG")
+    png = prepared({"plate": "京A00001"}, data=png).data + bytes(range(256)) * 20_000  # trailing
     image = prepared(data=png)
     assert 6_000_000 < len(image.b64) <= 7_000_000
 

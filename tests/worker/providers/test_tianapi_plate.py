@@ -24,10 +24,13 @@ from worker.providers.base import PlateReading, Provider, VendorAnswer
 from worker.providers.registry import get_provider
 from worker.providers.tianapi_plate import ERRORS, TianapiPlate
 from worker.simulator.directives import make_image
+from worker.simulator.samples import plate_of, side_by_side, vehicle_photo
 
 NAME = "tianapi_plate"
 KEY = fake_secret(NAME, "key")
 pytestmark = pytest.mark.vendor(NAME)
+CAR = vehicle_photo(41, (640, 480))
+THREE = side_by_side(*(vehicle_photo(42 + i, (400, 300)) for i in range(3)))
 
 
 def test_contract(vendor: Vendor) -> None:
@@ -83,7 +86,7 @@ def test_refusals_before_calling(vendor: Vendor) -> None:
 
 
 def test_success_is_billed_and_deterministic(vendor: Vendor) -> None:
-    image = prepared({"plate": "沪A0762学", "plate_color": "yellow"})
+    image = prepared(data=vehicle_photo(40, (640, 480), plate="沪A0762学", plate_color="yellow"))
 
     async def scenario() -> tuple[Any, Any]:
         async with vendor.loopback() as lb:
@@ -100,18 +103,28 @@ def test_success_is_billed_and_deterministic(vendor: Vendor) -> None:
 
 
 def test_several_plates_per_image(vendor: Vendor) -> None:
-    image = prepared({"count": 3, "plate": ["京A11111", "粤B22222"]})
+    image = prepared({"plate": ["京A11111", "粤B22222"]}, data=THREE)
     result = vendor.one(image)
     assert isinstance(result, VendorAnswer), result
     assert [r.position for r in result.readings] == [0, 1, 2]  # type: ignore[union-attr]
     plates = [r.plate_no for r in result.readings if isinstance(r, PlateReading)]
-    assert plates[:2] == ["京A11111", "粤B22222"]
-    assert plates[2]
-    assert all(
-        isinstance(r, PlateReading) and r.color in ("black", "blue", "green", "yellow", "white")
-        for r in result.readings
-    )
+    assert plates == ["京A11111", "粤B22222", plate_of(44)]  # the third as drawn
+    assert all(isinstance(r, PlateReading) and r.color == "blue" for r in result.readings)
     assert "list" in result.raw["result"]
+    two = vendor.one(prepared({"count": 2}, data=THREE))
+    assert [r.plate_no for r in two.readings] == [plate_of(42), plate_of(43)]  # type: ignore[union-attr]
+
+
+def test_nothing_drawn_and_seeded_failures_are_250(vendor: Vendor) -> None:
+    for data in (make_image(), vehicle_photo(45, (640, 480), plate=False)):
+        result = vendor.one(prepared(data=data))
+        assert (result.outcome, result.vendor_code, result.billed) == (
+            Outcome.NO_RESULT,
+            "250",
+            False,
+        )
+    failing = vendor.one(prepared(data=CAR), vendor.settings(failure_rate=1.0))
+    assert (failing.outcome, failing.vendor_code) == (Outcome.NO_RESULT, "250")
 
 
 @pytest.mark.parametrize(
@@ -128,7 +141,7 @@ def test_several_plates_per_image(vendor: Vendor) -> None:
 def test_directed_outcomes(
     vendor: Vendor, directive: dict[str, Any], outcome: Outcome, code: str | None, billed: bool
 ) -> None:
-    result: Any = vendor.one(prepared(directive))
+    result: Any = vendor.one(prepared(directive, data=CAR))
     assert result.outcome is outcome, result
     assert result.vendor_code == code
     assert result.billed is billed
@@ -144,7 +157,8 @@ def test_undecodable_image_is_invalid(vendor: Vendor) -> None:
 
 
 def test_large_image_is_streamed_and_accepted(vendor: Vendor) -> None:
-    png = make_image({"plate": "京A00001"}) + bytes(range(256)) * 8_700  # trailing bytes
+    png = prepared({"plate": "京A00001"}, data=vehicle_photo(46, (640, 480), "PNG")).data
+    png += bytes(range(256)) * 8_700  # trailing bytes
     image = prepared(data=png)
     assert 2_900_000 < len(image.b64) <= 3_000_000
     result = vendor.one(image)
@@ -157,7 +171,7 @@ def test_rate_limited_by_real_throttling(vendor: Vendor) -> None:
 
     async def scenario() -> tuple[list[Any], dict[str, Any]]:
         async with vendor.loopback(settings) as lb:
-            results = await asyncio.gather(*(lb.call(prepared()) for _ in range(8)))
+            results = await asyncio.gather(*(lb.call(prepared(data=CAR)) for _ in range(8)))
             return list(results), lb.simulator.snapshot()[NAME]
 
     results, stats = asyncio.run(scenario())

@@ -6,21 +6,31 @@ import asyncio
 import base64
 import io
 import json
+import random
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tests.support.vendors import Loopback, Vendor, fake_secret, prepared, provider_block
+from worker.config import SimulatorSettings
 from worker.errors import RateLimited
 from worker.providers import tencent_sign
 from worker.providers.base import VendorAnswer
 from worker.providers.tencent_vehicle_license import TencentVehicleLicenseSettings
 from worker.simulator.directives import Directive, make_image, read_directive, with_directive
-from worker.simulator.server import SimulatorThread, busiest_window, point_at
+from worker.simulator.samples import licence_page, vehicle_photo
+from worker.simulator.server import (
+    Quotas,
+    SimulatorThread,
+    busiest_window,
+    draw_latency,
+    point_at,
+)
 from worker.simulator.synth import PLATE_LETTERS, PROVINCES, Synth, vin_check_digit
 
 NAME = "tencent_vehicle_license"
@@ -65,7 +75,14 @@ def test_stats_count_calls_and_reset(vendor: Vendor) -> None:
             return before, await _stats(lb.session, lb.base_url)
 
     before, after = asyncio.run(scenario())
-    counts = {"calls": 4, "admitted": 4, "throttled": 0, "faults": 0, "max_per_second": 4}
+    counts = {
+        "calls": 4,
+        "admitted": 4,
+        "throttled": 0,
+        "faults": 0,
+        "over_quota": 0,
+        "max_per_second": 4,
+    }
     assert before == counts
     assert after == dict.fromkeys(counts, 0)
 
@@ -83,6 +100,7 @@ def test_max_per_second_is_a_sliding_window_of_arrivals(vendor: Vendor) -> None:
         "admitted": 5,
         "throttled": 0,
         "faults": 0,
+        "over_quota": 0,
         "max_per_second": 3,
     }
 
@@ -100,7 +118,14 @@ def test_throttling_per_trailing_second(vendor: Vendor) -> None:
     burst, later, stats = asyncio.run(scenario())
     assert sum(isinstance(r, RateLimited) for r in burst) == 2
     assert all(isinstance(r, VendorAnswer) for r in later)
-    assert stats == {"calls": 8, "admitted": 6, "throttled": 2, "faults": 0, "max_per_second": 5}
+    assert stats == {
+        "calls": 8,
+        "admitted": 6,
+        "throttled": 2,
+        "faults": 0,
+        "over_quota": 0,
+        "max_per_second": 5,
+    }
 
 
 def test_limit_is_decided_at_arrival_whatever_the_latency(vendor: Vendor) -> None:
@@ -145,7 +170,14 @@ def test_one_arrival_over_the_limit_is_the_one_throttled(vendor: Vendor) -> None
     results, stats, elapsed = asyncio.run(scenario())
     assert [isinstance(r, RateLimited) for r in results] == [False] * limit + [True]
     assert all(isinstance(r, VendorAnswer) for r in results[:limit])
-    assert stats == {"calls": 4, "admitted": 3, "throttled": 1, "faults": 0, "max_per_second": 4}
+    assert stats == {
+        "calls": 4,
+        "admitted": 3,
+        "throttled": 1,
+        "faults": 0,
+        "over_quota": 0,
+        "max_per_second": 4,
+    }
     assert elapsed >= 0.3 + 0.3  # the refused call left at 0.3 s and still took the latency
 
 
@@ -230,6 +262,7 @@ def _signed(
 
 
 PNG_B64 = base64.b64encode(make_image()).decode()
+LICENCE_B64 = base64.b64encode(licence_page("FRONT", 4)).decode()
 CASES: list[tuple[str, Any, dict[str, str], str]] = [
     ("bad action", {"ImageBase64": PNG_B64}, {"X-TC-Action": "Nope"}, "InvalidAction"),
     ("bad version", {"ImageBase64": PNG_B64}, {"X-TC-Version": "2017-01-01"}, "NoSuchVersion"),
@@ -282,7 +315,7 @@ def test_tencent_sim_refusals(
 ) -> None:
     body = params if isinstance(params, bytes) else json.dumps(params).encode()
 
-    async def scenario() -> tuple[int, dict[str, Any]]:
+    async def scenario() -> tuple[int, str, dict[str, Any]]:
         async with vendor.loopback(vendor.settings(throttle=False)) as lb:
             host = lb.base_url.removeprefix("http://")
             sent = _signed(body, host=host)
@@ -292,17 +325,18 @@ def test_tencent_sim_refusals(
                 sent.update(headers)
             data = io.BytesIO(body)  # aiohttp warns about raw bytes over 1 MiB
             async with lb.session.post(f"{lb.base_url}/", data=data, headers=sent) as response:
-                return response.status, await response.json()
+                return response.status, response.headers["Content-Type"], await response.json()
 
-    status, answer = asyncio.run(scenario())
+    status, content_type, answer = asyncio.run(scenario())
     assert status == 200
+    assert content_type == "application/json"  # exactly: the SDK reads errors only then
     assert answer["Response"]["Error"]["Code"] == code, case
     assert re.fullmatch(r"[0-9a-f-]{36}", answer["Response"]["RequestId"])
 
 
 def test_tencent_sim_accepts_extra_signed_headers(vendor: Vendor) -> None:
     """The server side takes any SignedHeaders list, as Tencent's does."""
-    body = json.dumps({"ImageBase64": PNG_B64}).encode()
+    body = json.dumps({"ImageBase64": LICENCE_B64}).encode()
 
     async def scenario() -> dict[str, Any]:
         async with vendor.loopback() as lb:
@@ -351,10 +385,39 @@ def test_no_or_broken_directive_is_empty() -> None:
     assert read_directive(make_image()) == Directive()
     assert read_directive(make_image(fmt="BMP")) == Directive()
     assert read_directive(b"not an image") == Directive()
-    broken = make_image({"x": 1}).replace(b'{"x": 1}', b'{"x": 1!')
-    assert read_directive(broken) == Directive()
-    with pytest.raises(ValueError, match="PNG or JPEG"):
-        with_directive(make_image(fmt="BMP"), {"empty": True})
+    image = Image.open(io.BytesIO(make_image({"error": "X", "message": "long enough text"})))
+    ImageDraw.Draw(image).rectangle((100, 420, 500, 470), fill=(255, 255, 255))  # scratched
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    assert read_directive(out.getvalue()) == Directive()
+    with pytest.raises(ValueError, match="PNG, JPEG or BMP"):
+        with_directive(make_image(fmt="GIF"), {"empty": True})
+    with pytest.raises(ValueError, match="too small"):
+        make_image({"empty": True}, size=(64, 48))
+
+
+@pytest.mark.parametrize(("scale", "quality"), [(1.0, 90), (0.5, 75), (0.3, 50)])
+def test_directive_survives_resizing_and_jpeg(scale: float, quality: int) -> None:
+    """What vrec may do to an image before sending it: the directive is still read."""
+    data = with_directive(vehicle_photo(2, (900, 600)), {"error": "FailedOperation.ImageBlur"})
+    with Image.open(io.BytesIO(data)) as image:
+        size = (round(image.width * scale), round(image.height * scale))
+        out = io.BytesIO()
+        image.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(
+            out, "JPEG", quality=quality
+        )
+    assert read_directive(out.getvalue()).error == "FailedOperation.ImageBlur"
+
+
+def test_directives_travel_in_the_pixels_only() -> None:
+    """No metadata: a JPEG's segments are the plain encoder's, a PNG's chunks critical."""
+    jpeg = make_image({"empty": True}, fmt="JPEG")
+    assert b"\xff\xfe" not in jpeg[: jpeg.index(b"\xff\xda")]  # no COM segment
+    png = make_image({"empty": True})
+    assert b"tEXt" not in png
+    assert b"iTXt" not in png
+    assert read_directive(jpeg).empty
+    assert read_directive(png).empty
 
 
 def test_synth_is_deterministic_and_realistic() -> None:
@@ -382,3 +445,135 @@ def test_busiest_window_counts_as_the_vendor_does() -> None:
     assert busiest_window([0.0, 1.0, 2.0]) == 1
     assert busiest_window([1.5, 0.0, 0.5, 0.99, 1.0]) == 3  # any order
     assert busiest_window([]) == 0
+
+
+def test_tencent_answers_are_errors_to_the_official_sdk(vendor: Vendor) -> None:
+    """tencentcloud-sdk-python raises an answer's error only for Content-Type
+    application/json (AbstractClient._check_error): the simulator's answers are that."""
+    from types import SimpleNamespace
+
+    from tencentcloud.common.abstract_client import AbstractClient
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+        TencentCloudSDKException,
+    )
+
+    body = json.dumps({"ImageBase64": PNG_B64}).encode()
+
+    async def scenario() -> tuple[dict[str, str], bytes]:
+        async with vendor.loopback() as lb:
+            headers = _signed(body, host=lb.base_url.removeprefix("http://"))
+            async with lb.session.post(f"{lb.base_url}/", data=body, headers=headers) as response:
+                return dict(response.headers), await response.read()
+
+    headers, content = asyncio.run(scenario())
+    with pytest.raises(TencentCloudSDKException) as raised:
+        AbstractClient._check_error(None, SimpleNamespace(headers=headers, content=content))
+    assert raised.value.code == "FailedOperation.NoVehicleLicenseError"  # a flat colour
+
+
+def test_tencent_refuses_a_content_type_the_api_does_not_take(vendor: Vendor) -> None:
+    body = json.dumps({"ImageBase64": LICENCE_B64}).encode()
+
+    async def scenario() -> dict[str, Any]:
+        async with vendor.loopback() as lb:
+            host = lb.base_url.removeprefix("http://")
+            headers = _signed(body, host=host, content_type="text/plain")
+            async with lb.session.post(f"{lb.base_url}/", data=body, headers=headers) as response:
+                answer: dict[str, Any] = await response.json()
+                return answer
+
+    error = asyncio.run(scenario())["Response"]["Error"]
+    assert error["Code"] == "InvalidParameter"
+    assert "text/plain" in error["Message"]
+
+
+def test_help_on_get_names_every_base_url(vendor: Vendor) -> None:
+    async def scenario() -> tuple[int, str]:
+        async with vendor.loopback() as lb, lb.session.get(f"{lb.base_url}/") as response:
+            return response.status, await response.text()
+
+    status, text = asyncio.run(scenario())
+    assert status == 200
+    assert re.search(
+        r"^export VREC_TENCENT_VEHICLE_LICENSE__BASE_URL=http://127\.0\.0\.1:\d+/$", text, re.M
+    )
+    assert "VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY: as in the simulator's environment" in text
+    assert SECRET_KEY not in text
+
+
+def test_quotas_count_per_credential_and_start_again_each_beijing_day() -> None:
+    now = [datetime(2026, 3, 1, 15, 59, tzinfo=UTC).timestamp()]  # 23:59 in Beijing
+    quotas = Quotas(clock=lambda: now[0])
+    assert [quotas.spend("p", "key-a", 2) for _ in range(3)] == [True, True, False]
+    assert quotas.spend("p", "key-b", 2)  # another credential: its own count
+    assert quotas.spend("q", "key-a", 2)  # another vendor
+    assert quotas.spend("p", "key-a", None)  # no quota set
+    now[0] += 120  # 00:01 in Beijing: a new day
+    assert quotas.spend("p", "key-a", 2)
+
+
+def test_lognormal_latency_has_its_median_and_tail() -> None:
+    knobs = SimulatorSettings(latency="lognormal", latency_ms=(400.0, 2000.0))
+    rng = random.Random(7)
+    draws = sorted(draw_latency(knobs, rng) for _ in range(20_000))
+    assert 0.38 < draws[10_000] < 0.42  # the median, in seconds
+    assert 1.85 < draws[19_800] < 2.15  # the 99th percentile
+    assert draws[-1] > 2.5  # a long tail beyond it
+    capped = knobs.model_copy(update={"latency_max_ms": 1000.0})
+    assert max(draw_latency(capped, rng) for _ in range(2_000)) == 1.0
+    uniform = SimulatorSettings(latency_ms=(300.0, 1500.0))
+    assert all(0.3 <= draw_latency(uniform, rng) <= 1.5 for _ in range(1_000))
+    with pytest.raises(ValueError, match="latency_ms"):
+        SimulatorSettings(latency_ms=(500.0, 100.0))
+
+
+def test_vrec_simulator_prints_the_environment_that_points_vrec_at_it(tmp_path: Any) -> None:
+    """The real command, in its own process: the lines it prints are the lines vrec needs
+    (every BASE_URL, made-up credentials it then accepts), GET / answers the same help
+    without the credentials, and a vendor call made with the printed values is accepted."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "simulator", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(19)]
+        printed = dict(
+            line.removeprefix("export ").strip().split("=", 1)
+            for line in lines
+            if line.startswith("export ")
+        )
+
+        async def scenario() -> tuple[str, Any]:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{port}/") as response:
+                    help_text = await response.text()
+                key = printed["VREC_TIANAPI_PLATE__KEY"]
+                url = printed["VREC_TIANAPI_PLATE__BASE_URL"]
+                async with session.post(url, data={"key": key, "img": "x"}) as response:
+                    return help_text, await response.json()
+
+        help_text, answer = asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert printed["VREC_JUHE_CAR__BASE_URL"] == f"http://127.0.0.1:{port}/carDetect/index"
+    assert len(printed["VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY"]) == 32
+    assert answer["code"] == 270  # the key was accepted; "x" is no image
+    assert f"export VREC_TENCENT_VEHICLE_LICENSE__BASE_URL=http://127.0.0.1:{port}/" in help_text
+    assert printed["VREC_TIANAPI_PLATE__KEY"] not in help_text

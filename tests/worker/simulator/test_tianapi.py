@@ -13,14 +13,18 @@ import pytest
 
 from tests.support.vendors import Vendor, fake_secret
 from worker.config import Settings
-from worker.simulator.directives import make_image
-from worker.simulator.tianapi_plate import COLORS, Sim, synthesize
+from worker.simulator.directives import make_image, with_directive
+from worker.simulator.samples import plate_of, side_by_side, vehicle_photo
+from worker.simulator.tianapi_plate import Sim
 
 NAME = "tianapi_plate"
 KEY = fake_secret(NAME, "key")
 PATH = "/licenseplate/index"
-IMAGE = make_image()
+IMAGE = vehicle_photo(3, (240, 180), "PNG", plate_width=0.5)  # small enough for a GET
 B64 = base64.b64encode(IMAGE).decode()
+TWO_CARS = side_by_side(
+    vehicle_photo(1, (640, 480)), vehicle_photo(2, (640, 480), plate_color="yellow")
+)
 pytestmark = pytest.mark.vendor(NAME)
 
 
@@ -78,8 +82,7 @@ def test_no_key_configured_refuses_every_key(vendor: Vendor) -> None:
 
 def test_success_envelope_post_get_and_multipart(vendor: Vendor) -> None:
     settings = vendor.settings()
-    expected = synthesize(IMAGE)
-    result: Any = expected[0] if len(expected) == 1 else {"list": expected}
+    result = {"color": "blue", "number": plate_of(3)}  # the plate drawn
     success = {"code": 200, "msg": "success", "result": result}
     assert post(vendor, {"key": KEY, "img": B64}) == success
     assert asyncio.run(_send(vendor, settings, "GET", params={"key": KEY, "img": B64})) == (
@@ -96,31 +99,37 @@ def test_success_envelope_post_get_and_multipart(vendor: Vendor) -> None:
     assert asyncio.run(_send(vendor, settings, "POST", data=b64_form)) == (200, success)
 
 
+def _plates(vendor: Vendor, image: bytes) -> Any:
+    return post(vendor, {"key": KEY, "img": base64.b64encode(image).decode()})
+
+
+def test_every_plate_drawn_is_read_left_to_right(vendor: Vendor) -> None:
+    body = _plates(vendor, TWO_CARS)
+    assert body["result"] == {
+        "list": [
+            {"color": "blue", "number": plate_of(1)},
+            {"color": "yellow", "number": plate_of(2)},
+        ]
+    }
+    green = vehicle_photo(4, (640, 480), plate="粤BD12345", plate_color="green")
+    assert _plates(vendor, green)["result"] == {"color": "green", "number": "粤BD12345"}
+
+
+def test_nothing_drawn_is_250(vendor: Vendor) -> None:
+    for image in (make_image(), vehicle_photo(5, (640, 480), plate=False)):
+        assert _plates(vendor, image) == {"code": 250, "msg": "数据返回为空"}
+
+
 def test_directives(vendor: Vendor) -> None:
-    image = make_image({"count": 2, "plate": "京A12345", "plate_color": "white"})
-    body = post(vendor, {"key": KEY, "img": base64.b64encode(image).decode()})
-    first, second = body["result"]["list"]
+    directed = with_directive(TWO_CARS, {"plate": "京A12345", "plate_color": "white"})
+    first, second = _plates(vendor, directed)["result"]["list"]
     assert first == {"color": "white", "number": "京A12345"}
-    assert second == synthesize(image, 2)[1]
-    error = post(vendor, {"key": KEY, "img": base64.b64encode(make_image({"error": 150})).decode()})
-    assert error == {"code": 150, "msg": "API可用次数不足"}
-    empty = post(
-        vendor, {"key": KEY, "img": base64.b64encode(make_image({"empty": True})).decode()}
-    )
+    assert second == {"color": "yellow", "number": plate_of(2)}
+    only = _plates(vendor, with_directive(TWO_CARS, {"count": 1}))["result"]
+    assert only == {"color": "blue", "number": plate_of(1)}
+    assert _plates(vendor, make_image({"error": 150})) == {"code": 150, "msg": "API可用次数不足"}
+    empty = _plates(vendor, with_directive(IMAGE, {"empty": True}))
     assert empty == {"code": 250, "msg": "数据返回为空"}
-
-
-def test_synth_is_deterministic_mostly_one_plate_in_the_docs_colours() -> None:
-    images = [make_image(color=(i, 2 * i % 256, 7)) for i in range(200)]
-    counts = [len(synthesize(image)) for image in images]
-    assert set(counts) == {1, 2}
-    assert counts.count(1) > counts.count(2)
-    assert all(synthesize(image) == synthesize(image) for image in images[:20])
-    for image in images:
-        for plate in synthesize(image, 3):
-            assert plate["color"] in set(COLORS) <= {"black", "blue", "green", "yellow", "white"}
-            assert len(plate["number"]) == (8 if plate["color"] == "green" else 7)
-    assert synthesize(images[0], 3)[:1] == synthesize(images[0], 1)
 
 
 def test_throttle_and_error_in_200_answers(vendor: Vendor) -> None:
