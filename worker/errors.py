@@ -7,7 +7,9 @@
     │   ├── ConfigError             settings missing or wrong (no credentials, unknown provider)
     │   │   └── SchemaNotReady      the database has no vrec tables, or older ones
     │   ├── NotFound                an unknown batch, schedule, status or vendor code
-    │   └── BadQuery                a SQL query refused, or failed (the database's message)
+    │   ├── BadQuery                a SQL query refused, or failed (the database's message)
+    │   └── SourceUnavailable       a schedule's folder or manifest can't be read (gone,
+    │                               unreadable, fetch refused): its run fails, recorded
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
     └── JobError                    one job failed; carries outcome/retryable/context
@@ -34,7 +36,11 @@ Library errors are translated into this tree at named boundaries only, always
 * :mod:`worker.fetch`: aiohttp, DNS and socket errors of fetching a URL source (and
   anything unexpected there, as :class:`InvalidImage` naming its type);
 * :mod:`worker.ratelimit.shared`: Redis and socket errors of the shared limiter;
-* :mod:`worker.imaging.sniff`: Pillow's decode errors (as :class:`InvalidImage`).
+* :mod:`worker.imaging.sniff`: Pillow's decode errors (as :class:`InvalidImage`);
+* :mod:`worker.scan`: OS errors of listing a schedule's folder (as :class:`SourceUnavailable`);
+* :mod:`worker.cron`: croniter's and zoneinfo's errors (as :class:`ConfigError`);
+* :mod:`worker.service.scanning`: OS, CSV and fetch errors of reading a schedule's manifest
+  (as :class:`SourceUnavailable`).
 
 Messages never contain secrets: adapters build them from vendor codes and messages.
 """
@@ -76,6 +82,11 @@ class NotFound(UsageError):
 class BadQuery(UsageError):
     """A SQL query that vrec won't run (not one read-only SELECT, no ``image_id`` column)
     or that the database refused (its own message); nothing was created."""
+
+
+class SourceUnavailable(UsageError):
+    """A schedule's folder or manifest can't be read now (vanished, unreadable, a manifest
+    URL refused or failing): the run fails with this reason and the next tick tries again."""
 
 
 class SchemaNotReady(ConfigError):

@@ -12,6 +12,8 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
+from urllib.parse import urljoin
 
 from worker import imaging
 from worker.errors import ConfigError
@@ -67,21 +69,41 @@ def _walk(folder: Path) -> Iterator[Path]:
 def _manifest(path: Path) -> Iterator[Source]:
     """A CSV with a header naming one of MANIFEST_COLUMNS (else: the first column)."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if not fields:
-            raise ConfigError(f"{path}: empty manifest")
-        column = next((c for c in MANIFEST_COLUMNS if c in fields), fields[0])
-        original = (reader.fieldnames or [])[fields.index(column)]
-        for row in reader:
-            value = (row.get(original) or "").strip()
-            if not value:
-                continue
-            if is_url(value) or _other_scheme(value):
-                yield _url_entry(value)
-            else:
-                file = Path(value)
-                yield file_entry(file if file.is_absolute() else path.parent / file)
+        for value in manifest_values(fh, str(path)):
+            yield target_source(row_target(value, path.parent))
+
+
+def manifest_values(fh: IO[str], name: str) -> Iterator[str]:
+    """Each non-blank value of a CSV manifest's column: the first of MANIFEST_COLUMNS its
+    header names, else its first column. ``name`` is how errors name the manifest."""
+    reader = csv.DictReader(fh)
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if not fields:
+        raise ConfigError(f"{name}: empty manifest")
+    column = next((c for c in MANIFEST_COLUMNS if c in fields), fields[0])
+    original = (reader.fieldnames or [])[fields.index(column)]
+    for row in reader:
+        value = (row.get(original) or "").strip()
+        if value:
+            yield value
+
+
+def row_target(value: str, base: Path | str) -> str:
+    """What a manifest row names: a URL as written; a path resolved against the manifest's
+    folder ``base`` (or, for a manifest fetched from the URL ``base``, against that URL)."""
+    if is_url(value) or _other_scheme(value):
+        return value
+    if isinstance(base, str):
+        return value if Path(value).is_absolute() else urljoin(base, value)
+    file = Path(value)
+    return str((file if file.is_absolute() else base / file).resolve())
+
+
+def target_source(target: str) -> Source:
+    """The Source of a path or URL: a URL recorded (the worker fetches it), a file hashed."""
+    if is_url(target) or _other_scheme(target):
+        return _url_entry(target)
+    return file_entry(Path(target))
 
 
 def file_entry(path: Path) -> Source:

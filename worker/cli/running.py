@@ -28,6 +28,7 @@ from worker.settings import get_settings
 
 if TYPE_CHECKING:
     from models.db import Database
+    from worker.service.status import Summary
 
 EXIT_CIRCUIT_OPEN = 3
 
@@ -139,18 +140,23 @@ def _follow_and_report(db: Database, batch_id: int, *, as_json: bool, concurrenc
     Exit code 3: a provider's circuit is open and its jobs stay pending.
     """
     from worker.render import print_summary, summary_json
-    from worker.service.follow import run_batch
 
-    with _Progress(as_json) as update:
-        result = run_batch(
-            get_settings(), db, batch_id, concurrency=concurrency, on_progress=update
-        )
+    result = follow_batch(db, batch_id, quiet=as_json, concurrency=concurrency)
     if as_json:
         emit_json(summary_json(result))
     else:
         print_summary(Console(), result)
     if result.blocked:
         raise typer.Exit(EXIT_CIRCUIT_OPEN)
+
+
+def follow_batch(db: Database, batch_id: int, *, quiet: bool, concurrency: int) -> Summary:
+    """Dispatch and watch a batch to the end (an embedded worker if there is no broker),
+    with a progress bar on stderr unless ``quiet``; its summary."""
+    from worker.service.follow import run_batch
+
+    with _Progress(quiet) as update:
+        return run_batch(get_settings(), db, batch_id, concurrency=concurrency, on_progress=update)
 
 
 class _Progress:
