@@ -143,10 +143,13 @@ class Scanner:
                 self.counts.read += 1
                 for target in _targets(fh, path, Path(path).parent):
                     yield self._take(target)
-        except (OSError, SourceUnavailable) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        except SourceUnavailable as exc:
             self.counts.items += 1
-            yield Source(uri=path, error=f"manifest unreadable: {reason or type(exc).__name__}")
+            yield Source(uri=path, error=str(exc))
+        except OSError as exc:
+            self.counts.items += 1
+            reason = exc.strerror or type(exc).__name__
+            yield Source(uri=path, error=f"cannot read manifest {path}: {reason}")
 
 
 def is_manifest(path: str) -> bool:
@@ -159,7 +162,9 @@ def _targets(fh: IO[str], name: str, base: Path | str) -> Iterator[str]:
     try:
         for value in ingest.manifest_values(fh, name):
             yield ingest.row_target(value, base)
-    except (UnicodeDecodeError, csv.Error, UsageError) as exc:
+    except UsageError as exc:  # "NAME: empty manifest"
+        raise SourceUnavailable(str(exc)) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise SourceUnavailable(f"manifest {name} unreadable: {exc}") from exc
 
 
