@@ -42,13 +42,15 @@ class Cron:
         """``expression`` in ``timezone``, checked: five fields or a macro, valid values,
         and at least one tick (``0 2 30 2 *`` never comes). ConfigError otherwise."""
         text = " ".join(expression.split())
+        if text.startswith("@"):
+            text = text.lower()
         tz = zone(timezone)
         if not text.startswith("@") and len(text.split()) != 5:
             raise ConfigError(
                 f"cron expression {expression!r} needs five fields (minute hour day month"
                 f" weekday) or a macro such as @daily: {EXAMPLE}"
             )
-        if text.startswith("@") and text.lower() not in MACROS:
+        if text.startswith("@") and text not in MACROS:
             raise ConfigError(f"unknown cron macro {expression!r}: one of {', '.join(MACROS)}")
         cron = cls(text, timezone)
         try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typer.testing import CliRunner, Result
 
 from models import Batch, Item, Job, Schedule, ScheduleRun
 from models.db import Database
-from tests.support.services import simulator_stats, truncate
+from tests.support.services import simulator_stats, stop, truncate
 from worker.cli import app
 from worker.simulator.samples import vehicle_photo
 
@@ -188,15 +187,7 @@ def start_beat(redis_broker: str, tmp_path: Path) -> Iterator[Callable[[], None]
 
     yield start
     for beat in beats:
-        beat.send_signal(signal.SIGTERM)
-    for beat in beats:
-        try:
-            beat.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            beat.kill()
-            beat.wait()
-        if beat.stderr:
-            beat.stderr.close()
+        stop(beat)
 
 
 def _wait(what: str, condition: Callable[[], bool], worker: subprocess.Popen[bytes]) -> None:

@@ -49,3 +49,4 @@ def test_macros_and_spacing() -> None:
         2026, 12, 2, tzinfo=UTC
     )
     assert Cron.parse("  */15   *  * * 1-5 ").expression == "*/15 * * * 1-5"
+    assert Cron.parse("@Hourly").expression == "@hourly"

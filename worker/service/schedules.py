@@ -247,13 +247,13 @@ def remove(db: Database, name: str) -> None:
 
 def run_due(db: Database, settings: Settings, *, now: datetime | None = None) -> list[ScheduleRun]:
     """Run every schedule whose tick has come and no other process is running (beat's
-    ``vrec.schedules``); the runs made here."""
-    now = now or datetime.now(UTC)
+    ``vrec.schedules``); the runs made here. Each run takes its own time (``now`` for
+    tests), so a long run does not date the next ones."""
     with db.transaction() as session:
-        due = stored.due_ids(session, now)
+        due = stored.due_ids(session, now or datetime.now(UTC))
     made = []
     for schedule_id in due:
-        ran = _run(db, settings, schedule_id, now=now, trigger="beat")
+        ran = _run(db, settings, schedule_id, now=now or datetime.now(UTC), trigger="beat")
         if ran is not None:
             made.append(ran.run)
     return made
