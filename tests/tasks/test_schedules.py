@@ -121,9 +121,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_stored(
 def test_unknown_schedules_are_one_line_exit_2() -> None:
     for command in ("show", "pause", "resume", "remove", "run"):
         result = _vrec("schedule", command, "nope", code=2)
-        assert result.output == ("error: no schedule named 'nope' (see `vrec schedule list`)\n"), (
-            result.output
-        )
+        expected = "error: no schedule named 'nope' (see `vrec schedule list`)\n"
+        assert result.output == expected, result.output
+    detached = _vrec("schedule", "run", "nope", "--detach", code=2)
+    assert detached.output == "error: --detach needs VREC_BROKER_URL (workers to do the work)\n"
 
 
 def test_run_twice_registers_and_bills_only_what_is_new(
