@@ -39,7 +39,8 @@ def walk(folder: str, globs: Sequence[str] = ()) -> Iterator[Listed]:
     ``.name.XXXXXX``, and system files), and anything not a regular file. Symlinked files
     are listed with their target's facts; symlinked folders are not followed (no loops).
     A folder that can't be listed raises :class:`SourceUnavailable`: a scan that skipped
-    it would take its files for deleted. A file removed while listing is left out.
+    it would take its files for deleted; so does a name that is not UTF-8, which no
+    database column holds. A file removed while listing is left out.
     """
     stack = [folder]
     while stack:
@@ -55,6 +56,7 @@ def walk(folder: str, globs: Sequence[str] = ()) -> Iterator[Listed]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
+            _check_name(entry)
             try:
                 if entry.is_dir(follow_symlinks=False):
                     subfolders.append(entry.path)
@@ -64,3 +66,13 @@ def walk(folder: str, globs: Sequence[str] = ()) -> Iterator[Listed]:
             except FileNotFoundError:
                 continue
         stack.extend(reversed(subfolders))
+
+
+def _check_name(entry: os.DirEntry[str]) -> None:
+    if entry.name.isascii():
+        return
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = os.fsencode(entry.path)
+        raise SourceUnavailable(f"a file name is not UTF-8: {raw!r}; rename it") from exc

@@ -58,3 +58,11 @@ def test_a_folder_that_cannot_be_listed_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(SourceUnavailable, match="Not a directory"):
         list(walk(str(tmp_path / "file")))
+
+
+def test_a_name_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "车牌.jpg").write_bytes(b"fine")  # UTF-8 names are fine, of course
+    assert [Path(f.path).name for f in walk(str(tmp_path))] == ["车牌.jpg"]
+    (Path(os.fsdecode(bytes(tmp_path) + b"/\xb3\xb5.jpg"))).write_bytes(b"GBK-named")
+    with pytest.raises(SourceUnavailable, match=r"not UTF-8: .*\\xb3\\xb5\.jpg'; rename it"):
+        list(walk(str(tmp_path)))
