@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/schedules.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from models.base import Base
 from models.core import Attempt, Batch, Image, Item, Job, ProviderState, Result
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
+from models.schedules import Schedule, ScheduleFile, ScheduleRun, ScheduleSource
 
 __all__ = [
     "Attempt",
@@ -15,5 +16,9 @@ __all__ = [
     "PlateReadingRow",
     "ProviderState",
     "Result",
+    "Schedule",
+    "ScheduleFile",
+    "ScheduleRun",
+    "ScheduleSource",
     "VehicleLicense",
 ]

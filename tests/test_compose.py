@@ -60,3 +60,13 @@ def test_no_secrets_and_only_loopback_ports() -> None:
     for service in _compose()["services"].values():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), port
+
+
+def test_beat_runs_the_schedules_and_workers_see_the_sources() -> None:
+    from worker.app import celery_config
+
+    services = _compose()["services"]
+    assert services["beat"]["command"][0] == "beat"
+    tasks = {entry["task"] for entry in celery_config(Settings())["beat_schedule"].values()}
+    assert "vrec.schedules" in tasks
+    assert any(v.endswith(":/sources:ro") for v in services["worker"]["volumes"])

@@ -24,7 +24,7 @@ from worker.runtime import current_runtime, get_runtime, shutdown_runtime
 from worker.settings import get_settings
 
 QUEUE = "vrec"
-TASK_MODULES = ("tasks.jobs", "tasks.maintenance", "tasks.producer")
+TASK_MODULES = ("tasks.jobs", "tasks.maintenance", "tasks.producer", "tasks.schedules")
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -48,6 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "dispatch": {"task": "vrec.dispatch", "schedule": 2.0},
             "reconcile": {"task": "vrec.reconcile", "schedule": 30.0},
+            "schedules": {"task": "vrec.schedules", "schedule": settings.schedule_check_seconds},
         },
     }
 

@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=32, ge=1)
     limiter_max_wait_seconds: float = Field(default=30.0, gt=0)
     limiter_margin: float = Field(default=0.03, ge=0, le=0.5)
+    # How often beat looks for schedules whose tick has come (worker/service/schedules.py).
+    schedule_check_seconds: float = Field(default=30.0, gt=0)
 
     # Untrusted input.
     # The most bytes a source may have, file or URL (a larger one is refused, not read).

@@ -3,7 +3,9 @@
 It makes up throwaway credentials, starts the simulator in this process on a free
 loopback port with them, points every provider's base URL at it, and runs the real
 ``vrec run`` command in a child process on the embedded default (SQLite + in-process
-Celery worker). Then it shows a few SQL queries a user could run on the file it wrote.
+Celery worker); then a daily schedule on a drop folder, run twice by hand (the second
+run registers and bills nothing). Then it shows a few SQL queries a user could run on the
+file it wrote.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from rich.table import Table
 from worker.providers.registry import names
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
-from worker.simulator.samples import write_demo_set
+from worker.simulator.samples import vehicle_photo, write_demo_set
 from worker.simulator.server import SimulatorThread
 
 QUERIES = {
@@ -33,6 +35,13 @@ QUERIES = {
     "top car model per image": "SELECT source_uri, name, year, score, color FROM v_top_car_model",
     "failures by provider and code": "SELECT * FROM v_failures ORDER BY provider, jobs DESC",
     "calls per batch": "SELECT * FROM v_batch_calls",
+    "schedule runs and what they billed": (
+        "SELECT s.name, r.id AS run, r.outcome, r.files_new, r.files_skipped, r.items,"
+        " COALESCE(SUM(c.billed_calls), 0) AS billed FROM schedule_runs r"
+        " JOIN schedules s ON s.id = r.schedule_id"
+        " LEFT JOIN v_batch_calls c ON c.batch_id = r.batch_id"
+        " GROUP BY s.name, r.id, r.outcome, r.files_new, r.files_skipped, r.items ORDER BY r.id"
+    ),
 }
 
 
@@ -69,10 +78,36 @@ def run_demo(workdir: str = ".demo") -> int:
             export = root / "demo-batch.csv"
             code = _vrec(console, env, "export", "1", "--format", "csv", "-o", str(export))
             console.print(f"export of batch 1 (one row per file and provider): {export}")
+        if code in (0, 3):
+            code = _schedule(console, env, root / "drop")
     if code not in (0, 3):
         console.print(f"[red]vrec exited with {code}[/red]")
         return code
     _show_queries(console, db)
+    return 0
+
+
+def _schedule(console: Console, env: dict[str, str], drop: Path) -> int:
+    """A daily schedule on a drop folder, run twice by hand: the first run registers and
+    bills what arrived, the second finds nothing new and registers and bills nothing."""
+    drop.mkdir()
+    for i in range(3):
+        (drop / f"arrived-{i}.jpg").write_bytes(vehicle_photo(300 + i, (800, 600)))
+    console.print(
+        "\n[bold]A schedule on a drop folder, run twice: the second run finds nothing new,"
+        " so it registers and bills nothing[/bold]"
+    )
+    daily = ("--cron", "0 2 * * *", "--timezone", "Asia/Shanghai")
+    steps = [
+        ("add", "daily-drop", "--source", str(drop), "-p", "tianapi_plate", *daily),
+        ("run", "daily-drop"),
+        ("run", "daily-drop"),
+        ("show", "daily-drop"),
+    ]
+    for step in steps:
+        code = _vrec(console, env, "schedule", *step)
+        if code not in (0, 3):
+            return code
     return 0
 
 

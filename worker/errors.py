@@ -9,7 +9,9 @@
     │   │   ├── SchemaNotReady      the database has no vrec tables, or older ones
     │   │   └── Unreachable         the database, broker or Redis does not answer
     │   ├── NotFound                an unknown batch, schedule, status or vendor code
-    │   └── BadQuery                a SQL query refused, or failed (the database's message)
+    │   ├── BadQuery                a SQL query refused, or failed (the database's message)
+    │   └── SourceUnavailable       a schedule's folder or manifest can't be read (gone,
+    │                               unreadable, fetch refused): its run fails, recorded
     ├── BrokerUnavailable           the broker did not take a message: its jobs stay pending
     ├── LimiterBusy                 the rate limiter would make us wait too long: give the job back
     ├── LimiterUnavailable          the shared limiter (Redis) can't be reached: give the job back
@@ -46,6 +48,10 @@ Library errors are translated into this tree at named boundaries only, always
 * :mod:`worker.dispatch`: kombu's and Redis's errors of sending to the broker;
 * :mod:`worker.cli.common`: the last resort of a command: any other error is one line
   naming its type (the traceback only with ``--debug`` or ``VREC_DEBUG=1``).
+* :mod:`worker.scan`: OS errors of listing a schedule's folder (as :class:`SourceUnavailable`);
+* :mod:`worker.cron`: croniter's and zoneinfo's errors (as :class:`ConfigError`);
+* :mod:`worker.service.scanning`: OS, CSV and fetch errors of reading a schedule's manifest
+  (as :class:`SourceUnavailable`).
 
 Messages never contain secrets: adapters build them from vendor codes and messages.
 """
@@ -92,6 +98,11 @@ class BadQuery(UsageError):
 class SettingsInvalid(ConfigError):
     """A setting from the environment that does not parse: the message names the variable,
     its value (never a credential's) and what it expects."""
+
+
+class SourceUnavailable(UsageError):
+    """A schedule's folder or manifest can't be read now (vanished, unreadable, a manifest
+    URL refused or failing): the run fails with this reason and the next tick tries again."""
 
 
 class SchemaNotReady(ConfigError):

@@ -29,6 +29,8 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+from urllib.parse import urljoin
 
 from worker import imaging, manifests
 from worker.config import Settings
@@ -128,6 +130,41 @@ def _folder_file(path: str, roots: Sequence[str], max_bytes: int) -> Source:
         target = os.path.realpath(path)
         if not _within(target, roots):
             return _outside(path, target, "link", roots[0])
+    return file_entry(path, max_bytes)
+
+
+def manifest_values(fh: IO[str], name: str) -> Iterator[str]:
+    """Each source cell of a CSV manifest read from ``fh`` (see :mod:`worker.manifests`);
+    ``name`` is how refusals name it."""
+    for _, value in manifests.values(fh, name):
+        yield value
+
+
+def row_target(value: str, base: Path | str) -> str:
+    """What a manifest row names: a URL as written; a path resolved against the manifest's
+    folder ``base`` (or, for a manifest fetched from the URL ``base``, against that URL)."""
+    if url_scheme(value) not in (None, "file"):
+        return value
+    if isinstance(base, str):
+        return value if os.path.isabs(os_path(value)) else urljoin(base, value)
+    return os.path.normpath(os.path.join(base, os_path(value)))
+
+
+def target_source(target: str, roots: Sequence[str], max_bytes: int = DEFAULT_MAX_BYTES) -> Source:
+    """The Source of a path or URL a schedule found: a URL recorded (the worker fetches
+    it), a file hashed, unless it leads outside ``roots`` (realpaths: its folder's or its
+    manifest's, and the extra roots), as a link or manifest path of ``vrec run`` would."""
+    scheme = url_scheme(target)
+    if scheme is not None and scheme != "file":
+        return url_entry(target)
+    path = os_path(target)
+    if not _within(os.path.realpath(path), roots):
+        where = stored_path(roots[0]) if roots else "VREC_SOURCE_ROOTS"
+        return Source(
+            uri=stored_path(path),
+            error=f"{stored_path(path)} leads outside {where}: not read "
+            "(VREC_SOURCE_ROOTS can allow more roots)",
+        )
     return file_entry(path, max_bytes)
 
 

@@ -63,27 +63,48 @@ def _without_nul(lines: IO[str]) -> Iterator[str]:
         yield line.replace("\x00", "")
 
 
-def rows(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, source cell) of every non-empty source cell of the manifest."""
-    with path.open("rb") as raw:
+def open_manifest(path: str | Path) -> IO[str]:
+    """The manifest at ``path`` opened as text in its encoding (see the module docstring);
+    ConfigError when it is none of them. OSError as ``open`` raises it."""
+    with open(path, "rb") as raw:
         sample = raw.read(SAMPLE)
     try:
         encoding = encoding_of(sample)
     except UnicodeDecodeError:
         raise ConfigError(f"manifest {path}: not UTF-8, UTF-16 or GB18030 text") from None
-    with path.open(encoding=encoding, newline="") as fh:
-        reader = csv.reader(_without_nul(fh))
-        try:
-            yield from _cells(path, reader)
-        except csv.Error as exc:
-            raise ConfigError(f"manifest {path}: line {reader.line_num}: {exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(
-                f"manifest {path}: line {reader.line_num + 1} is not {encoding} text"
-            ) from None
+    return open(path, encoding=encoding, newline="")
 
 
-def _cells(path: Path, reader: Any) -> Iterator[tuple[int, str]]:
+def decode(body: bytes, name: str) -> str:
+    """A manifest's bytes (fetched from a URL) as text, in its encoding."""
+    try:
+        return body.decode(encoding_of(body[:SAMPLE]))
+    except UnicodeDecodeError:
+        raise ConfigError(f"manifest {name}: not UTF-8, UTF-16 or GB18030 text") from None
+
+
+def rows(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, source cell) of every non-empty source cell of the manifest."""
+    with open_manifest(path) as fh:
+        yield from values(fh, str(path))
+
+
+def values(fh: IO[str], name: str) -> Iterator[tuple[int, str]]:
+    """(line number, source cell) of every non-empty source cell of the manifest read from
+    ``fh`` (text); ``name`` is how refusals name it."""
+    reader = csv.reader(_without_nul(fh))
+    try:
+        yield from _cells(name, reader)
+    except csv.Error as exc:
+        raise ConfigError(f"manifest {name}: line {reader.line_num}: {exc}") from None
+    except UnicodeDecodeError:
+        encoding = getattr(fh, "encoding", None) or "its"
+        raise ConfigError(
+            f"manifest {name}: line {reader.line_num + 1} is not {encoding} text"
+        ) from None
+
+
+def _cells(path: str, reader: Any) -> Iterator[tuple[int, str]]:
     header = next(reader, None)
     while header is not None and not any(cell.strip() for cell in header):
         header = next(reader, None)  # blank lines before the header

@@ -117,3 +117,71 @@ def test_0003_carries_existing_batches_over_and_back(empty_url: str) -> None:
             assert conn.execute(text("SELECT COUNT(*) FROM v_latest_plate")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_0004_adds_the_schedule_tables_and_takes_them_away(empty_url: str) -> None:
+    """0004 only adds tables: existing batches are untouched going up and down, a schedule
+    with its source, scan state and a run referring to a batch is stored at 0004, and going
+    back to 0003 drops the schedule tables alone."""
+    schedule_tables = {"schedules", "schedule_sources", "schedule_files", "schedule_runs"}
+    migrate.upgrade(empty_url, "0003")
+    engine = make_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO batches (id, label, sources, created_at) "
+                    "VALUES (1, 'before schedules', '[]', '2026-12-01 08:00:00')"
+                )
+            )
+        migrate.upgrade(empty_url)
+        assert schedule_tables <= _tables(empty_url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO schedules (id, name, providers, options, globs, cron, timezone,"
+                    " paused, next_run_at, created_at, updated_at) VALUES (1, 'nightly',"
+                    " '[\"juhe_plate\"]', '{}', '[]', '0 2 * * *', 'Asia/Shanghai', false,"
+                    " '2026-12-02 18:00:00', '2026-12-01 08:00:00', '2026-12-01 08:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO schedule_sources (id, schedule_id, position, kind, uri)"
+                    " VALUES (1, 1, 0, 'folder', '/drop')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO schedule_files (source_id, path, path_key, size, mtime_ns,"
+                    " taken_at) VALUES (1, '/drop/a.jpg', :key, 10, 1, '2026-12-01 18:00:00')"
+                ),
+                {"key": "b" * 64},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO schedule_runs (schedule_id, trigger, scheduled_for, started_at,"
+                    " finished_at, outcome, files_seen, files_new, files_changed, files_skipped,"
+                    " files_gone, files_read, items, batch_id) VALUES (1, 'beat',"
+                    " '2026-12-01 18:00:00', '2026-12-01 18:00:01', '2026-12-01 18:00:02',"
+                    " 'registered', 1, 1, 0, 0, 0, 1, 1, 1)"
+                )
+            )
+        with engine.connect() as conn:
+            joined = conn.execute(
+                text(
+                    "SELECT s.name, r.outcome, b.label FROM schedule_runs r"
+                    " JOIN schedules s ON s.id = r.schedule_id JOIN batches b ON b.id = r.batch_id"
+                )
+            ).all()
+            assert [tuple(row) for row in joined] == [("nightly", "registered", "before schedules")]
+        migrate.downgrade(empty_url, "0003")
+        assert not schedule_tables & _tables(empty_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT label FROM batches")).scalar() == "before schedules"
+        migrate.upgrade(empty_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM schedules")).scalar() == 0
+            assert conn.execute(text("SELECT COUNT(*) FROM batches")).scalar() == 1
+    finally:
+        engine.dispose()

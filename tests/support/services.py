@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import urllib.request
 import uuid
 from typing import Any
@@ -57,3 +59,15 @@ def simulator_stats(env: dict[str, str], provider: str) -> dict[str, Any]:
     with urllib.request.urlopen("/".join(base) + "/__sim/stats", timeout=10) as answer:  # noqa: S310 - loopback
         stats: dict[str, Any] = json.load(answer)[provider]
     return stats
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM (a warm shutdown), SIGKILL if it has not exited within ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stderr:
+        proc.stderr.close()

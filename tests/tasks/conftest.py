@@ -4,7 +4,6 @@ Redis as the broker, a real `vrec worker` process."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support.services import CELERY_REDIS_URL, EXACT_SIMULATOR, REDIS_URL
+from tests.support.services import CELERY_REDIS_URL, EXACT_SIMULATOR, REDIS_URL, stop
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
 from worker.simulator.server import SimulatorThread
@@ -61,11 +60,4 @@ def worker_process(
         stderr=subprocess.PIPE,
     )
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
+    stop(proc)

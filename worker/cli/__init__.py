@@ -3,8 +3,9 @@
 Nothing here opens a session or builds SQL; heavy modules (Celery, the runtime) are
 imported inside the commands that need them, so ``vrec --help`` stays fast. Commands live
 in :mod:`.running` (run, wait, reprocess), :mod:`.batches` (batches, status, retry,
-cancel, export, prune, providers, resume) and :mod:`.services` (worker, beat,
-simulator, db, demo); :mod:`.common` holds what they share.
+cancel, export, prune, providers, resume), :mod:`.schedules` (``schedule add|list|show|
+pause|resume|remove|run``) and :mod:`.services` (worker, beat, simulator, db, demo);
+:mod:`.common` holds what they share.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from worker.cli import batches, running, services
+from worker.cli import batches, running, schedules, services
 from worker.cli.common import DEBUG, App, err
 
 app = App(help="vrec: vehicle-image recognition in batches.", no_args_is_help=True)
@@ -49,4 +50,5 @@ def main(
 
 running.register(app)
 batches.register(app)
+schedules.register(app)
 services.register(app)

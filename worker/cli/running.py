@@ -138,18 +138,9 @@ def _started(db: Database, batch_id: int, *, as_json: bool, detach: bool, concur
 def _follow_and_report(db: Database, batch_id: int, *, as_json: bool, concurrency: int) -> None:
     """Dispatch and watch a batch (embedded worker if there is no broker); print its summary,
     and exit with the code a cron job reads (see :func:`exit_code`)."""
-    from worker.render import ProgressDisplay, print_summary, summary_json
-    from worker.service.follow import run_batch
+    from worker.render import print_summary, summary_json
 
-    with ProgressDisplay(err, quiet=as_json) as display:
-        result = run_batch(
-            get_settings(),
-            db,
-            batch_id,
-            concurrency=concurrency,
-            on_progress=display,
-            on_notice=display.notice,
-        )
+    result = follow_batch(db, batch_id, quiet=as_json, concurrency=concurrency)
     if as_json:
         emit_json(summary_json(result))
     else:
@@ -169,3 +160,20 @@ def exit_code(result: Summary) -> int:
     if result.blocked:
         return EXIT_CIRCUIT_OPEN
     return EXIT_FAILED if result.counts.get("failed", 0) else 0
+
+
+def follow_batch(db: Database, batch_id: int, *, quiet: bool, concurrency: int) -> Summary:
+    """Dispatch and watch a batch to the end (an embedded worker if there is no broker),
+    with its progress on stderr (notices only if ``quiet``); its summary."""
+    from worker.render import ProgressDisplay
+    from worker.service.follow import run_batch
+
+    with ProgressDisplay(err, quiet=quiet) as display:
+        return run_batch(
+            get_settings(),
+            db,
+            batch_id,
+            concurrency=concurrency,
+            on_progress=display,
+            on_notice=display.notice,
+        )

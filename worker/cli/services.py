@@ -43,7 +43,8 @@ def worker(
 
 
 def beat(ctx: typer.Context) -> None:
-    """Run Celery beat: dispatches due jobs every 2 s and reconciles lost ones every 30 s."""
+    """Run Celery beat: dispatches due jobs every 2 s, reconciles lost ones every 30 s, and
+    looks for schedules whose tick has come every VREC_SCHEDULE_CHECK_SECONDS (30)."""
     from worker.app import app as celery
 
     celery.start(["beat", *ctx.args])

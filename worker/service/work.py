@@ -18,7 +18,7 @@ from worker.dispatch import dispatch_once, reconcile_once, sender
 from worker.errors import UsageError
 from worker.providers.base import Provider
 from worker.runtime import get_runtime
-from worker.service import producer
+from worker.service import producer, schedules
 from worker.service.attempts import AttemptJournal
 
 log = logging.getLogger(__name__)
@@ -107,3 +107,9 @@ def reconcile_lost() -> int:
     """Return expired leases and lost messages' jobs to pending; how many."""
     rt = get_runtime()
     return reconcile_once(rt.db, rt.settings)
+
+
+def run_schedules() -> int:
+    """Run the schedules whose tick has come (beat's ``vrec.schedules``); how many ran."""
+    rt = get_runtime()
+    return len(schedules.run_due(rt.db, rt.settings))
