@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     limiter_max_wait_seconds: float = Field(default=30.0, gt=0)
     limiter_margin: float = Field(default=0.03, ge=0, le=0.5)
 
+    # What a process tells about itself: its log lines as text or one JSON object each;
+    # the port `vrec worker` serves Prometheus metrics on (unset: none; 0: any free one).
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
     # Untrusted input.
     fetch_max_bytes: int = Field(default=20_000_000, gt=0)
     fetch_timeout_seconds: float = Field(default=15.0, gt=0)

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from worker import http, imaging
+from worker import http, imaging, metrics
 from worker.config import Settings
 from worker.errors import (
     ConfigError,
@@ -156,7 +156,19 @@ def _prepare_spec(
     except JobError as exc:
         exc.provider = exc.provider or spec.provider.name
         return JobRun(error=exc)
-    return prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
+    started = time.perf_counter()
+    prepared = prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
+    metrics.image_prepared(
+        spec.provider.name, _preparation(prepared), time.perf_counter() - started
+    )
+    return prepared
+
+
+def _preparation(prepared: Ready | JobRun) -> str:
+    """The ``outcome`` label of an image's preparation: ok, invalid (refused) or error."""
+    if isinstance(prepared, Ready):
+        return "ok"
+    return "invalid" if prepared.outcome is Outcome.INVALID_IMAGE else "error"
 
 
 def limiter_key(provider: Provider) -> str:
@@ -174,6 +186,7 @@ async def call_job(
     """Wait for the provider's shared slot, call the vendor once, map the answer."""
     request, facts = ready.request, ready.source
     key = limiter_key(provider)
+    queued = time.perf_counter()
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:
             await limiter.acquire(
@@ -188,6 +201,7 @@ async def call_job(
             return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        metrics.limiter_waited(provider.name, t0 - queued)
 
         def facts_of(
             status: int | None, code: str | None, rid: str | None, billed: bool

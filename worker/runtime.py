@@ -23,13 +23,17 @@ from typing import Any, TypeVar
 import aiohttp
 
 from models.db import Database
+from worker import metrics
 from worker.config import Settings
+from worker.errors import LimiterUnavailable
+from worker.pipeline import limiter_key
 from worker.providers.base import Provider
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, make_limiter
 from worker.settings import get_settings
 
 T = TypeVar("T")
+RATE_REFRESH_SECONDS = 5.0  # how often a served process reads its providers' AIMD factor
 
 
 class Runtime:
@@ -48,6 +52,11 @@ class Runtime:
         self.limiter: Limiter = self.run(self._open_limiter())
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        self._refresher = (
+            asyncio.run_coroutine_threadsafe(self._refresh_rates(), self._loop)
+            if metrics.served()
+            else None
+        )
 
     async def _open_http(self) -> aiohttp.ClientSession:
         # No cap: the rate limiter (and the optional max_in_flight) decide how many calls go
@@ -62,6 +71,19 @@ class Runtime:
     async def _open_limiter(self) -> Limiter:
         return make_limiter(self.settings.limiter_redis_url, margin=self.settings.limiter_margin)
 
+    async def _refresh_rates(self) -> None:
+        """Keep ``vrec_limiter_rate_ratio`` current for the providers this process calls:
+        the factor recovers with time, so it is read, not only set when a throttle cuts."""
+        while True:
+            with self._lock:
+                providers = list(self._providers.items())
+            for name, provider in providers:
+                try:
+                    metrics.rate_ratio(name, await self.limiter.factor(limiter_key(provider)))
+                except LimiterUnavailable:
+                    continue  # the call path logs the limiter being down
+            await asyncio.sleep(RATE_REFRESH_SECONDS)
+
     def provider(self, name: str) -> Provider:
         with self._lock:
             if name not in self._providers:
@@ -73,6 +95,8 @@ class Runtime:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         try:
             self.run(self.http.close())
             self.run(self.limiter.aclose())

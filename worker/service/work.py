@@ -18,7 +18,7 @@ from worker import pipeline, policy
 from worker.dispatch import dispatch_once, reconcile_once, sender
 from worker.errors import UsageError
 from worker.runtime import get_runtime
-from worker.service import producer
+from worker.service import producer, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
     ]
     with rt.db.transaction() as session:
         statuses = jobs.finish_many(session, done, now=now, worker=rt.worker_id)
+    telemetry.report_runs(done, statuses)
     return dict(Counter(str(s) for s in statuses))
 
 
