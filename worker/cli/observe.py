@@ -1,5 +1,5 @@
-"""Commands that show what vrec is doing: ``metrics`` (the database's gauges for
-Prometheus)."""
+"""Commands that show what vrec is doing: ``health`` and ``metrics`` (the database's
+gauges for Prometheus)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,41 @@ import threading
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from worker.cli.common import App, err, fail
+from worker.cli.common import App, JsonOpt, emit_json, err, fail
 from worker.settings import get_settings
+
+EXIT_UNHEALTHY = 1
+out = Console(highlight=False)
 
 
 def register(app: App) -> None:
+    app.command()(health)
     app.command()(metrics)
+
+
+def health(
+    workers: Annotated[bool, typer.Option(help="also check that a worker answers a ping")] = False,
+    this_host: Annotated[
+        bool, typer.Option(help="with --workers: a worker on this host must answer")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="seconds each check may take")] = 3.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the database (reachable, schema at head), the broker, the limiter's Redis and,
+    with --workers, that a worker answers: one line each; exit 0 if all pass, else 1."""
+    from worker.render import health_json, health_lines
+    from worker.service.health import health as checks
+
+    found = checks(get_settings(), workers=workers, this_host=this_host, timeout=timeout)
+    if as_json:
+        emit_json(health_json(found))
+    else:
+        for line in health_lines(found):
+            out.print(line, soft_wrap=True)
+    if not all(c.ok for c in found):
+        raise typer.Exit(EXIT_UNHEALTHY)
 
 
 def metrics(
