@@ -1,10 +1,11 @@
-"""Commands that show what vrec is doing: ``health`` and ``metrics`` (the database's
-gauges for Prometheus)."""
+"""Commands that show what vrec is doing: ``health``, ``metrics`` (the database's gauges
+for Prometheus) and ``report`` (a batch as one HTML file)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ out = Console(highlight=False)
 def register(app: App) -> None:
     app.command()(health)
     app.command()(metrics)
+    app.command()(report)
 
 
 def health(
@@ -62,3 +64,28 @@ def metrics(
         err.print(f"metrics on http://{addr}:{bound}/metrics", highlight=False)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()  # until SIGINT or SIGTERM ends the process
+
+
+def report(
+    batch: Annotated[int, typer.Argument(help="batch id")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the HTML file to write")] = Path(
+        "report.html"
+    ),
+    max_images: Annotated[
+        int, typer.Option(min=0, max=1000, help="at most this many pictures; the rest counted")
+    ] = 48,
+) -> None:
+    """Write a batch as one self-contained HTML file: totals, outcome by provider, calls,
+    throughput, failures by vendor code, pictures with what each vendor read, invalid files."""
+    from worker.htmlreport import render_report
+    from worker.service.database import open_database
+    from worker.service.report import build_report
+
+    with open_database(get_settings()) as db:
+        found = build_report(db, batch, max_images=max_images)
+    html = render_report(found)
+    try:
+        output.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    err.print(f"report of batch {batch} written to {output.resolve()}", highlight=False)
