@@ -110,6 +110,7 @@ def test_the_report_in_a_browser_matches_the_database(batch: int, tmp_path: Path
     assert not dom.all("b")
     assert "not an image" in text
     assert "image too small" in text
+    assert "(and 1 other message)" in text  # one code, two reasons: both counted
 
     shot = screenshot(page, tmp_path / "report.png", tmp_path / "profile-shot")
     with Image.open(shot) as image:

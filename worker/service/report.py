@@ -39,13 +39,7 @@ class BatchReport:
 
     @property
     def total_calls(self) -> reports.Calls:
-        every = self.calls.values()
-        return reports.Calls(
-            calls=sum(c.calls for c in every),
-            billed=sum(c.billed for c in every),
-            throttled=sum(c.throttled for c in every),
-            reused=sum(c.reused for c in every),
-        )
+        return reports.total_calls(self.calls.values())
 
 
 def build_report(db: Database, batch_id: int, *, max_images: int = 48) -> BatchReport:
