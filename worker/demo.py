@@ -3,7 +3,8 @@
 It makes up throwaway credentials, starts the simulator in this process on a free
 loopback port with them, points every provider's base URL at it, and runs the real
 ``vrec run`` command in a child process on the embedded default (SQLite + in-process
-Celery worker). Then it shows a few SQL queries a user could run on the file it wrote.
+Celery worker). Then it shows a few SQL queries a user could run on the file it wrote, and
+writes batch 1 as an HTML report (``vrec report``), printing its path last.
 """
 
 from __future__ import annotations
@@ -69,10 +70,14 @@ def run_demo(workdir: str = ".demo") -> int:
             export = root / "demo-batch.csv"
             code = _vrec(console, env, "export", "1", "--format", "csv", "-o", str(export))
             console.print(f"export of batch 1 (one row per file and provider): {export}")
+        report = root / "report.html"
+        if code in (0, 3):
+            code = _vrec(console, env, "report", "1", "-o", str(report))
     if code not in (0, 3):
         console.print(f"[red]vrec exited with {code}[/red]")
         return code
     _show_queries(console, db)
+    console.print(f"\n[bold]Batch 1 as a page (open it in a browser):[/bold] {report}")
     return 0
 
 
