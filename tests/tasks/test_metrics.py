@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -267,3 +268,21 @@ def test_the_database_gauges_of_vrec_metrics(
         samples = scrape(port)
         assert value(samples, "vrec_circuit_open", provider=PROVIDERS[0]) == 1
         assert value(samples, "vrec_circuit_open", provider=PROVIDERS[1]) == 0
+
+
+def test_a_metrics_port_in_use_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["worker", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1"]
+        result = subprocess.run(
+            [sys.executable, "-m", "worker", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
