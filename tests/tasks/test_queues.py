@@ -3,15 +3,18 @@ message on exactly one of them; the embedded worker consumes both."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import select, update
 
 from models import Job
 from models.db import Database
+from tests.support.observe import vrec_process
 from worker.app import CONTROL_QUEUE, CONTROL_TASKS, QUEUE, make_app
 from worker.dispatch import send_jobs
 from worker.embedded import embedded_worker
@@ -61,3 +64,23 @@ def test_the_embedded_worker_runs_control_tasks(tmp_path: Path) -> None:
                     time.sleep(0.1)
         finally:
             shutdown_runtime()
+
+
+def test_beat_sends_to_the_control_queue_and_logs_json(
+    redis_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VREC_LOG_FORMAT", "json")
+    client = redis.Redis.from_url(redis_broker)
+    log = tmp_path / "beat.log"
+    args = ("beat", "--loglevel", "INFO", "--schedule", str(tmp_path / "schedule"))
+    try:
+        with vrec_process(*args, log=log, stdout=tmp_path / "beat.out"):
+            deadline = time.monotonic() + 60
+            while client.llen(CONTROL_QUEUE) < 2:  # vrec.dispatch every 2 s
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert client.llen(QUEUE) == 0
+    finally:
+        client.close()
+    records = [json.loads(line) for line in log.read_text().splitlines()]  # all JSON
+    assert any("vrec.dispatch" in r["message"] for r in records)
