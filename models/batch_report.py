@@ -124,7 +124,8 @@ def _readings(session: Session, job_ids: list[int]) -> dict[int, list[Reading]]:
 @dataclass(frozen=True)
 class Throughput:
     """Jobs finished per bucket of ``bucket_seconds`` from ``start``, per provider, and the
-    vendor calls started per bucket. Reused answers did no work and are left out."""
+    vendor calls started per bucket. Jobs finished at registration did no work and are
+    left out."""
 
     start: datetime | None
     bucket_seconds: float
@@ -150,7 +151,9 @@ def _bucket(column: Any, start: datetime, width: float, dialect: str) -> ColumnE
 
 
 def throughput(session: Session, batch_id: int, max_buckets: int = 60) -> Throughput:
-    worked = (Job.batch_id == batch_id) & Job.reused_from_job_id.is_(None)
+    # Jobs a worker finished: those finished at registration (reused answers, unreadable
+    # files) have finished_at == created_at and did no work.
+    worked = (Job.batch_id == batch_id) & (Job.finished_at > Job.created_at)
     first_call, first_done, end = session.execute(
         select(func.min(Attempt.started_at), func.min(Job.finished_at), func.max(Job.finished_at))
         .select_from(Job)
@@ -168,7 +171,7 @@ def throughput(session: Session, batch_id: int, max_buckets: int = 60) -> Throug
     bucket = _bucket(Job.finished_at, start, width, dialect)
     for provider, index, count in session.execute(
         select(Job.provider, bucket, func.count())
-        .where(worked, Job.finished_at.is_not(None))
+        .where(worked)
         .group_by(Job.provider, bucket)
     ):
         finished.setdefault(provider, [0] * n)[min(n - 1, max(0, int(index)))] += int(count)
