@@ -38,8 +38,11 @@ def test_control_tasks_and_job_chunks_land_on_their_own_queue(redis_broker: str)
         app.close()
 
 
-def test_the_embedded_worker_runs_control_tasks(tmp_path: Path) -> None:
+def test_the_embedded_worker_runs_control_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A reconcile sent through the in-memory broker returns long-queued jobs to pending."""
+    monkeypatch.setenv("VREC_JUHE_CAR__KEY", "made-up")  # registering checks credentials
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "car.jpg").write_bytes(vehicle_photo(1, (320, 240)))

@@ -62,6 +62,12 @@ def _event(run: JobRun, transition: Transition) -> str:
     return "circuit open" if transition.circuit is not None else "retry"
 
 
+def _code(run: JobRun) -> str | None:
+    if run.error is not None:
+        return run.error.vendor_code
+    return run.answer.vendor_code if run.answer is not None else None
+
+
 def _log(claimed: ClaimedJob, run: JobRun, transition: Transition, status: str) -> None:
     event = _event(run, transition)
     fields: dict[str, Any] = {
@@ -70,7 +76,7 @@ def _log(claimed: ClaimedJob, run: JobRun, transition: Transition, status: str) 
         "provider": claimed.provider,
         "status": status,
         "outcome": run.outcome.value if run.outcome else None,
-        "code": run.error.vendor_code if run.error else (run.answer and run.answer.vendor_code),
+        "code": _code(run),
         "attempt": transition.attempts,
         "duration_ms": round(run.call.duration_ms) if run.call else None,
     }
