@@ -43,64 +43,6 @@ CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PREPARE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-VENDOR_CALLS = Counter(
-    "vrec_vendor_calls_total",
-    "Vendor calls made, by the outcome of the answer.",
-    ["provider", "outcome"],
-)
-BILLED_CALLS = Counter(
-    "vrec_vendor_billed_calls_total", "Vendor calls the vendor bills for.", ["provider"]
-)
-CALL_SECONDS = Histogram(
-    "vrec_vendor_call_duration_seconds",
-    "Time from sending a vendor request to its parsed answer.",
-    ["provider"],
-    buckets=CALL_BUCKETS,
-)
-THROTTLED = Counter(
-    "vrec_vendor_throttled_total",
-    "Answers by which a vendor throttled us; each can cut the provider's shared rate (AIMD).",
-    ["provider"],
-)
-ERRORS = Counter(
-    "vrec_job_errors_total",
-    "Job runs that ended in an error, by category (an outcome) and vendor code.",
-    ["provider", "category", "code"],
-)
-JOBS_FINISHED = Counter(
-    "vrec_jobs_finished_total",
-    "Jobs that reached a terminal status in this process.",
-    ["provider", "status"],
-)
-LIMITER_WAIT = Histogram(
-    "vrec_limiter_wait_seconds",
-    "Time a call waited for its slot of the shared rate limit (and the in-flight cap).",
-    ["provider"],
-    buckets=WAIT_BUCKETS,
-)
-GIVEN_BACK = Counter(
-    "vrec_limiter_given_back_total",
-    "Jobs handed back unrun: the limiter's next slot was too far away, or it was down.",
-    ["provider"],
-)
-RATE_RATIO = Gauge(
-    "vrec_limiter_rate_ratio",
-    "Share of the configured rate the provider may use now (1: no throttling penalty).",
-    ["provider"],
-    multiprocess_mode="mostrecent",  # shared state (Redis): every process sees the same
-)
-IMAGES_PREPARED = Counter(
-    "vrec_images_prepared_total",
-    "Images prepared for a provider: ok, invalid (refused) or error (request not built).",
-    ["provider", "outcome"],
-)
-PREPARE_SECONDS = Histogram(
-    "vrec_image_prepare_seconds",
-    "CPU time of a job before its call: hash, probe, fit to the provider, sign.",
-    ["provider"],
-    buckets=PREPARE_BUCKETS,
-)
-
 M = TypeVar("M", Counter, Gauge, Histogram)
 
 
@@ -119,17 +61,84 @@ class _Children(Generic[M]):
         return child
 
 
-_calls = _Children(VENDOR_CALLS)
-_billed = _Children(BILLED_CALLS)
-_call_seconds = _Children(CALL_SECONDS)
-_throttled = _Children(THROTTLED)
-_errors = _Children(ERRORS)
-_finished = _Children(JOBS_FINISHED)
-_wait = _Children(LIMITER_WAIT)
-_given_back = _Children(GIVEN_BACK)
-_rate = _Children(RATE_RATIO)
-_prepared = _Children(IMAGES_PREPARED)
-_prepare_seconds = _Children(PREPARE_SECONDS)
+_calls = _Children(
+    Counter(
+        "vrec_vendor_calls_total",
+        "Vendor calls made, by the outcome of the answer.",
+        ["provider", "outcome"],
+    )
+)
+_billed = _Children(
+    Counter("vrec_vendor_billed_calls_total", "Vendor calls the vendor bills for.", ["provider"])
+)
+_call_seconds = _Children(
+    Histogram(
+        "vrec_vendor_call_duration_seconds",
+        "Time from sending a vendor request to its parsed answer.",
+        ["provider"],
+        buckets=CALL_BUCKETS,
+    )
+)
+_throttled = _Children(
+    Counter(
+        "vrec_vendor_throttled_total",
+        "Answers by which a vendor throttled us; each can cut the provider's shared rate (AIMD).",
+        ["provider"],
+    )
+)
+_errors = _Children(
+    Counter(
+        "vrec_job_errors_total",
+        "Job runs that ended in an error, by category (an outcome) and vendor code.",
+        ["provider", "category", "code"],
+    )
+)
+_finished = _Children(
+    Counter(
+        "vrec_jobs_finished_total",
+        "Jobs that reached a terminal status in this process.",
+        ["provider", "status"],
+    )
+)
+_wait = _Children(
+    Histogram(
+        "vrec_limiter_wait_seconds",
+        "Time a call waited for its slot of the shared rate limit (and the in-flight cap).",
+        ["provider"],
+        buckets=WAIT_BUCKETS,
+    )
+)
+_given_back = _Children(
+    Counter(
+        "vrec_limiter_given_back_total",
+        "Jobs handed back unrun: the limiter's next slot was too far away, or it was down.",
+        ["provider"],
+    )
+)
+_rate = _Children(
+    Gauge(
+        "vrec_limiter_rate_ratio",
+        "Share of the configured rate the provider may use now (1: no throttling penalty).",
+        ["provider"],
+        multiprocess_mode="mostrecent",  # shared state (Redis): every process sees the same
+    )
+)
+_prepared = _Children(
+    Counter(
+        "vrec_images_prepared_total",
+        "Images prepared for a provider: ok, invalid (refused) or error (request not built).",
+        ["provider", "outcome"],
+    )
+)
+_prepare_seconds = _Children(
+    Histogram(
+        "vrec_image_prepare_seconds",
+        "CPU time of a job before its call: hash, probe, fit to the provider, sign.",
+        ["provider"],
+        buckets=PREPARE_BUCKETS,
+    )
+)
+
 _codes: dict[str, set[str]] = {}
 _codes_lock = threading.Lock()
 
