@@ -170,9 +170,7 @@ def throughput(session: Session, batch_id: int, max_buckets: int = 60) -> Throug
     finished: dict[str, list[int]] = {}
     bucket = _bucket(Job.finished_at, start, width, dialect)
     for provider, index, count in session.execute(
-        select(Job.provider, bucket, func.count())
-        .where(worked)
-        .group_by(Job.provider, bucket)
+        select(Job.provider, bucket, func.count()).where(worked).group_by(Job.provider, bucket)
     ):
         finished.setdefault(provider, [0] * n)[min(n - 1, max(0, int(index)))] += int(count)
     calls = [0] * n
