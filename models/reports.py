@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -96,6 +96,17 @@ class Calls:
     reused: int = 0
 
 
+def total_calls(calls: Iterable[Calls]) -> Calls:
+    """The sum of several providers' calls."""
+    every = list(calls)
+    return Calls(
+        calls=sum(c.calls for c in every),
+        billed=sum(c.billed for c in every),
+        throttled=sum(c.throttled for c in every),
+        reused=sum(c.reused for c in every),
+    )
+
+
 def calls_by_provider(session: Session, batch_ids: Sequence[int]) -> dict[int, dict[str, Calls]]:
     """batch -> provider -> its calls (from the attempts) and reused answers (the jobs)."""
     out: dict[int, dict[str, Calls]] = {b: {} for b in batch_ids}
@@ -185,7 +196,7 @@ def finished_since(session: Session, batch_id: int, since: datetime) -> dict[str
 
 def errors_by_code(session: Session, batch_id: int) -> list[CodeCount]:
     """The batch's failed and invalid jobs by provider, category and vendor code, each with
-    one message that code came with; commonest first."""
+    one message that code came with (and how many others); commonest first."""
     n = func.count().label("n")
     rows = session.execute(
         select(
@@ -194,6 +205,7 @@ def errors_by_code(session: Session, batch_id: int) -> list[CodeCount]:
             Job.last_error_code,
             func.min(Job.last_error_message),
             n,
+            func.count(func.distinct(Job.last_error_message)),
         )
         .where(
             Job.batch_id == batch_id,
@@ -203,8 +215,10 @@ def errors_by_code(session: Session, batch_id: int) -> list[CodeCount]:
         .order_by(n.desc(), Job.provider)
     )
     return [
-        CodeCount(provider, category or "unknown", code, message or "", int(count))
-        for provider, category, code, message, count in rows
+        CodeCount(
+            provider, category or "unknown", code, message or "", int(count), max(0, kinds - 1)
+        )
+        for provider, category, code, message, count, kinds in rows
     ]
 
 
@@ -215,3 +229,4 @@ class CodeCount:
     code: str | None
     message: str
     count: int
+    other_messages: int = 0  # different messages of the same code besides ``message``

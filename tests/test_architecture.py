@@ -30,7 +30,7 @@ def test_pipeline_and_adapters_load_neither_sqlalchemy_nor_celery() -> None:
 def test_rendering_loads_no_celery_and_no_runtime() -> None:
     code = (
         "import json, sys\n"
-        "import worker.render\n"
+        "import worker.render, worker.htmlreport\n"
         "print(json.dumps(sorted(m for m in sys.modules"
         " if m.split('.')[0] in ('celery', 'kombu') or m in ('worker.runtime', 'worker.app'))))\n"
     )

@@ -4,6 +4,11 @@ Messages carry job ids only. There is no result backend (the database holds resu
 no ETA/countdown (retries are ``not_before`` in the database, picked up by the
 dispatcher), and acks are late so a killed worker's message is redelivered; the job's
 lease makes the redelivery harmless.
+
+Two queues: ``vrec`` carries the work (job chunks, producers' submissions), ``vrec.control``
+the beat's housekeeping (dispatch every 2 s, reconcile, schedules), so that a view of the
+work queue (Flower's) shows job tasks. A task's state says only that it ran: a job's
+outcome is data (the database, the metrics, the worker's log line), never a task failure.
 """
 
 from __future__ import annotations
@@ -13,17 +18,23 @@ from typing import Any
 from celery import Celery
 from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.signals import (
+    setup_logging,
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
 )
+from kombu.entity import Exchange, Queue
 
+from worker import logs
 from worker.config import Settings
 from worker.runtime import current_runtime, get_runtime, shutdown_runtime
 from worker.settings import get_settings
 
 QUEUE = "vrec"
+CONTROL_QUEUE = "vrec.control"
+# Beat's tasks: the dispatcher, the reconciler and the scheduled ingestion's tick.
+CONTROL_TASKS = ("vrec.dispatch", "vrec.reconcile", "vrec.schedules")
 TASK_MODULES = ("tasks.jobs", "tasks.maintenance", "tasks.producer", "tasks.schedules")
 
 
@@ -40,6 +51,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_default_queue": QUEUE,
+        # Each queue its own exchange and key: one shared key would copy every message
+        # into both queues.
+        "task_queues": tuple(
+            Queue(q, Exchange(q), routing_key=q)  # type: ignore[no-untyped-call]
+            for q in (QUEUE, CONTROL_QUEUE)
+        ),
+        "task_routes": {name: {"queue": CONTROL_QUEUE} for name in CONTROL_TASKS},
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_prefetch_multiplier": 1,
@@ -86,6 +104,12 @@ class _LazyConfig:
 # `celery -A worker.app` and `vrec worker` use this one.
 app = Celery("vrec", include=list(TASK_MODULES))
 app.config_from_object(_LazyConfig())
+
+
+@setup_logging.connect
+def _configure_logging(loglevel: Any = None, **_: Any) -> None:
+    # Connected, so Celery leaves logging to us: worker and beat log as VREC_LOG_FORMAT says.
+    logs.configure(loglevel or "WARNING", get_settings().log_format)
 
 
 @worker_process_init.connect

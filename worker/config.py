@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     # How often beat looks for schedules whose tick has come (worker/service/schedules.py).
     schedule_check_seconds: float = Field(default=30.0, gt=0)
 
+    # What a process tells about itself: its log lines as text or one JSON object each;
+    # the port `vrec worker` serves Prometheus metrics on (unset: none; 0: any free one).
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
     # Untrusted input.
     # The most bytes a source may have, file or URL (a larger one is refused, not read).
     source_max_bytes: int = Field(default=20_000_000, gt=0)

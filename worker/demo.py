@@ -5,7 +5,8 @@ loopback port with them, points every provider's base URL at it, and runs the re
 ``vrec run`` command in a child process on the embedded default (SQLite + in-process
 Celery worker); then a daily schedule on a drop folder, run twice by hand (the second
 run registers and bills nothing). Then it shows a few SQL queries a user could run on the
-file it wrote.
+file it wrote, and writes batch 1 as an HTML report (``vrec report``), printing its path
+last.
 """
 
 from __future__ import annotations
@@ -80,10 +81,14 @@ def run_demo(workdir: str = ".demo") -> int:
             console.print(f"export of batch 1 (one row per file and provider): {export}")
         if code in (0, 3):
             code = _schedule(console, env, root / "drop")
+        report = root / "report.html"
+        if code in (0, 3):
+            code = _vrec(console, env, "report", "1", "-o", str(report))
     if code not in (0, 3):
         console.print(f"[red]vrec exited with {code}[/red]")
         return code
     _show_queries(console, db)
+    console.print(f"\n[bold]Batch 1 as a page (open it in a browser):[/bold] {report}")
     return 0
 
 

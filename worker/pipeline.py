@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from worker import http, imaging
+from worker import http, imaging, metrics
 from worker.config import Settings
 from worker.errors import (
     CallNotRecorded,
@@ -189,7 +189,19 @@ def _prepare_spec(
     except JobError as exc:
         exc.provider = exc.provider or spec.provider.name
         return JobRun(error=exc)
-    return prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
+    started = time.perf_counter()
+    prepared = prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
+    metrics.image_prepared(
+        spec.provider.name, _preparation(prepared), time.perf_counter() - started
+    )
+    return prepared
+
+
+def _preparation(prepared: Ready | JobRun) -> str:
+    """The ``outcome`` label of an image's preparation: ok, invalid (refused) or error."""
+    if isinstance(prepared, Ready):
+        return "ok"
+    return "invalid" if prepared.outcome is Outcome.INVALID_IMAGE else "error"
 
 
 def limiter_key(provider: Provider) -> str:
@@ -210,6 +222,7 @@ async def call_job(
     call the vendor once, map the answer."""
     request, facts = ready.request, ready.source
     key = limiter_key(provider)
+    queued = time.perf_counter()
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:
             slot = await limiter.acquire(
@@ -224,12 +237,14 @@ async def call_job(
             return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        metrics.limiter_waited(provider.name, t0 - queued)
         if announce is not None:
             try:
                 await announce(started)
             except CallNotRecorded as exc:  # unrecorded, a billed call could go unseen
                 log.warning("%s", exc)
                 return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
+            t0 = time.perf_counter()  # the call's duration is the vendor's alone
 
         def facts_of(
             status: int | None, code: str | None, rid: str | None, billed: bool

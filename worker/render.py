@@ -8,8 +8,9 @@ output or send escape sequences to the terminal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -404,3 +405,35 @@ def progress_line(progress: Progress) -> str:
         + "; ".join(parts)
         + f" (elapsed {duration(progress.elapsed)})"
     )
+
+
+class Check(Protocol):
+    """A health check's answer (:class:`worker.service.health.Check`, which needs Celery)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
+
+
+def health_lines(checks: Sequence[Check]) -> list[Text]:
+    """One line per check: its name, ``ok`` or ``FAIL``, and what it found."""
+    width = max((len(c.name) for c in checks), default=0)
+    return [
+        Text.assemble(
+            f"{c.name:<{width}}  ",
+            ("ok  " if c.ok else "FAIL", "green" if c.ok else "bold red"),
+            "  ",
+            plain(c.detail),
+        )
+        for c in checks
+    ]
+
+
+def health_json(checks: Sequence[Check]) -> dict[str, Any]:
+    return {
+        "ok": all(c.ok for c in checks),
+        "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
+    }

@@ -27,8 +27,10 @@ import aiohttp
 
 from models import queue
 from models.db import Database
-from worker import imaging
+from worker import imaging, metrics
 from worker.config import Settings
+from worker.errors import LimiterUnavailable
+from worker.pipeline import limiter_key
 from worker.providers.base import Provider
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, make_limiter
@@ -36,6 +38,7 @@ from worker.settings import get_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+RATE_REFRESH_SECONDS = 5.0  # how often a served process reads its providers' AIMD factor
 
 
 class Runtime:
@@ -57,6 +60,11 @@ class Runtime:
         self.limiter: Limiter = self.run(self._open_limiter())
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        self._refresher = (
+            asyncio.run_coroutine_threadsafe(self._refresh_rates(), self._loop)
+            if metrics.served()
+            else None
+        )
 
     async def _open_http(self) -> aiohttp.ClientSession:
         # No cap: the rate limiter (and the optional max_in_flight) decide how many calls go
@@ -70,6 +78,19 @@ class Runtime:
 
     async def _open_limiter(self) -> Limiter:
         return make_limiter(self.settings.limiter_redis_url, margin=self.settings.limiter_margin)
+
+    async def _refresh_rates(self) -> None:
+        """Keep ``vrec_limiter_rate_ratio`` current for the providers this process calls:
+        the factor recovers with time, so it is read, not only set when a throttle cuts."""
+        while True:
+            with self._lock:
+                providers = list(self._providers.items())
+            for name, provider in providers:
+                try:
+                    metrics.rate_ratio(name, await self.limiter.factor(limiter_key(provider)))
+                except LimiterUnavailable:
+                    continue  # the call path logs the limiter being down
+            await asyncio.sleep(RATE_REFRESH_SECONDS)
 
     def provider(self, name: str) -> Provider:
         with self._lock:
@@ -106,6 +127,8 @@ class Runtime:
         self._loop.call_soon_threadsafe(cancel_all)
 
     def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         try:
             self.run(self.http.close())
             self.run(self.limiter.aclose())

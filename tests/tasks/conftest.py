@@ -3,15 +3,15 @@ Redis as the broker, a real `vrec worker` process."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from tests.support.services import CELERY_REDIS_URL, EXACT_SIMULATOR, REDIS_URL, stop
+from tests.support.observe import vrec_process
+from tests.support.services import CELERY_REDIS_URL, EXACT_SIMULATOR, REDIS_URL
 from worker.settings import get_settings
 from worker.simulator.environment import base_urls, made_up_credentials
 from worker.simulator.server import SimulatorThread
@@ -49,15 +49,9 @@ def redis_broker(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> Iterator
 
 @pytest.fixture
 def worker_process(
-    redis_broker: str, vendor_env: dict[str, str]
+    redis_broker: str, vendor_env: dict[str, str], tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `vrec worker` process consuming from Redis."""
-    env = {k: v for k, v in os.environ.items()}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "worker", "--concurrency", "8", "--loglevel", "WARNING"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    yield proc
-    stop(proc)
+    """A real `vrec worker` process consuming from Redis (its log: tmp_path/worker.log)."""
+    args = ("worker", "--concurrency", "8", "--loglevel", "WARNING")
+    with vrec_process(*args, log=tmp_path / "worker.log") as proc:
+        yield proc

@@ -4,8 +4,8 @@ Nothing here opens a session or builds SQL; heavy modules (Celery, the runtime) 
 imported inside the commands that need them, so ``vrec --help`` stays fast. Commands live
 in :mod:`.running` (run, wait, reprocess), :mod:`.batches` (batches, status, retry,
 cancel, export, prune, providers, resume), :mod:`.schedules` (``schedule add|list|show|
-pause|resume|remove|run``) and :mod:`.services` (worker, beat, simulator, db, demo);
-:mod:`.common` holds what they share.
+pause|resume|remove|run``), :mod:`.services` (worker, beat, simulator, db, demo) and
+:mod:`.observe` (health, metrics, report); :mod:`.common` holds what they share.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from worker.cli import batches, running, schedules, services
+from worker.cli import batches, observe, running, schedules, services
 from worker.cli.common import DEBUG, App, err
 
 app = App(help="vrec: vehicle-image recognition in batches.", no_args_is_help=True)
@@ -52,3 +52,4 @@ running.register(app)
 batches.register(app)
 schedules.register(app)
 services.register(app)
+observe.register(app)

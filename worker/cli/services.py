@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from worker.cli.common import App, err
+from worker import logs
+from worker.cli.common import App, err, fail
 from worker.settings import get_settings
 
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -26,20 +32,75 @@ def register(app: App) -> None:
     app.add_typer(db_app, name="db")
 
 
+Pool = Literal["threads", "prefork"]
+
+
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int, typer.Option(help="task threads sharing one event loop")] = 32,
+    pool: Annotated[
+        Pool, typer.Option(help="threads (one event loop for all) or prefork (processes)")
+    ] = "threads",
+    queues: Annotated[
+        str | None, typer.Option("-Q", "--queues", help="default: vrec,vrec.control")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Prometheus /metrics on this port (default VREC_METRICS_PORT)"),
+    ] = None,
+    metrics_addr: Annotated[str, typer.Option(help="address /metrics binds")] = "0.0.0.0",  # noqa: S104
 ) -> None:
-    """Run a Celery worker (threads pool); extra arguments pass through to Celery."""
-    from worker.app import QUEUE
+    """Run a Celery worker; extra arguments pass through to Celery.
+
+    Its node name is vrec-PID@HOST (unique on a host) unless -n/--hostname is given.
+    """
+    settings = get_settings()
+    logs.configure("WARNING", settings.log_format)  # until Celery's --loglevel is applied
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port is not None and pool == "prefork":
+        _multiprocess_metrics()  # before anything imports prometheus_client
+    from worker.app import CONTROL_QUEUE, QUEUE
     from worker.app import app as celery
 
-    # Threads, not prefork: tasks spend their time waiting on the vendor, and every thread
-    # of the process shares one event loop, one aiohttp session and one limiter client
-    # (worker/runtime.py). No -E: task events cost three broker messages per job; Flower
-    # switches them on by itself when it is watching.
-    argv = ["worker", "--pool=threads", f"--concurrency={concurrency}", "-Q", QUEUE]
+    # Threads by default, not prefork: tasks spend their time waiting on the vendor, and
+    # every thread of the process shares one event loop, one aiohttp session and one
+    # limiter client (worker/runtime.py). No -E: task events cost three broker messages per
+    # job; Flower switches them on by itself when it is watching.
+    argv = ["worker", f"--pool={pool}", f"--concurrency={concurrency}"]
+    argv += ["-Q", queues or f"{QUEUE},{CONTROL_QUEUE}"]
+    if not _names_node(ctx.args):
+        argv += ["--hostname", node_name()]
+    if port is not None:
+        from worker import metrics
+
+        try:
+            bound = metrics.serve(port, metrics_addr)
+        except OSError as exc:
+            fail(f"cannot serve metrics on {metrics_addr}:{port}: {exc.strerror or exc}")
+        # On stdout, with Celery's banner: stderr carries log records only (JSON ones too).
+        typer.echo(f"metrics on http://{metrics_addr}:{bound}/metrics")
     celery.worker_main([*argv, *ctx.args])
+
+
+def node_name() -> str:
+    """``vrec-PID@HOST``: unique on its host, as Celery needs (``%h`` is Celery's host)."""
+    return f"vrec-{os.getpid()}@%h"
+
+
+def _names_node(args: list[str]) -> bool:
+    return any(a in ("-n", "--hostname") or a.startswith(("--hostname=", "-n")) for a in args)
+
+
+def _multiprocess_metrics() -> None:
+    """prometheus-client's multiprocess mode for a prefork worker: each child writes its
+    own files, the parent serves their sum. The mode is chosen when prometheus_client is
+    first imported, so this runs first; a directory of our own, removed at exit."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before multiprocess mode was set")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        folder = tempfile.mkdtemp(prefix="vrec-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 def beat(ctx: typer.Context) -> None:
@@ -47,6 +108,7 @@ def beat(ctx: typer.Context) -> None:
     looks for schedules whose tick has come every VREC_SCHEDULE_CHECK_SECONDS (30)."""
     from worker.app import app as celery
 
+    logs.configure("WARNING", get_settings().log_format)  # until Celery's --loglevel is applied
     celery.start(["beat", *ctx.args])
 
 

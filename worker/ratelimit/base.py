@@ -54,6 +54,10 @@ class Limiter(Protocol):
         """Release connections. The limiter is unusable afterwards."""
         ...
 
+    async def factor(self, key: str) -> float:
+        """The share of the configured rate ``key`` may use now (1.0: no penalty)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Aimd:

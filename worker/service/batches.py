@@ -45,12 +45,7 @@ class BatchOverview:
 
     @property
     def total_calls(self) -> reports.Calls:
-        return reports.Calls(
-            calls=sum(c.calls for c in self.calls.values()),
-            billed=sum(c.billed for c in self.calls.values()),
-            throttled=sum(c.throttled for c in self.calls.values()),
-            reused=sum(c.reused for c in self.calls.values()),
-        )
+        return reports.total_calls(self.calls.values())
 
 
 def list_batches(

@@ -18,7 +18,7 @@ from worker.dispatch import dispatch_once, reconcile_once, sender
 from worker.errors import UsageError
 from worker.providers.base import Provider
 from worker.runtime import get_runtime
-from worker.service import producer, schedules
+from worker.service import producer, schedules, telemetry
 from worker.service.attempts import AttemptJournal
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
         statuses = jobs.finish_many(
             session, done, now=now, worker=rt.worker_id, attempt_ids=journal.ids
         )
+    telemetry.report_runs(done, statuses)
     return dict(Counter(str(s) for s in statuses))
 
 
