@@ -87,6 +87,9 @@ class SimulatorSettings(BaseModel):
     failure_rate: float = Field(default=0.04, ge=0, le=1)
     # Per-vendor calls allowed per credential per day (Beijing time); unset: no quota.
     quotas: dict[str, int] = {}
+    # Every answer echoes the request's credentials (worker/simulator/echo.py), as some
+    # vendors' error messages do: what vrec must never store or print.
+    echo_credentials: bool = False
 
     @model_validator(mode="after")
     def _latency_makes_sense(self) -> SimulatorSettings:

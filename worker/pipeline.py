@@ -5,6 +5,8 @@
 :class:`~worker.errors.JobError`, or the limiter's give-back. What happens next is
 :mod:`worker.policy`'s decision, and storage's to write.
 
+Every text a vendor gave passes :mod:`worker.redaction` before the runs are returned.
+
 Between the limiter's slot and the request, the caller's :class:`CallJournal` writes the
 call down (the attempts table, as ``in_flight``): a worker killed while the vendor works
 leaves a row saying so, and a call that could not be written down is not sent.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -43,6 +46,7 @@ from worker.jobrun import CallFacts, JobRun
 from worker.local_files import read_regular
 from worker.providers.base import Provider, VendorRequest, VendorResponse, fit_of, rate_of
 from worker.ratelimit import Limiter
+from worker.redaction import Redactor
 from worker.sources import SourceFacts
 
 log = logging.getLogger(__name__)
@@ -172,7 +176,31 @@ def process_jobs(
 
         for (index, _, _), done in zip(ready, run(calls()), strict=True):
             results[index] = done
-    return [r for r in results if r is not None]
+    redactor = Redactor.of(settings)
+    return [redacted(r, redactor) for r in results if r is not None]
+
+
+def redacted(run: JobRun, redactor: Redactor) -> JobRun:
+    """``run`` with every text the vendor gave (answer, error, codes) passed through
+    ``redactor``: a vendor echoing a credential stores and prints none."""
+    answer, call = run.answer, run.call
+    if answer is not None:
+        answer = dataclasses.replace(
+            answer,
+            raw=redactor.json(answer.raw),
+            readings=[redactor.fields(reading) for reading in answer.readings],
+            vendor_code=redactor.optional(answer.vendor_code),
+            request_id=redactor.optional(answer.request_id),
+            warnings=[redactor.text(w) for w in answer.warnings],
+        )
+    if call is not None:
+        call = dataclasses.replace(
+            call,
+            vendor_code=redactor.optional(call.vendor_code),
+            request_id=redactor.optional(call.request_id),
+        )
+    error = redactor.error(run.error) if run.error is not None else None
+    return dataclasses.replace(run, answer=answer, call=call, error=error)
 
 
 def _prepare_spec(

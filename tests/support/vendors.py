@@ -29,8 +29,11 @@ from worker import errors, http
 from worker.config import ProviderSettings, Settings, SimulatorSettings, secret_fields
 from worker.errors import JobError
 from worker.image_limits import PreparedImage
+from worker.jobrun import JobRun
+from worker.pipeline import redacted
 from worker.providers.base import Provider, VendorAnswer, VendorRequest, VendorResponse
 from worker.providers.registry import provider_class, settings_models
+from worker.redaction import Redactor
 from worker.settings import build_settings
 from worker.simulator.directives import make_image, with_directive
 from worker.simulator.environment import point_at
@@ -201,6 +204,16 @@ class Vendor:
             return self.answer(body, status, headers)
         except JobError as exc:
             return exc
+
+    def stored(
+        self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Result:
+        """:meth:`result` as the pipeline keeps it: every configured credential masked
+        (:mod:`worker.redaction`)."""
+        got = self.result(body, status, headers)
+        run = JobRun(answer=got) if isinstance(got, VendorAnswer) else JobRun(error=got)
+        kept = redacted(run, Redactor.of(self.settings()))
+        return kept.answer or kept.error  # type: ignore[return-value]
 
     @asynccontextmanager
     async def loopback(self, settings: Settings | None = None) -> AsyncIterator[Loopback]:

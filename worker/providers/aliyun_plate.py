@@ -199,7 +199,7 @@ class AliyunPlate:
         platform = int_of(decoded.get("showapi_res_code")) if isinstance(decoded, dict) else None
         if platform is None:
             raise BadResponse("answer has no showapi_res_code", provider=NAME, http_status=200)
-        raw = strip_secrets(decoded)  # defensive: the API echoes none
+        raw = strip_secrets(decoded)
         request_id = text(decoded.get("showapi_res_id"))
         if platform != 0:
             raise _platform_error(platform, decoded, request_id, raw)

@@ -1,7 +1,7 @@
 """What every vendor adapter shares: reading answers, mapping HTTP statuses, hiding secrets.
 
 - :func:`strip_secrets`: the copy of an answer's JSON that is stored (``raw``), without
-  credential-like keys and with the adapter's own secrets masked inside strings;
+  credential-like keys (credential values anywhere are masked by :mod:`worker.redaction`);
 - :func:`http_status_kind` / :func:`http_status_error`: the outcome of a non-200 answer
   from a vendor that answers 200 even for its errors (anything else came from a proxy or
   gateway on the way);
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any, Final, Literal
 
 from pydantic import SecretStr
@@ -44,34 +43,21 @@ NO_RESULT: Final[NoResult] = "no_result"
 # A key is dropped when its lower-cased name contains any of these: the union of what the
 # adapters dropped before they shared this list ("key" covers key/appkey/app_key/apikey/...).
 SECRETISH: Final = ("key", "secret", "token", "password", "authorization", "signature", "appcode")
-MASK: Final = "***"
 
 
-def strip_secrets(value: Any, secrets: Iterable[str | SecretStr | None] = ()) -> Any:
-    """A copy of decoded JSON without credential-like keys, each of ``secrets`` masked.
-
-    ``secrets`` may be settings' ``SecretStr`` values as they are; unset or empty ones are
-    skipped. Vendors echo nothing secret today; this keeps stored raw JSON safe if a
-    message ever quotes a key ("key错误: ...") or a field named like one appears.
-    """
-    plain = (s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets)
-    masked = tuple(s for s in plain if s)
-
-    def strip(item: Any) -> Any:
-        if isinstance(item, dict):
-            return {
-                k: strip(v)
-                for k, v in item.items()
-                if not any(s in str(k).lower() for s in SECRETISH)
-            }
-        if isinstance(item, list):
-            return [strip(v) for v in item]
-        if isinstance(item, str):
-            for secret in masked:
-                item = item.replace(secret, MASK)
-        return item
-
-    return strip(value)
+def strip_secrets(value: Any) -> Any:
+    """A copy of decoded JSON without credential-like keys (:data:`SECRETISH`). Credential
+    values inside strings are the pipeline's to mask, for every provider at once
+    (:mod:`worker.redaction`)."""
+    if isinstance(value, dict):
+        return {
+            k: strip_secrets(v)
+            for k, v in value.items()
+            if not any(s in str(k).lower() for s in SECRETISH)
+        }
+    if isinstance(value, list):
+        return [strip_secrets(v) for v in value]
+    return value
 
 
 def http_status_kind(status: int) -> type[JobError]:

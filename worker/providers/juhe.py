@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
 
-from pydantic import SecretStr
-
 from worker.errors import (
     BadResponse,
     JobError,
@@ -113,7 +111,7 @@ class Envelope:
         )
 
 
-def parse_envelope(status: int, body: bytes, provider: str, key: SecretStr | None) -> Envelope:
+def parse_envelope(status: int, body: bytes, provider: str) -> Envelope:
     """Check the HTTP status and the envelope's shape; raise for anything else."""
     if status != 200:  # Juhe answers 200 even for errors: a proxy or gateway's
         raise http_status_error(status, provider)
@@ -123,9 +121,7 @@ def parse_envelope(status: int, body: bytes, provider: str, key: SecretStr | Non
     code = int_of(decoded.get("error_code"))
     if code is None:  # not Juhe's envelope: a proxy page, or a changed API
         raise BadResponse("answer has no error_code", provider=provider, http_status=status)
-    # Juhe answers don't echo the key; this makes sure nothing that looks like one is
-    # stored, whatever a future answer (or an error ``reason``) contains.
-    raw = strip_secrets(decoded, [key])
+    raw = strip_secrets(decoded)
     result = raw.get("result")  # readings come from the stripped copy too
     order_id = text(result.get("orderid")) if isinstance(result, dict) else None
     return Envelope(
@@ -162,7 +158,6 @@ def answer(
     *,
     provider: str,
     errors: Mapping[int, Kind],
-    key: SecretStr | None,
     readings_of: Callable[[Any], Sequence[Reading]],
 ) -> VendorAnswer:
     """The one outcome of a Juhe answer; ``readings_of(result)`` reads a success.
@@ -170,7 +165,7 @@ def answer(
     ``readings_of`` raises ValueError for a ``result`` of the wrong shape and returns no
     readings when the vendor found nothing, which is ``no_result`` (billed: code 0).
     """
-    envelope = parse_envelope(response.status, response.body, provider, key)
+    envelope = parse_envelope(response.status, response.body, provider)
     if envelope.code != 0:
         kind = classify(envelope.code, errors)
         if kind != NO_RESULT:
@@ -216,6 +211,5 @@ class JuheAdapter(KeyedFormAdapter[S]):
             response,
             provider=self.name,
             errors=self.errors,
-            key=self.settings.key,
             readings_of=self.read,
         )

@@ -205,7 +205,7 @@ class TencentVehicleLicense:
         inner = decoded.get("Response") if isinstance(decoded, dict) else None
         if not isinstance(inner, dict):
             raise BadResponse("answer has no Response object", provider=NAME, http_status=status)
-        raw = strip_secrets(decoded)  # defensive: Tencent echoes none
+        raw = strip_secrets(decoded)
         request_id = text(inner.get("RequestId"))
         error = inner.get("Error")
         if error is not None:

@@ -154,7 +154,7 @@ class TianapiPlate(KeyedFormAdapter[TianapiPlateSettings]):
             raise errors.BadResponse(
                 "answer has no numeric code", provider=NAME, http_status=status
             )
-        raw = common.strip_secrets(decoded, [self.settings.key])
+        raw = common.strip_secrets(decoded)
         if code != OK:
             return self._error(code, raw)
         readings = plates_of(decoded)

@@ -49,7 +49,7 @@ from aiohttp import web
 
 from worker.config import Settings, SimulatorSettings
 from worker.providers.registry import PROVIDERS
-from worker.simulator import environment, faults
+from worker.simulator import echo, environment, faults
 from worker.simulator.base import Context, VendorSim
 from worker.simulator.environment import point_at
 
@@ -259,7 +259,10 @@ class Simulator:
                     self.stats[name].faults += 1  # after a reset: the new counters
                     fault = self.rng.choice(knobs.faults)
                     return await faults.answer(fault, request, sim, rng=self.rng)
-                return await sim.handle(request, body, self._context(name))
+                answer = await sim.handle(request, body, self._context(name))
+                if knobs.echo_credentials and isinstance(answer, web.Response):
+                    return echo.echoed(answer, echo.presented(request, body))
+                return answer
             except faults.ConnectionAborted:
                 # The transport is gone; aiohttp needs a response object to finish the
                 # handler and drops it on the closed connection.

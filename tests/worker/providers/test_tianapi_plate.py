@@ -338,11 +338,12 @@ def test_raw_never_holds_the_key(vendor: Vendor) -> None:
         "key": KEY,
         "result": {"apikey": KEY, "echo": [f"x{KEY}x"], "keep": 1},
     }
-    result = vendor.result(body)
+    result = vendor.stored(body)
     assert isinstance(result, ProviderUnavailable)
     stored = json.dumps(result.raw, ensure_ascii=False)
     assert KEY not in stored
     assert KEY not in str(result)
     assert result.raw["result"] == {"echo": ["x***x"], "keep": 1}  # type: ignore[index]
-    ok = vendor.answer({"code": 200, "msg": KEY, "result": DOC_ONE["result"]})
+    ok = vendor.stored({"code": 200, "msg": KEY, "result": DOC_ONE["result"]})
+    assert isinstance(ok, VendorAnswer)
     assert KEY not in json.dumps(ok.raw, ensure_ascii=False)
