@@ -63,6 +63,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
+        # Celery's scheduler, with a broker outage said once instead of a traceback per tick.
+        "beat_scheduler": "worker.beat:Scheduler",
         "beat_schedule": {
             "dispatch": {"task": "vrec.dispatch", "schedule": 2.0},
             "reconcile": {"task": "vrec.reconcile", "schedule": 30.0},

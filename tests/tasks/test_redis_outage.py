@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from models import Attempt, Job, Result
 from models.db import Database
+from tests.support.redis_server import RedisServer, free_port
 from tests.support.services import EXACT_SIMULATOR, truncate
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
@@ -33,48 +31,12 @@ from worker.simulator.server import SimulatorThread, VendorStats
 P = "tencent_vehicle_license"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway redis-server: started, stopped with SIGTERM, started again, same port."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir = port, workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        self.proc = subprocess.Popen(
-            [binary, *args, "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_timeout=1).ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
-
-
 @pytest.fixture
 def outage_env(
     tmp_path: Path, postgres_url: str
 ) -> Iterator[tuple[dict[str, str], RedisServer, VendorStats]]:
     truncate(postgres_url)
-    server = RedisServer(_free_port(), tmp_path)
+    server = RedisServer(free_port(), tmp_path)
     server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VREC_")}
     env.update(made_up_credentials() | EXACT_SIMULATOR)
