@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
-from models import Job
+from models import Batch, Job
 from models.db import Database
-from tests.support.services import EXACT_SIMULATOR, create_database, drop_database
+from tests.support.services import EXACT_SIMULATOR, create_database, drop_database, truncate
 from worker.cli import app
-from worker.settings import get_settings
+from worker.settings import get_settings, settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
 from worker.simulator.samples import licence_page
 from worker.simulator.server import SimulatorThread
@@ -154,17 +154,19 @@ def test_exit_codes_and_the_batch_duration(
     (flaky / "f.png").write_bytes(make_image({"error": "InternalError"}, size=(600, 400)))
     _vrec("run", str(flaky), "-p", P, "--json", code=1)  # done, a job failed
 
+    time.sleep(1.0)  # `wait` comes later than the batch's end: it must not count that
     waited = json.loads(_vrec("wait", str(first["batch_id"]), "--json", code=0).stdout)
     with Database(get_settings().database_url) as db, db.transaction() as s:
-        span = s.execute(
-            text(
-                "SELECT b.created_at, MAX(j.finished_at) FROM batches b JOIN jobs j "
-                "ON j.batch_id = b.id WHERE b.id = :b GROUP BY b.created_at"
-            ),
-            {"b": first["batch_id"]},
+        start, end = s.execute(
+            select(Batch.created_at, func.max(Job.finished_at))
+            .join(Job, Job.batch_id == Batch.id)
+            .where(Batch.id == first["batch_id"])
+            .group_by(Batch.created_at)
         ).one()
-    assert span is not None
-    assert waited["seconds"] > 0  # the batch's duration, not the moment `wait` took
+    # The batch's duration (registration to its last job), not the moment `wait` took.
+    assert end is not None
+    assert waited["seconds"] == pytest.approx((end - start).total_seconds(), abs=0.1)
+    assert waited["seconds"] > 0
     monkeypatch.setenv("VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY", "wrong")
     get_settings.cache_clear()
     other = _photos(tmp_path / "more", 1, seed=900)  # not answered before: it must be called
@@ -209,8 +211,6 @@ def slow_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env["VREC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'vrec.db'}"
     env["VREC_SIMULATOR__LATENCY_MS"] = "[400, 600]"
     env["VREC_TENCENT_VEHICLE_LICENSE__RATE"] = "4"
-    from worker.settings import settings_from_env
-
     settings = settings_from_env(env)
     with SimulatorThread(settings) as sim:
         env.update(base_urls(settings, sim.base_url))
@@ -251,15 +251,19 @@ def _wait_for_progress(env: dict[str, str], proc: subprocess.Popen[str], done: i
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("signals", [1, 2])
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM]],
+    ids=["ctrl-c", "ctrl-c twice", "sigterm"],
+)
 def test_an_interrupted_run_strands_nothing_and_resumes_at_once(
-    slow_env: dict[str, str], tmp_path: Path, signals: int
+    slow_env: dict[str, str], tmp_path: Path, signals: list[signal.Signals]
 ) -> None:
     folder = _photos(tmp_path / "p", 30, (600, 400))
     proc = _started_run(slow_env, folder)
     _wait_for_progress(slow_env, proc, done=3)
-    for _ in range(signals):
-        proc.send_signal(signal.SIGINT)
+    for sent in signals:
+        proc.send_signal(sent)
         time.sleep(0.05)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -294,3 +298,95 @@ def test_progress_off_a_terminal_is_plain_lines(slow_env: dict[str, str], tmp_pa
     assert "/s" in lines[0]
     assert "(elapsed " in lines[0]
     assert "\x1b[" not in err  # no redrawn bar, no colour codes in a log
+
+
+# -- Redis mode: what is missing, and a worker stopping -----------------------------------
+
+
+WORKER = [sys.executable, "-m", "worker", "worker", "--concurrency", "4", "--loglevel", "ERROR"]
+
+
+def test_a_run_with_no_worker_says_how_to_start_one(
+    redis_broker: str, vendor_env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = _photos(tmp_path / "p", 2, (600, 400))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "run", str(folder), "-p", P],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(8)  # the follower asks the workers within a few seconds
+        assert proc.poll() is None  # nothing runs the jobs: still waiting
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    assert "no vrec worker answers on the broker: start one with `vrec worker`" in err, err
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+
+
+def test_a_worker_stopped_with_sigterm_strands_nothing(
+    redis_broker: str, vendor_env: dict[str, str], tmp_path: Path, postgres_url: str
+) -> None:
+    truncate(postgres_url)
+    # Calls of 1.5-2 s at 4/s: the worker is mid-batch, calls in flight, when it is stopped.
+    slow = {
+        **os.environ,
+        "VREC_SIMULATOR__LATENCY_MS": "[1500, 2000]",
+        f"VREC_{P.upper()}__RATE": "4",
+    }
+    with SimulatorThread(settings_from_env(slow)) as sim:
+        slow.update(base_urls(settings_from_env(slow), sim.base_url))
+        folder = _photos(tmp_path / "p", 12, (600, 400))
+        detached = subprocess.run(
+            [sys.executable, "-m", "worker", "run", str(folder), "-p", P, "--detach", "--json"],
+            env=slow,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert detached.returncode == 0, detached.stderr
+        batch = json.loads(detached.stdout)["batch_id"]
+        worker = subprocess.Popen(
+            WORKER,
+            env=slow,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            waiter = subprocess.Popen(
+                [sys.executable, "-m", "worker", "wait", str(batch), "--json"],
+                env=slow,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            _wait_for_progress(slow, waiter, done=1)
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: calls in flight finish
+            worker.wait(60)
+            counts = _jobs(slow)
+            assert counts.get("running", 0) == 0  # no lease left for the reconciler
+            assert counts.get("succeeded", 0) < 12
+            started = time.monotonic()
+            rescuer = subprocess.Popen(
+                WORKER,
+                env=slow,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                out, err = waiter.communicate(timeout=120)
+            finally:
+                rescuer.send_signal(signal.SIGTERM)
+                rescuer.wait(60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert waiter.returncode == 0, err
+    assert json.loads(out)["counts"]["succeeded"] == 12
+    assert time.monotonic() - started < 60  # not after a 300 s lease or 900 s queued timeout
