@@ -303,7 +303,13 @@ def test_progress_off_a_terminal_is_plain_lines(slow_env: dict[str, str], tmp_pa
 # -- Redis mode: what is missing, and a worker stopping -----------------------------------
 
 
-WORKER = [sys.executable, "-m", "worker", "worker", "--concurrency", "4", "--loglevel", "ERROR"]
+def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "worker", "--concurrency", "4", "--loglevel", "ERROR"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_run_with_no_worker_says_how_to_start_one(
@@ -351,12 +357,7 @@ def test_a_worker_stopped_with_sigterm_strands_nothing(
         )
         assert detached.returncode == 0, detached.stderr
         batch = json.loads(detached.stdout)["batch_id"]
-        worker = subprocess.Popen(
-            WORKER,
-            env=slow,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        worker = _worker(slow)
         try:
             waiter = subprocess.Popen(
                 [sys.executable, "-m", "worker", "wait", str(batch), "--json"],
@@ -372,12 +373,7 @@ def test_a_worker_stopped_with_sigterm_strands_nothing(
             assert counts.get("running", 0) == 0  # no lease left for the reconciler
             assert counts.get("succeeded", 0) < 12
             started = time.monotonic()
-            rescuer = subprocess.Popen(
-                WORKER,
-                env=slow,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            rescuer = _worker(slow)
             try:
                 out, err = waiter.communicate(timeout=120)
             finally:
