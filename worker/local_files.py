@@ -61,6 +61,9 @@ def read_regular(path: str, max_bytes: int) -> bytes:
         fd = os.open(os_path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise InvalidImage(f"cannot read file: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL, or a character the file system's encoding lacks
+        why = f"no file has such a name ({type(exc).__name__})"
+        raise InvalidImage(f"cannot read file: {why}") from exc
     try:
         info = os.fstat(fd)
         kind = kind_of(info.st_mode)
