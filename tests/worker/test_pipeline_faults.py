@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.faults import BuildFails, InjectsHeader, ParseFails, Throttled
 from tests.support.services import EXACT_SIMULATOR
 from tests.support.vendors import provider_block
 from worker.config import Settings
-from worker.errors import Outcome, RateLimited
-from worker.image_limits import PreparedImage
+from worker.errors import Outcome
 from worker.jobrun import JobRun
 from worker.pipeline import CallJournal, JobSpec, process_jobs
-from worker.providers.base import VendorAnswer, VendorRequest, VendorResponse
 from worker.providers.tencent_vehicle_license import (
     TencentVehicleLicense,
     TencentVehicleLicenseSettings,
@@ -56,30 +55,6 @@ def photos(tmp_path: Path) -> list[str]:
 
 
 # -- the faulty parts ----------------------------------------------------------------------
-
-
-class BuildFails(TencentVehicleLicense):
-    def build_request(self, image: PreparedImage, options: Any) -> VendorRequest:
-        raise KeyError("SecretId")  # a stub's lookup failing, not an Exception we raise
-
-
-class InjectsHeader(TencentVehicleLicense):
-    """A request aiohttp refuses to send (a header with CR LF): a ValueError inside send."""
-
-    def build_request(self, image: PreparedImage, options: Any) -> VendorRequest:
-        request = super().build_request(image, options)
-        headers = {**request.headers, "X-Note": "a\r\nInjected: yes"}
-        return VendorRequest(request.method, request.url, headers, request.body)
-
-
-class ParseFails(TencentVehicleLicense):
-    def parse_response(self, response: VendorResponse) -> VendorAnswer:
-        raise KeyError("Response")
-
-
-class Throttled(TencentVehicleLicense):
-    def parse_response(self, response: VendorResponse) -> VendorAnswer:
-        raise RateLimited("slow down", vendor_code="RequestLimitExceeded")
 
 
 @dataclass
