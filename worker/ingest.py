@@ -79,6 +79,16 @@ def entries(sources: Iterable[str], intake: Intake | None = None) -> Iterator[So
             yield file_entry(path, intake.max_bytes)  # named by the user: no root to keep
 
 
+def stored_source(source: str) -> str:
+    """A source as given, as a batch records it (``batches.sources``): a URL with its
+    secrets masked (:func:`~worker.fetch.redact_url`), a path whose name is not UTF-8 as
+    a ``file://`` URI, like its items."""
+    scheme = url_scheme(source)
+    if scheme is not None and scheme != "file":
+        return redact_url(source)
+    return stored_path(source)
+
+
 def url_entry(source: str) -> Source:
     scheme = url_scheme(source)
     if not is_http_url(source):
