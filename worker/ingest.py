@@ -36,7 +36,7 @@ from worker import imaging, manifests
 from worker.config import Settings
 from worker.errors import ConfigError, InvalidImage
 from worker.fetch import is_http_url, redact_url, url_scheme
-from worker.local_files import os_path, read_regular, stored_path
+from worker.local_files import os_path, read_regular, shown_name, stored_path
 from worker.sources import Source, SourceFacts
 
 DEFAULT_MAX_BYTES = 20_000_000
@@ -200,7 +200,8 @@ def _manifest(path: Path, intake: Intake) -> Iterator[Source]:
         if not _within(target, roots):
             yield Source(
                 uri=stored_path(candidate),
-                error=f"{path.name} line {line}: {value} is outside {stored_path(folder)}: "
+                error=f"{shown_name(path.name)} line {line}: {value} is outside "
+                f"{stored_path(folder)}: "
                 "not read (VREC_SOURCE_ROOTS can allow more roots)",
             )
             continue

@@ -39,6 +39,12 @@ def stored_path(path: str) -> str:
     return path
 
 
+def shown_name(path: str) -> str:
+    """``path`` (or a name) for a message that is stored: bytes that are not UTF-8 shown
+    as ``\\xNN``, so the text is valid everywhere."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def os_path(stored: str) -> str:
     """The path to open for a stored local source (the inverse of :func:`stored_path`)."""
     if stored.startswith(FILE_URI):

@@ -197,6 +197,16 @@ def test_manifests_with_nul_bytes_paths_leaving_and_unreadable_ones(
         "(VREC_SOURCE_ROOTS can allow more roots)",
     }
 
+    named = os.fsencode(folder) + b"/" + "名单.csv".encode("gbk")  # a name not UTF-8
+    with open(named, "wb") as fh:
+        fh.write(b"path\n/etc/hostname\na.jpg\n")
+    summary = _run(os.fsdecode(named))
+    assert _reasons(summary) == {
+        "/etc/hostname": f"\\xc3\\xfb\\xb5\\xa5.csv line 2: /etc/hostname is outside {folder}: "
+        "not read (VREC_SOURCE_ROOTS can allow more roots)"
+    }
+    assert summary["counts"]["succeeded"] == 1  # a.jpg, reused
+
     long = folder / "long.csv"
     long.write_bytes(b"path\na.jpg\n" + b"x" * 200_000 + b".jpg\nb.jpg\n")
     refused = _vrec("run", str(long), "-p", P, code=2)
@@ -215,7 +225,7 @@ def test_manifests_with_nul_bytes_paths_leaving_and_unreadable_ones(
     assert refused.output.strip().splitlines() == [
         f"error: manifest {late}: line 12002 is not utf-8 text"
     ]
-    assert len(_rows(on_db, Batch.id)) == 1  # refusals register nothing
+    assert len(_rows(on_db, Batch.id)) == 2  # refusals register nothing
 
 
 SECRETS = ("s3cret-pw", "t0ken-value", "BEARER9TOKEN", "sig-abc123")
