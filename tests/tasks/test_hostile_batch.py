@@ -154,13 +154,14 @@ def test_a_redirect_to_a_host_no_resolver_can_take_ends_its_item(
     refused before any resolver sees them, as the item's reason; the batch goes on."""
     monkeypatch.setenv("VREC_FETCH_ALLOW_NETWORKS", '["127.0.0.0/8"]')
     get_settings.cache_clear()
-    bad = f"{image_server}/to-host?host={host}"
-    summary = _run(bad, f"{image_server}/car.jpg")
+    redirected = f"{image_server}/to-host?host={host}"
+    direct = f"http://{host}/car.jpg"
+    summary = _run(redirected, f"{image_server}/car.jpg", direct)
     assert summary["counts"]["succeeded"] == 1
-    assert summary["counts"]["invalid_image"] == 1
-    (invalid,) = summary["invalid_files"]
-    assert invalid["source"] == bad
-    assert f"refused: it has {why}" in invalid["reason"]
+    assert summary["counts"]["invalid_image"] == 2
+    reasons = {f["source"]: f["reason"] for f in summary["invalid_files"]}
+    assert set(reasons) == {redirected, direct}
+    assert all(f"refused: it has {why}" in reason for reason in reasons.values())
     assert not any(summary["counts"].get(s) for s in ("pending", "queued", "running"))
 
 
