@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tests.support.faults import BuildFails, InjectsHeader, ParseFails, Throttled
-from tests.support.services import EXACT_SIMULATOR
 from tests.support.vendors import provider_block
 from worker.config import Settings
 from worker.errors import Outcome
@@ -28,20 +27,11 @@ from worker.providers.tencent_vehicle_license import (
 )
 from worker.ratelimit import Limiter, Slot
 from worker.runtime import Runtime
-from worker.settings import get_settings
-from worker.simulator.environment import made_up_credentials, point_at
+from worker.simulator.environment import point_at
 from worker.simulator.samples import licence_page
 from worker.simulator.server import SimulatorThread
 
 P = "tencent_vehicle_license"
-
-
-@pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for key, value in (made_up_credentials() | EXACT_SIMULATOR).items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    return get_settings()
 
 
 @pytest.fixture
