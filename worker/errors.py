@@ -46,6 +46,9 @@ Library errors are translated into this tree at named boundaries only, always
   :class:`SettingsInvalid`);
 * :mod:`worker.service.database`: SQLAlchemy's connection errors (as :class:`Unreachable`);
 * :mod:`worker.dispatch`: kombu's and Redis's errors of sending to the broker;
+* :mod:`worker.pipeline`: the last resort of a job: any other exception at a stage
+  (reading or fetching the source, preparing, the limiter, the journal, sending, the
+  adapter) ends that job's run as :class:`Transient` naming the stage and its type;
 * :mod:`worker.cli.common`: the last resort of a command: any other error is one line
   naming its type (the traceback only with ``--debug`` or ``VREC_DEBUG=1``).
 * :mod:`worker.scan`: OS errors of listing a schedule's folder (as :class:`SourceUnavailable`);

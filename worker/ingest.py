@@ -36,7 +36,7 @@ from worker import imaging, manifests
 from worker.config import Settings
 from worker.errors import ConfigError, InvalidImage
 from worker.fetch import is_http_url, redact_url, url_scheme
-from worker.local_files import os_path, read_regular, stored_path
+from worker.local_files import os_path, read_regular, shown_name, stored_path
 from worker.sources import Source, SourceFacts
 
 DEFAULT_MAX_BYTES = 20_000_000
@@ -77,6 +77,16 @@ def entries(sources: Iterable[str], intake: Intake | None = None) -> Iterator[So
             yield from _manifest(Path(path), intake)
         else:
             yield file_entry(path, intake.max_bytes)  # named by the user: no root to keep
+
+
+def stored_source(source: str) -> str:
+    """A source as given, as a batch records it (``batches.sources``): a URL with its
+    secrets masked (:func:`~worker.fetch.redact_url`), a path whose name is not UTF-8 as
+    a ``file://`` URI, like its items."""
+    scheme = url_scheme(source)
+    if scheme is not None and scheme != "file":
+        return redact_url(source)
+    return stored_path(source)
 
 
 def url_entry(source: str) -> Source:
@@ -190,7 +200,8 @@ def _manifest(path: Path, intake: Intake) -> Iterator[Source]:
         if not _within(target, roots):
             yield Source(
                 uri=stored_path(candidate),
-                error=f"{path.name} line {line}: {value} is outside {stored_path(folder)}: "
+                error=f"{shown_name(path.name)} line {line}: {value} is outside "
+                f"{stored_path(folder)}: "
                 "not read (VREC_SOURCE_ROOTS can allow more roots)",
             )
             continue

@@ -39,6 +39,12 @@ def stored_path(path: str) -> str:
     return path
 
 
+def shown_name(path: str) -> str:
+    """``path`` (or a name) for a message that is stored: bytes that are not UTF-8 shown
+    as ``\\xNN``, so the text is valid everywhere."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def os_path(stored: str) -> str:
     """The path to open for a stored local source (the inverse of :func:`stored_path`)."""
     if stored.startswith(FILE_URI):
@@ -61,6 +67,9 @@ def read_regular(path: str, max_bytes: int) -> bytes:
         fd = os.open(os_path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise InvalidImage(f"cannot read file: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL, or a character the file system's encoding lacks
+        why = f"no file has such a name ({type(exc).__name__})"
+        raise InvalidImage(f"cannot read file: {why}") from exc
     try:
         info = os.fstat(fd)
         kind = kind_of(info.st_mode)

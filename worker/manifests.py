@@ -7,7 +7,8 @@
   column, if its values look like paths or URLs. A manifest whose first row already looks
   like a source has no header: that row is kept. A header with no such column over a first
   column that holds no paths or URLs is refused, naming the header found.
-- A row the csv module cannot read (a field over its limit, broken quoting) refuses the
+- A row the csv module cannot read (a field over its limit, broken quoting), or a line
+  that is not text in the encoding found (a GBK line deep in a UTF-8 file), refuses the
   manifest with its line number.
 
 Refusals are :class:`~worker.errors.ConfigError` (one line, ``vrec run`` exits 2); rows
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -57,9 +59,17 @@ def encoding_of(sample: bytes) -> str:
     raise UnicodeDecodeError("manifest", sample[:1], 0, 1, "not UTF-8, UTF-16 or GB18030")
 
 
-def _without_nul(lines: IO[str]) -> Iterator[str]:
-    """The lines without NUL characters (the csv module refuses them)."""
-    for line in lines:
+# What ``errors="surrogateescape"`` makes of bytes the encoding has no character for.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _clean_lines(lines: IO[str], name: str) -> Iterator[str]:
+    """The lines without NUL characters (the csv module refuses them); a line holding
+    bytes that are not text in the manifest's encoding refuses it, by its number."""
+    for number, line in enumerate(lines, 1):
+        if _UNDECODED.search(line):
+            encoding = getattr(lines, "encoding", None) or "its"
+            raise ConfigError(f"manifest {name}: line {number} is not {encoding} text")
         yield line.replace("\x00", "")
 
 
@@ -72,7 +82,9 @@ def open_manifest(path: str | Path) -> IO[str]:
         encoding = encoding_of(sample)
     except UnicodeDecodeError:
         raise ConfigError(f"manifest {path}: not UTF-8, UTF-16 or GB18030 text") from None
-    return open(path, encoding=encoding, newline="")
+    # Undecodable bytes become lone surrogates, refused with their line's number by
+    # values(): a strict decoder fails a whole chunk ahead of the line being read.
+    return open(path, encoding=encoding, errors="surrogateescape", newline="")
 
 
 def decode(body: bytes, name: str) -> str:
@@ -92,15 +104,15 @@ def rows(path: Path) -> Iterator[tuple[int, str]]:
 def values(fh: IO[str], name: str) -> Iterator[tuple[int, str]]:
     """(line number, source cell) of every non-empty source cell of the manifest read from
     ``fh`` (text); ``name`` is how refusals name it."""
-    reader = csv.reader(_without_nul(fh))
+    reader = csv.reader(_clean_lines(fh, name))
     try:
         yield from _cells(name, reader)
     except csv.Error as exc:
         raise ConfigError(f"manifest {name}: line {reader.line_num}: {exc}") from None
-    except UnicodeDecodeError:
+    except UnicodeDecodeError:  # bytes surrogateescape cannot carry: the chunk's line unknown
         encoding = getattr(fh, "encoding", None) or "its"
         raise ConfigError(
-            f"manifest {name}: line {reader.line_num + 1} is not {encoding} text"
+            f"manifest {name}: not {encoding} text, near line {reader.line_num + 1}"
         ) from None
 
 

@@ -10,12 +10,17 @@ Every text a vendor gave passes :mod:`worker.redaction` before the runs are retu
 Between the limiter's slot and the request, the caller's :class:`CallJournal` writes the
 call down (the attempts table, as ``in_flight``): a worker killed while the vendor works
 leaves a row saying so, and a call that could not be written down is not sent.
+
+Nothing a job meets escapes :func:`process_jobs`, since an escape would strand the whole
+chunk ``running`` until its leases expire: an unexpected exception at any stage (reading or
+fetching the source, preparing the image, the limiter, the journal, sending, the
+adapter's parsing) ends that job's run with a :class:`~worker.errors.Transient` naming the
+stage and the exception's type (retried, then failed with that reason).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -45,7 +50,7 @@ from worker.ingest import facts_of, is_url
 from worker.jobrun import CallFacts, JobRun
 from worker.local_files import read_regular
 from worker.providers.base import Provider, VendorRequest, VendorResponse, fit_of, rate_of
-from worker.ratelimit import Limiter
+from worker.ratelimit import Limiter, Slot
 from worker.redaction import Redactor
 from worker.sources import SourceFacts
 
@@ -67,6 +72,12 @@ class CallJournal(Protocol):
 
 
 Announce = Callable[[datetime], Awaitable[None]]
+
+
+def unexpected(exc: BaseException, stage: str, provider: str) -> Transient:
+    """A failure nobody foresaw at ``stage`` ("reading the source"...): retried, then failed,
+    with its name. The exception's type only: its text may carry a path or a secret."""
+    return Transient(f"unexpected {type(exc).__name__} {stage}", provider=provider)
 
 
 def read_file(path: str, max_bytes: int) -> bytes:
@@ -164,18 +175,25 @@ def process_jobs(
                 return None
             return functools.partial(journal.calling, index)
 
-        async def calls() -> list[JobRun]:
+        async def calls() -> list[JobRun | BaseException]:
             return list(
                 await asyncio.gather(
                     *(
                         call_job(p, r, limiter, session, settings, announce=announcer(i))
                         for i, p, r in ready
-                    )
+                    ),
+                    return_exceptions=True,  # one job's escape must not take the others
                 )
             )
 
-        for (index, _, _), done in zip(ready, run(calls()), strict=True):
-            results[index] = done
+        for (index, provider, prepared), done in zip(
+            ready, _hop(run, calls, len(ready)), strict=True
+        ):
+            if isinstance(done, BaseException):
+                error = unexpected(done, "calling the vendor", provider.name)
+                results[index] = JobRun(error=error, source=prepared.source)
+            else:
+                results[index] = done
     redactor = Redactor.of(settings)
     return [redacted(r, redactor) for r in results if r is not None]
 
@@ -203,20 +221,38 @@ def redacted(run: JobRun, redactor: Redactor) -> JobRun:
     return dataclasses.replace(run, answer=answer, call=call, error=error)
 
 
+def _hop(
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+    calls: Callable[[], Coroutine[Any, Any, list[JobRun | BaseException]]],
+    n: int,
+) -> list[JobRun | BaseException]:
+    """The chunk's calls on the loop; if the hop itself fails (the loop stopping), that
+    failure for every one of them."""
+    try:
+        done: list[JobRun | BaseException] = run(calls())
+    except Exception as exc:
+        return [exc] * n
+    return done
+
+
 def _prepare_spec(
     spec: JobSpec,
     run: Callable[[Coroutine[Any, Any, Any]], Any],
     session: aiohttp.ClientSession,
     settings: Settings,
 ) -> Ready | JobRun:
+    url = is_url(spec.source_uri)
     try:
-        if is_url(spec.source_uri):
+        if url:
             data: bytes = run(fetch_source(spec.source_uri, session, settings))
         else:
             data = read_file(spec.source_uri, settings.source_max_bytes)
     except JobError as exc:
         exc.provider = exc.provider or spec.provider.name
         return JobRun(error=exc)
+    except Exception as exc:
+        stage = "fetching the source" if url else "reading the source"
+        return JobRun(error=unexpected(exc, stage, spec.provider.name))
     started = time.perf_counter()
     prepared = prepare_job(spec.provider, data, spec.options, expected_sha256=spec.expected_sha256)
     metrics.image_prepared(
@@ -263,6 +299,9 @@ async def call_job(
             # (no attempt is charged); the dispatcher offers it again shortly.
             log.warning("%s", exc)
             return JobRun(give_back=LIMITER_DOWN_RETRY_SECONDS, source=facts)
+        except Exception as exc:
+            error = unexpected(exc, "waiting for the rate limiter", provider.name)
+            return JobRun(error=error, source=facts)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         metrics.limiter_waited(provider.name, t0 - queued)
@@ -272,6 +311,9 @@ async def call_job(
             except CallNotRecorded as exc:  # unrecorded, a billed call could go unseen
                 log.warning("%s", exc)
                 return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
+            except Exception as exc:  # not written down, so not sent
+                error = unexpected(exc, "recording the call", provider.name)
+                return JobRun(error=error, source=facts)
             t0 = time.perf_counter()  # the call's duration is the vendor's alone
 
         def facts_of(
@@ -289,15 +331,23 @@ async def call_job(
         except JobError as exc:
             exc.provider = exc.provider or provider.name
             if exc.outcome is Outcome.RATE_LIMITED:
-                with contextlib.suppress(LimiterUnavailable):  # best effort: the answer counts
-                    await limiter.penalize(key, slot, retry_after=exc.retry_after)
+                await _penalize(limiter, key, slot, exc.retry_after)
             call = facts_of(exc.http_status, exc.vendor_code, exc.request_id, exc.billed)
             return JobRun(error=exc, call=call, source=facts)
-        except Exception as exc:  # a bug in an adapter must not wedge the job: retry, then fail
-            message = f"unexpected {type(exc).__name__} in {provider.name} adapter"
-            error = Transient(message, provider=provider.name)
-            # The vendor did answer (and may bill): the attempt is recorded all the same.
-            made = facts_of(response.status, None, None, False) if response else None
-            return JobRun(error=error, call=made, source=facts)
+        except Exception as exc:  # a bug must not wedge the job: retry, then fail
+            stage = f"in {provider.name} adapter" if response else "sending the request"
+            # The request may have left (and the vendor may bill): the attempt is recorded.
+            made = facts_of(response.status if response else None, None, None, False)
+            return JobRun(error=unexpected(exc, stage, provider.name), call=made, source=facts)
     call = facts_of(response.status, answer.vendor_code, answer.request_id, answer.billed)
     return JobRun(answer=answer, call=call, source=facts)
+
+
+async def _penalize(limiter: Limiter, key: str, slot: Slot, retry_after: float | None) -> None:
+    """Tell the limiter of a throttling answer; best effort, the answer counts either way."""
+    try:
+        await limiter.penalize(key, slot, retry_after=retry_after)
+    except LimiterUnavailable:
+        pass
+    except Exception:
+        log.exception("rate limiter failed to take a throttling answer for %s", key)

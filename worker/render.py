@@ -30,10 +30,9 @@ SUMMARY_ROWS = ("succeeded", "no_result", "invalid_image", "failed")
 def plain(value: object) -> Text:
     """``value`` as literal text: no markup, control characters shown as escapes."""
     text = "" if value is None else str(value)
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+    if not text.isprintable():  # C0/C1 controls, bidi overrides, line separators...
         text = "".join(
-            ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode()
-            for ch in text
+            ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text
         )
     return Text(text)
 
@@ -103,18 +102,14 @@ def print_summary(console: Console, result: Summary) -> None:
     console.print(table)
     if result.errors:
         errors = Table(title="commonest errors", title_justify="left")
-        for column in ("category", "code", "message", "jobs"):
-            errors.add_column(column, justify="right" if column == "jobs" else "left")
+        for column in ("category", "code", "message"):
+            errors.add_column(column, overflow="fold")
+        errors.add_column("jobs", justify="right")
         for e in result.errors:
             errors.add_row(e.category, plain(e.code), plain(e.message), str(e.count))
         console.print(errors)
     if result.invalid:
-        files = Table(title="invalid files", title_justify="left")
-        files.add_column("file", overflow="fold")
-        files.add_column("reason", overflow="fold")
-        for source, reason in result.invalid:
-            files.add_row(plain(source), plain(reason))
-        console.print(files)
+        print_invalid(console, result.invalid)
     for state in result.blocked:
         line = Text.assemble(
             (f"provider {state.provider} unavailable", "bold red"),
@@ -123,6 +118,16 @@ def print_summary(console: Console, result: Summary) -> None:
             "; its jobs stay pending (`vrec status`; they run again once it is fixed)",
         )
         console.print(line)
+
+
+def print_invalid(console: Console, invalid: Sequence[tuple[str, str]]) -> None:
+    """Each invalid file's path on a line of its own and its reason indented below, both
+    whole however long (the terminal wraps them; a table column would cut or fold the
+    paths they hold)."""
+    console.print(Text("invalid files", style="italic"))
+    for source, reason in invalid:
+        console.print(plain(source), soft_wrap=True)
+        console.print(Text.assemble("    ", plain(reason)), soft_wrap=True)
 
 
 def _circuit_line(state: Any) -> Text:
@@ -248,7 +253,7 @@ def print_batch_detail(console: Console, detail: BatchDetail) -> None:
     title += f", created {when(detail.created_at)} UTC"
     if detail.eta_seconds is not None:
         title += f", about {duration(detail.eta_seconds)} to go"
-    table = Table(title=Text(title))
+    table = Table(title=plain(title))
     for column in ("provider", "done", "remaining", "jobs/s", "ETA", "calls", "billed", "reused"):
         table.add_column(column, justify="left" if column == "provider" else "right")
     table.add_column("jobs by status")

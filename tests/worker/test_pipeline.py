@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
-from tests.support.services import EXACT_SIMULATOR
 from tests.support.vendors import provider_block
 from worker.config import Settings
 from worker.errors import CallNotRecorded, Outcome
@@ -21,20 +19,11 @@ from worker.pipeline import JobSpec, process_jobs
 from worker.providers.base import VendorAnswer, VendorResponse
 from worker.providers.registry import get_provider
 from worker.ratelimit import Limiter, LocalLimiter, RedisLimiter
-from worker.settings import get_settings
-from worker.simulator.environment import made_up_credentials, point_at
+from worker.simulator.environment import point_at
 from worker.simulator.samples import licence_page
 from worker.simulator.server import run_simulator
 
 P = "tencent_vehicle_license"
-
-
-@pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for key, value in (made_up_credentials() | EXACT_SIMULATOR).items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    return get_settings()
 
 
 async def run_job(

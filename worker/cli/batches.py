@@ -137,6 +137,7 @@ def export(
 ) -> None:
     """Results as CSV or JSON Lines: one row per submitted file x provider, with the typed
     fields, status, error and source path; streamed."""
+    from worker.render import plain
     from worker.service.database import open_database
     from worker.service.export import rows, write
 
@@ -153,7 +154,8 @@ def export(
         else:
             with output.open("w", encoding="utf-8", newline="") as fh:
                 n = write(fh, every, fmt, bom=bom)  # type: ignore[arg-type]
-    err.print(f"exported {n} rows" + (f" to {output}" if output else ""))
+    shown = f"exported {n} rows" + (f" to {output}" if output else "")
+    err.print(plain(shown), soft_wrap=True)
 
 
 def prune(

@@ -31,8 +31,11 @@ EXIT_USAGE = 2
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` (as plain text) and exit ``code``."""
-    err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    """Print ``error: message`` (as plain text, control characters escaped) and exit
+    ``code``."""
+    from worker.render import plain
+
+    err.print(Text.assemble(("error: ", "bold red"), plain(message)), soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -79,6 +79,7 @@ def report(
     throughput, failures by vendor code, pictures with what each vendor read, invalid files."""
     from worker.htmlreport import render_report
     from worker.providers.registry import names
+    from worker.render import plain
     from worker.service.database import open_database
     from worker.service.report import build_report
 
@@ -91,4 +92,4 @@ def report(
         output.write_text(html, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-    err.print(f"report of batch {batch} written to {output.resolve()}", highlight=False)
+    err.print(plain(f"report of batch {batch} written to {output.resolve()}"), soft_wrap=True)

@@ -117,7 +117,7 @@ def submit(
                 seen,
                 per_provider,
                 label=label,
-                sources=list(sources),
+                sources=[ingest.stored_source(s) for s in sources],
                 idempotency_key=idempotency_key,
                 reuse_max_age=reuse_age(settings, force=force),
                 now=datetime.now(UTC),
