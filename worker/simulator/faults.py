@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from aiohttp import web
-
-if TYPE_CHECKING:  # base imports this module
-    from worker.simulator.base import VendorSim
 
 FAULTS: Final = ("5xx", "timeout", "reset", "malformed", "error200")
 HANG_SECONDS: Final = 3600.0
 # Set by the server when it shuts down, so hanging "timeout" answers end with it.
 CLOSING: Final = web.AppKey("vrec_sim_closing", asyncio.Event)
+
+
+class ErrorIn200(Protocol):
+    """What a fault needs of a vendor's simulator: its internal error in an HTTP 200."""
+
+    def error_in_200(self) -> web.Response: ...
 
 
 class ConnectionAborted(Exception):
@@ -34,7 +37,7 @@ class ConnectionAborted(Exception):
 async def answer(
     fault: str,
     request: web.Request,
-    sim: VendorSim,
+    sim: ErrorIn200,
     *,
     rng: random.Random | None = None,
 ) -> web.Response:
