@@ -6,7 +6,7 @@ All on a throwaway PostgreSQL database, loopback only:
 
 ``export``    a batch of N answered jobs (each with a plate reading) is seeded with SQL, then
               ``vrec export BATCH --format csv -o FILE`` runs as its own process, at N/10 and
-              at N rows: rows/s and that process's peak RSS (what ``wait4`` reports), so the
+              at N rows: rows/s and that process's peak RSS (its VmHWM, bench/peak.py), so the
               two RSS figures show whether memory grows with the rows. Targets: >= 50,000
               rows/s, peak RSS < 150 MB and flat (1M within 10% of 100k).
 ``reprocess`` ``reprocess --query "SELECT id AS image_id FROM images"`` over the N seeded
@@ -23,7 +23,6 @@ Run time with the defaults: a few minutes (seeding a million rows is most of it)
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,10 +47,11 @@ from bench.common import (
 from models.db import Database
 from worker.service.reprocess import reprocess
 from worker.service.submit import submit
-from worker.settings import build_settings
+from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls
 
 P = "tianapi_plate"
+PEAK = Path(__file__).resolve().parent / "peak.py"
 EXPORT_RATE, EXPORT_RSS_MB, REPROCESS_RATE = 50_000, 150, 20_000
 
 
@@ -110,24 +110,19 @@ def export_run(url: str, batch: int) -> tuple[int, float, float]:
     """``vrec export`` of the batch in its own process: (rows, seconds, peak RSS in MB)."""
     env = child_env({})
     env["VREC_DATABASE_URL"] = url
-    out = tempfile.NamedTemporaryFile(suffix=".csv", delete=False)  # noqa: SIM115
-    out.close()
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "worker", "export", str(batch), "--format", "csv", "-o", out.name],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(
-            f"vrec export failed: {proc.stderr.read().decode() if proc.stderr else ''}"
+    with tempfile.TemporaryDirectory(prefix="vrec-bench-export-") as tmp:
+        csv_path, peak = Path(tmp, "rows.csv"), Path(tmp, "peak")
+        cmd = [sys.executable, str(PEAK), str(peak), "export", str(batch), "--format", "csv"]
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*cmd, "-o", str(csv_path)], env=env, capture_output=True, text=True, check=False
         )
-    with open(out.name, encoding="utf-8") as fh:
-        rows = sum(1 for _ in fh) - 1
-    os.unlink(out.name)
-    return rows, seconds, usage.ru_maxrss / 1024
+        seconds = time.perf_counter() - started
+        if done.returncode != 0 or not peak.exists():
+            raise RuntimeError(f"vrec export failed ({done.returncode}): {done.stderr[-2000:]}")
+        with open(csv_path, encoding="utf-8") as fh:
+            rows = sum(1 for _ in fh) - 1
+        return rows, seconds, int(peak.read_text()) / 2**20
 
 
 def bench_export(rows: int) -> list[list[str]]:
@@ -155,7 +150,8 @@ def bench_export(rows: int) -> list[list[str]]:
 def bench_reprocess(rows: int) -> list[list[str]]:
     with throwaway_database() as url:
         seed(url, rows)
-        settings = build_settings(database_url=url)
+        env = child_env(fresh_credentials()) | {"VREC_DATABASE_URL": url}
+        settings = settings_from_env(env)
         with Database(url) as db:
             started = time.perf_counter()
             batch = reprocess(
@@ -187,7 +183,7 @@ def bench_reuse(answered: int) -> list[list[str]]:
         simulator(credentials) as sim,
     ):
         folder = str(Path(paths[0]).parent)
-        settings = build_settings(database_url=url)
+        settings = settings_from_env(child_env(credentials) | {"VREC_DATABASE_URL": url})
         with Database(url) as db:
             first = submit(db, settings, [folder], [P], {})
             with db.transaction() as s:  # answered yesterday: seeded, no vendor call needed
