@@ -5,10 +5,13 @@ neither the database layer nor Celery (import-linter checks the static imports i
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 LIGHT = ("worker.pipeline", "worker.policy", "worker.providers.registry", "worker.imaging")
+ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("sqlalchemy", "celery", "kombu", "alembic", "models")
 
 
@@ -38,3 +41,32 @@ def test_rendering_loads_no_celery_and_no_runtime() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(out.stdout) == []
+
+
+def architecture_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+
+
+def listed_modules() -> list[str]:
+    """Every module and package a newcomer should find in the tree: worker's, its service
+    and cli packages', models' and tasks' (a package's own inside is its own folder's)."""
+    found = []
+    for folder in ("worker", "worker/service", "worker/cli", "models", "tasks"):
+        for path in sorted((ROOT / folder).iterdir()):
+            if path.name == "__init__.py" or (path.name.startswith(("_", ".")) and path.is_dir()):
+                continue
+            if path.suffix == ".py" or (path / "__init__.py").exists():
+                found.append(f"{folder}/{path.name}")
+    return found
+
+
+def test_the_readme_tree_names_every_module() -> None:
+    section = architecture_section()
+    missing = [
+        module
+        for module in listed_modules()
+        if not re.search(rf"^ +{re.escape(module.rsplit('/', 1)[1])}/? ", section, re.M)
+    ]
+    assert missing == []
+    assert len(listed_modules()) > 60
