@@ -113,13 +113,16 @@ def throwaway_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def image_folder(n: int, size: tuple[int, int] = (200, 120)) -> Iterator[list[str]]:
+def image_folder(
+    n: int, size: tuple[int, int] = (200, 120), *, first: int = 0
+) -> Iterator[list[str]]:
     """``n`` distinct small licence pages, JPEG (distinct content: vrec deduplicates images
-    by sha256; licence pages: what the Tencent simulator reads, with its blur warning for
+    by sha256 and reuses answers, so batches sharing a database take different ``first``
+    seeds; licence pages: what the Tencent simulator reads, with its blur warning for
     pages under 500x800)."""
     with tempfile.TemporaryDirectory(prefix="vrec-bench-") as tmp:
         paths = []
-        for i in range(n):
+        for i in range(first, first + n):
             path = Path(tmp, f"car{i:06d}.jpg")
             path.write_bytes(licence_page("FRONT", i, size))
             paths.append(str(path))
