@@ -168,9 +168,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                         counts = {k: v for k, v in done.counts.items() if v}
                         counts["vendor calls"] = sim_stats(sim)["calls"] - calls_before
                         submit_s = max(submit_s, done.submit_seconds)
-                        rows.append(
-                            Row(what, n_workers, args.jobs, done.run_seconds, noop, counts)
-                        )
+                        rows.append(Row(what, n_workers, args.jobs, done.run_seconds, noop, counts))
     finally:
         flush_redis(BROKER_DB, LIMITER_DB)
     return rows, submit_s
@@ -199,7 +197,8 @@ def report(args: argparse.Namespace, rows: list[Row], submit_s: float) -> None:
     print(table(lines, header))
     print(f"registration of {args.jobs} images (submit, not in the rates): <= {submit_s:.2f} s")
     for r in rows:
-        print(f"{r.what}, {r.workers} worker(s): " + ", ".join(f"{k} {v}" for k, v in r.counts.items()))
+        counts = ", ".join(f"{k} {v}" for k, v in r.counts.items())
+        print(f"{r.what}, {r.workers} worker(s): {counts}")
     headline = next(r for r in rows if r.what == "1/message" and r.workers == args.workers)
     ratio = headline.rate / headline.noop
     print(
