@@ -324,6 +324,24 @@ class Workers:
         victim.wait(10)
         self.procs[i] = self._start(i)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the worker processes have used so far (Linux): a
+        figure that, unlike a rate, does not move much when other work shares the cores."""
+        total = 0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> list[int]:
+        """Each worker process's resident set size now (Linux)."""
+        out = []
+        for proc in self.procs:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) * 1024)
+        return out
+
     def check_alive(self) -> None:
         dead = [p.args for p in self.procs if p.poll() is not None]
         if dead:

@@ -69,8 +69,10 @@ TARGET_RATIO = 0.25
 TARGET_ONE_WORKER = 150.0  # jobs/s of one process at one job per message
 
 
-def noop_rate(n: int, workers: Workers) -> tuple[float, float]:
-    """(tasks/s, seconds) for ``n`` no-op tasks through the running workers."""
+def noop_rate(n: int, workers: Workers) -> tuple[float, float, float]:
+    """(tasks/s, seconds, workers' CPU ms per task) for ``n`` no-op tasks through the
+    running workers."""
+    cpu0 = workers.cpu_seconds()
     app = Celery("bench-noop", broker=redis_url(BROKER_DB))
     client = redis.Redis.from_url(redis_url(BROKER_DB))
     try:
@@ -88,7 +90,7 @@ def noop_rate(n: int, workers: Workers) -> tuple[float, float]:
     finally:
         client.close()
         app.close()
-    return n / seconds, seconds
+    return n / seconds, seconds, (workers.cpu_seconds() - cpu0) * 1000 / n
 
 
 @dataclass
@@ -98,6 +100,8 @@ class Row:
     n: int
     seconds: float
     noop: float  # no-op tasks/s on the same workers, measured just before
+    cpu_ms: float  # the workers' CPU time per job
+    noop_cpu_ms: float  # ... per no-op task
     counts: dict[str, int]
 
     @property
@@ -151,11 +155,12 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                         run_vrec_batch(warm_env, paths, timeout=120, workers=procs, poll=0.05)
                     seed += 100
                     print(f"  {args.noops} no-op tasks ...", flush=True)
-                    noop, _ = noop_rate(args.noops, procs)
+                    noop, _, noop_cpu = noop_rate(args.noops, procs)
                     for what, size in batches:
                         print(f"  {args.jobs} vrec jobs, {what} ...", flush=True)
                         batch_env = {**env, "VREC_CHUNK_SIZE": str(size)}
                         calls_before = sim_stats(sim)["calls"]
+                        cpu0 = procs.cpu_seconds()
                         with image_folder(args.jobs, first=seed) as paths:
                             done = run_vrec_batch(
                                 batch_env,
@@ -165,10 +170,21 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                                 poll=0.05,
                             )
                         seed += args.jobs
+                        cpu_ms = (procs.cpu_seconds() - cpu0) * 1000 / args.jobs
                         counts = {k: v for k, v in done.counts.items() if v}
                         counts["vendor calls"] = sim_stats(sim)["calls"] - calls_before
                         submit_s = max(submit_s, done.submit_seconds)
-                        rows.append(Row(what, n_workers, args.jobs, done.run_seconds, noop, counts))
+                        row = Row(
+                            what,
+                            n_workers,
+                            args.jobs,
+                            done.run_seconds,
+                            noop,
+                            cpu_ms,
+                            noop_cpu,
+                            counts,
+                        )
+                        rows.append(row)
     finally:
         flush_redis(BROKER_DB, LIMITER_DB)
     return rows, submit_s
@@ -181,7 +197,17 @@ def report(args: argparse.Namespace, rows: list[Row], submit_s: float) -> None:
         "(threads pool), broker Redis, PostgreSQL; simulator in its own process, no "
         "latency, no throttling; each vrec row against the no-op rate of the same workers"
     )
-    header = ["vrec jobs", "workers", "n", "seconds", "jobs/s", "no-op tasks/s", "ratio"]
+    header = [
+        "vrec jobs",
+        "workers",
+        "n",
+        "seconds",
+        "jobs/s",
+        "no-op tasks/s",
+        "ratio",
+        "CPU ms/job",
+        "CPU ms/no-op",
+    ]
     lines = [
         [
             r.what,
@@ -191,10 +217,16 @@ def report(args: argparse.Namespace, rows: list[Row], submit_s: float) -> None:
             f"{r.rate:.0f}",
             f"{r.noop:.0f}",
             f"{r.rate / r.noop:.3f}",
+            f"{r.cpu_ms:.1f}",
+            f"{r.noop_cpu_ms:.1f}",
         ]
         for r in rows
     ]
     print(table(lines, header))
+    print(
+        "CPU ms = the worker processes' user + system time over the row / its jobs (or "
+        "tasks): what a job costs whatever else shares the cores"
+    )
     print(f"registration of {args.jobs} images (submit, not in the rates): <= {submit_s:.2f} s")
     for r in rows:
         counts = ", ".join(f"{k} {v}" for k, v in r.counts.items())
