@@ -26,6 +26,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -198,18 +199,22 @@ def photo_folder(n: int) -> Iterator[list[str]]:
 
 class RssSampler:
     """Every worker process's resident set size, sampled every ``every`` seconds in a
-    thread while the block runs: the peak over the run and per worker."""
+    thread while the block runs: the peak over the run, and the median over the run of
+    the largest worker's (what a worker holds once start-up's burst is over)."""
 
     def __init__(self, workers: Workers, every: float = 0.25) -> None:
         self.workers, self.every = workers, every
         self.peak = 0
+        self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(OSError):  # a worker replaced meanwhile
-                self.peak = max([self.peak, *self.workers.rss_bytes()])
+            with contextlib.suppress(OSError, ValueError):  # a worker replaced meanwhile
+                largest = max(self.workers.rss_bytes())
+                self.samples.append(largest)
+                self.peak = max(self.peak, largest)
             self._stop.wait(self.every)
 
     def __enter__(self) -> RssSampler:
@@ -219,6 +224,10 @@ class RssSampler:
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    @property
+    def median(self) -> int:
+        return int(statistics.median(self.samples)) if self.samples else 0
 
 
 # -- the simulator ------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class Result:
     outcomes: dict[str, int] = field(default_factory=dict)
     idle_rss: float = 0.0  # MB, the largest worker's once started, before any job
     peak_rss: float = 0.0  # MB, the largest any worker reached over the run
+    median_rss: float = 0.0  # MB, the largest worker's, median over the run
 
 
 def images(jobs: int, photos: str) -> contextlib.AbstractContextManager[list[str]]:
@@ -161,8 +162,10 @@ def vrec_scenario(
     if request_budget is not None:
         setup += f", VREC_REQUEST_BUDGET_BYTES={request_budget}"
     outcomes = {k: v for k, v in run.counts.items() if v}
+    mb = 2**20
+    peak, median = rss.peak / mb, rss.median / mb
     return Result(
-        name, setup, jobs, limit, figures, run.run_seconds, outcomes, idle / 2**20, rss.peak / 2**20
+        name, setup, jobs, limit, figures, run.run_seconds, outcomes, idle / mb, peak, median
     )
 
 
@@ -248,7 +251,9 @@ def celery_scenario(
         f"--concurrency={concurrency}`, rate_limit='{per_worker:g}/s' on each, "
         f"latency {describe(dist, latency)}"
     )
-    return Result(name, setup, jobs, limit, figures, wall, {}, idle / 2**20, sampler.peak / 2**20)
+    mb = 2**20
+    peak, median = sampler.peak / mb, sampler.median / mb
+    return Result(name, setup, jobs, limit, figures, wall, {}, idle / mb, peak, median)
 
 
 def report(results: list[Result], photos: str) -> None:
@@ -278,6 +283,7 @@ def report(results: list[Result], photos: str) -> None:
         "achieved/limit",
         "wall s",
         "idle RSS MB",
+        "median RSS MB",
         "peak RSS MB",
     ]
     rows = []
@@ -297,12 +303,14 @@ def report(results: list[Result], photos: str) -> None:
                 f"{f.accepted_rate / r.limit:.3f}",
                 f"{r.wall:.1f}",
                 f"{r.idle_rss:.0f}",
+                f"{r.median_rss:.0f}",
                 f"{r.peak_rss:.0f}",
             ]
         )
     print(table(rows, header))
     print("idle RSS = the largest worker's once ready, before any job; peak = the most any")
-    print("worker process reached during the run (sampled every 0.25 s)")
+    print("worker process reached during the run; median = the largest worker's, median")
+    print("over the run (sampled every 0.25 s)")
     print()
     for r in results:
         f = r.figures
@@ -315,7 +323,7 @@ def report(results: list[Result], photos: str) -> None:
             ok = r.peak_rss < TARGET_RSS_MB
             print(
                 f"  {verdict(ok)}  worker peak RSS {r.peak_rss:.0f} MB < {TARGET_RSS_MB:.0f} MB "
-                f"(idle {r.idle_rss:.0f} MB)"
+                f"(idle {r.idle_rss:.0f} MB, median over the run {r.median_rss:.0f} MB)"
             )
         if r.name != "single":
             print(f"  {verdict(f.throttled == 0)}  throttled {f.throttled} == 0")
