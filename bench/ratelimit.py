@@ -124,6 +124,7 @@ def vrec_scenario(
     dist: str = "uniform",
     photos: str = "realistic",
     request_budget: int | None = None,
+    decode_budget: int | None = None,
 ) -> Result:
     credentials = fresh_credentials()
     flush_redis(BROKER_DB, LIMITER_DB)
@@ -138,6 +139,8 @@ def vrec_scenario(
                 extra["VREC_LIMITER_MARGIN"] = margin
             if request_budget is not None:
                 extra["VREC_REQUEST_BUDGET_BYTES"] = str(request_budget)
+            if decode_budget is not None:
+                extra["VREC_DECODE_BUDGET_PIXELS"] = str(decode_budget)
             env = worker_env(credentials, sim, db, **extra)
             print(f"[{name}] starting {workers} vrec worker(s) ...", flush=True)
             with Workers(
@@ -161,6 +164,8 @@ def vrec_scenario(
     )
     if request_budget is not None:
         setup += f", VREC_REQUEST_BUDGET_BYTES={request_budget}"
+    if decode_budget is not None:
+        setup += f", VREC_DECODE_BUDGET_PIXELS={decode_budget}"
     outcomes = {k: v for k, v in run.counts.items() if v}
     mb = 2**20
     peak, median = rss.peak / mb, rss.median / mb
@@ -372,6 +377,9 @@ def main() -> None:
         help="VREC_REQUEST_BUDGET_BYTES for the vrec workers (64 MiB; 10**12: unbounded)",
     )
     parser.add_argument(
+        "--decode-budget", type=int, help="VREC_DECODE_BUDGET_PIXELS for the vrec workers"
+    )
+    parser.add_argument(
         "--dump", metavar="DIR", help="write each scenario's simulator stats (with arrivals) here"
     )
     parser.add_argument(
@@ -403,6 +411,7 @@ def main() -> None:
                             dist=args.latency_dist,
                             photos=args.photos,
                             request_budget=args.request_budget,
+                            decode_budget=args.decode_budget,
                         )
                     )
                 elif scenario in ("celery", "celery-docs"):
@@ -436,6 +445,7 @@ def main() -> None:
                             dump=args.dump,
                             photos=args.photos,
                             request_budget=args.request_budget,
+                            decode_budget=args.decode_budget,
                         )
                     )
         except KeyboardInterrupt:
