@@ -30,7 +30,7 @@ pages, the CPU-light case.
 Memory: every worker process's RSS is sampled every 0.25 s (idle: once started, before
 the jobs; peak: over the run). Target for vrec with realistic photos: each worker's
 peak < 200 MB (a worker holds at most ``VREC_REQUEST_BUDGET_BYTES`` of prepared
-requests, 64 MiB by default).
+requests, 32 MiB by default).
 
 Figures per scenario, all the simulator's own (GET /__sim/stats?arrivals=1): calls,
 throttled answers, the busiest trailing second (over the run, and within its first 10 s,
@@ -374,7 +374,7 @@ def main() -> None:
     parser.add_argument(
         "--request-budget",
         type=int,
-        help="VREC_REQUEST_BUDGET_BYTES for the vrec workers (64 MiB; 10**12: unbounded)",
+        help="VREC_REQUEST_BUDGET_BYTES for the vrec workers (32 MiB; 10**12: unbounded)",
     )
     parser.add_argument(
         "--decode-budget", type=int, help="VREC_DECODE_BUDGET_PIXELS for the vrec workers"

@@ -156,8 +156,9 @@ class Settings(BaseSettings):
     decode_budget_pixels: int = Field(default=PILLOW_PIXEL_CAP, ge=1)
     # Bytes of prepared requests (fitted, encoded, signed) held at once in one process
     # (worker/request_budget.py): a job claims its provider's largest request before its
-    # image is prepared, and waits for room before the limiter, never fails.
-    request_budget_bytes: int = Field(default=64 * 2**20, ge=1)
+    # image is prepared, and waits for room before the limiter, never fails. Calls in
+    # flight hold theirs too: one worker alone needs rate x latency x request size.
+    request_budget_bytes: int = Field(default=32 * 2**20, ge=1)
 
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

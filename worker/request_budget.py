@@ -8,7 +8,10 @@ request, :func:`request_claim`), shrinks the claim to the request's real size on
 built (:meth:`Hold.resize`), and gives it back when its call is over (:meth:`Hold.release`),
 whatever the outcome. So at most :attr:`RequestBudget.limit` bytes of prepared requests
 exist in a process at once, and the waiting for room happens before the limiter: a job
-in the limiter's queue is one whose bytes are already counted.
+in the limiter's queue is one whose bytes are already counted. A call in flight holds its
+room until its answer is in (aiohttp holds the body until then), so one process calling
+a vendor at R/s with L s of latency needs about R x L requests' worth: 32 MiB is seven
+Tencent requests of 3 MB photos, enough when several workers share a vendor's 10/s.
 
 Nothing fails for lack of room: a claim larger than the whole budget is granted once
 nothing else is held, alone. Claims are served in arrival order. A thread that already
@@ -26,7 +29,7 @@ from functools import cache
 # What a request carries besides its image's base64 (JSON or form fields, signature,
 # multipart headers): a generous bound, so that a claim made before preparing covers it.
 ENVELOPE_BYTES = 64 * 1024
-DEFAULT_LIMIT = 64 * 2**20
+DEFAULT_LIMIT = 32 * 2**20
 
 
 class Hold:
