@@ -19,15 +19,18 @@ from __future__ import annotations
 import bisect
 import contextlib
 import fcntl
+import io
 import json
 import os
 import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -113,17 +116,118 @@ def throwaway_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def image_folder(n: int, size: tuple[int, int] = (200, 120)) -> Iterator[list[str]]:
+def image_folder(
+    n: int, size: tuple[int, int] = (200, 120), *, first: int = 0
+) -> Iterator[list[str]]:
     """``n`` distinct small licence pages, JPEG (distinct content: vrec deduplicates images
-    by sha256; licence pages: what the Tencent simulator reads, with its blur warning for
+    by sha256 and reuses answers, so batches sharing a database take different ``first``
+    seeds; licence pages: what the Tencent simulator reads, with its blur warning for
     pages under 500x800)."""
     with tempfile.TemporaryDirectory(prefix="vrec-bench-") as tmp:
         paths = []
-        for i in range(n):
+        for i in range(first, first + n):
             path = Path(tmp, f"car{i:06d}.jpg")
             path.write_bytes(licence_page("FRONT", i, size))
             paths.append(str(path))
         yield paths
+
+
+PHOTO_SIZE = (4000, 3000)  # 12 MP, a phone camera's
+PHOTO_BASES = 16  # distinct pictures in the cache; each job's file is one plus a comment
+PHOTO_CACHE = Path(
+    os.environ.get("VREC_BENCH_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "vrec-bench")
+)
+
+
+def _photo(seed: int) -> bytes:
+    """A 12 MP JPEG of 2-4 MB: gradients, blocks of colour and Gaussian noise (what keeps
+    a real photo's JPEG that large), different per ``seed``. It shows no vehicle, so
+    the simulator's Tencent answers NoVehicleLicenseError (a billed no_result)."""
+    from PIL import Image, ImageDraw
+
+    w, h = PHOTO_SIZE
+    ramp = Image.linear_gradient("L").resize(PHOTO_SIZE)
+    img = Image.merge(
+        "RGB",
+        (ramp, ramp.rotate(90).resize(PHOTO_SIZE), Image.new("L", PHOTO_SIZE, 90 + seed % 60)),
+    )
+    draw = ImageDraw.Draw(img)
+    for i in range(12):
+        x, y = (seed * 97 + i * 331) % w, (seed * 61 + i * 197) % h
+        colour = ((seed * 13 + i * 40) % 255, (i * 70) % 255, (seed * 7) % 255)
+        draw.rectangle((x, y, x + 400, y + 250), fill=colour)
+    sigma = 30 + (seed * 7) % 25  # 2-4 MB between them
+    noise = Image.merge("RGB", [Image.effect_noise(PHOTO_SIZE, sigma) for _ in range(3)])
+    out = io.BytesIO()
+    Image.blend(img, noise, 0.25).save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def cached_photos() -> list[bytes]:
+    """The PHOTO_BASES pictures, made once (~2 s each) into PHOTO_CACHE and read back."""
+    folder = PHOTO_CACHE / f"photos-{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}-v1"
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = []
+    for i in range(PHOTO_BASES):
+        path = folder / f"photo{i:02d}.jpg"
+        if not path.exists():
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(_photo(i))
+            tmp.replace(path)
+        photos.append(path.read_bytes())
+    return photos
+
+
+@contextlib.contextmanager
+def photo_folder(n: int) -> Iterator[list[str]]:
+    """``n`` distinct realistic photos (12 MP JPEG, 2-4 MB): a cached picture with a JPEG
+    comment naming the file right after its SOI marker, so every file is its own content
+    (vrec deduplicates by sha256) at the cost of a copy."""
+    photos = cached_photos()
+    with tempfile.TemporaryDirectory(prefix="vrec-bench-photos-") as tmp:
+        paths = []
+        for i in range(n):
+            data = photos[i % len(photos)]
+            comment = f"vrec bench photo {i}".encode()
+            segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+            path = Path(tmp, f"photo{i:06d}.jpg")
+            path.write_bytes(data[:2] + segment + data[2:])
+            paths.append(str(path))
+        yield paths
+
+
+class RssSampler:
+    """Every worker process's resident set size, sampled every ``every`` seconds in a
+    thread while the block runs: the peak over the run, and the median over the run of
+    the largest worker's (what a worker holds once start-up's burst is over)."""
+
+    def __init__(self, workers: Workers, every: float = 0.25) -> None:
+        self.workers, self.every = workers, every
+        self.peak = 0
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError, ValueError):  # a worker replaced meanwhile
+                largest = max(self.workers.rss_bytes())
+                self.samples.append(largest)
+                self.peak = max(self.peak, largest)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def median(self) -> int:
+        return int(statistics.median(self.samples)) if self.samples else 0
 
 
 # -- the simulator ------------------------------------------------------------------------
@@ -320,6 +424,24 @@ class Workers:
         victim.kill()
         victim.wait(10)
         self.procs[i] = self._start(i)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the worker processes have used so far (Linux): a
+        figure that, unlike a rate, does not move much when other work shares the cores."""
+        total = 0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> list[int]:
+        """Each worker process's resident set size now (Linux)."""
+        out = []
+        for proc in self.procs:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) * 1024)
+        return out
 
     def check_alive(self) -> None:
         dead = [p.args for p in self.procs if p.poll() is not None]

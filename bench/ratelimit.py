@@ -1,6 +1,7 @@
 """Benchmark: one provider held at its limit by every worker together, never over it.
 
-    .venv/bin/python bench/ratelimit.py [--jobs 2000] [--workers 4] [--scenarios vrec,celery,single]
+    .venv/bin/python bench/ratelimit.py [--jobs 1000] [--workers 4] [--photos realistic|small]
+        [--scenarios vrec,celery,celery-docs,single]
 
 Against the vendor simulator (its own process) enforcing ``--limit`` (10) Tencent calls
 in any trailing second, decided when each call arrives, with ``--latency`` per call
@@ -11,10 +12,25 @@ beyond it, as a real vendor answers; ``uniform``: 300-1500 ms), three scenarios:
             each) sharing the Redis GCRA limiter; ``--jobs`` jobs through PostgreSQL + Redis.
 ``celery``  the same number of ``celery -A bench.celery_ratelimited worker`` processes
             (threads pool, same concurrency) paced only by Celery's ``rate_limit='10/s'``
-            (per worker instance); the same vendor call for ``--jobs`` images.
+            set on the task, as a user reading "the vendor allows 10/s" would: it is a
+            token bucket per worker instance, so 4 workers may send 40/s; the same vendor
+            call for ``--jobs`` images.
+``celery-docs`` the same, with ``rate_limit`` set as Celery's documentation advises for
+            several workers: the limit divided by the workers (``2.5/s`` each for 10/s).
 ``single``  one ``vrec worker`` process (``--single-concurrency`` threads) at a fixed
             1000 ms latency, ``--single-jobs`` jobs: can one process hold the limit when
             every call takes a second?
+
+Images (``--photos``): ``realistic`` (the default), 12 MP JPEGs of 2-4 MB (3.3 MB on
+average; made once into a cache folder, ``$VREC_BENCH_CACHE`` or ``~/.cache/vrec-bench``,
+and made distinct per job by a JPEG comment), which vrec verifies by decoding and sends
+as they are (4-5.3 MB of base64 against Tencent's 7 MB); ``small``: 200x120 licence
+pages, the CPU-light case.
+
+Memory: every worker process's RSS is sampled every 0.25 s (idle: once started, before
+the jobs; peak: over the run). Target for vrec with realistic photos: each worker's
+peak < 200 MB (a worker holds at most ``VREC_REQUEST_BUDGET_BYTES`` of prepared
+requests, 32 MiB by default).
 
 Figures per scenario, all the simulator's own (GET /__sim/stats?arrivals=1): calls,
 throttled answers, the busiest trailing second (over the run, and within its first 10 s,
@@ -24,13 +40,15 @@ that span (steady state). Targets (printed, never asserted): achieved >= 0.95 x 
 0 throttled, never more than the limit in any second; for ``single``, achieved >= 0.95 x
 limit.
 
-Run time with the defaults: vrec ~3.5 min at ~9.7/s, celery ~3.5 min, single ~35 s, plus
-~10 s start-up each: about 8-9 minutes. ``--jobs 300`` takes 2-3 minutes.
+Run time with the defaults: vrec ~1.7 min at ~9.7/s, celery ~1.7 min, celery-docs ~3.5
+min (it reaches about half the limit), single ~35 s, plus ~10-30 s start-up and photos
+each: about 9 minutes. ``--jobs 300`` takes 3-4 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -48,12 +66,14 @@ from bench.common import (
     LIMITER_DB,
     P,
     RateFigures,
+    RssSampler,
     Workers,
     flush_redis,
     fresh_credentials,
     image_folder,
     parse_latency,
     pending_messages,
+    photo_folder,
     rate_figures,
     redis_url,
     run_vrec_batch,
@@ -69,6 +89,7 @@ from bench.common import (
 )
 
 TARGET_SHARE = 0.95
+TARGET_RSS_MB = 200.0  # each vrec worker's peak with realistic photos
 TASK = "bench.vendor_call"  # bench/celery_ratelimited.py
 
 
@@ -81,6 +102,13 @@ class Result:
     figures: RateFigures
     wall: float
     outcomes: dict[str, int] = field(default_factory=dict)
+    idle_rss: float = 0.0  # MB, the largest worker's once started, before any job
+    peak_rss: float = 0.0  # MB, the largest any worker reached over the run
+    median_rss: float = 0.0  # MB, the largest worker's, median over the run
+
+
+def images(jobs: int, photos: str) -> contextlib.AbstractContextManager[list[str]]:
+    return photo_folder(jobs) if photos == "realistic" else image_folder(jobs)
 
 
 def vrec_scenario(
@@ -94,27 +122,36 @@ def vrec_scenario(
     margin: str | None,
     dump: str | None = None,
     dist: str = "uniform",
+    photos: str = "realistic",
+    request_budget: int | None = None,
+    decode_budget: int | None = None,
 ) -> Result:
     credentials = fresh_credentials()
     flush_redis(BROKER_DB, LIMITER_DB)
     try:
         with (
             throwaway_database() as db,
-            image_folder(jobs) as paths,
+            images(jobs, photos) as paths,
             simulator(credentials, latency_ms=latency, latency=dist, limit=limit) as sim,
         ):
             extra = {f"VREC_{P.upper()}__RATE": str(limit)}
             if margin is not None:
                 extra["VREC_LIMITER_MARGIN"] = margin
+            if request_budget is not None:
+                extra["VREC_REQUEST_BUDGET_BYTES"] = str(request_budget)
+            if decode_budget is not None:
+                extra["VREC_DECODE_BUDGET_PIXELS"] = str(decode_budget)
             env = worker_env(credentials, sim, db, **extra)
             print(f"[{name}] starting {workers} vrec worker(s) ...", flush=True)
             with Workers(
                 vrec_worker_cmd(concurrency), workers, env, redis_url(BROKER_DB), tag=name
             ) as procs:
+                idle = max(procs.rss_bytes())
                 print(f"[{name}] {jobs} jobs ...", flush=True)
-                run = run_vrec_batch(
-                    env, paths, timeout=jobs / limit * 3 + 120, workers=procs, poll=0.2
-                )
+                with RssSampler(procs) as rss:
+                    run = run_vrec_batch(
+                        env, paths, timeout=jobs / limit * 3 + 120, workers=procs, poll=0.2
+                    )
             stats = sim_stats(sim, arrivals=True)
             if dump:
                 Path(dump, f"{name}.json").write_text(json.dumps(stats))
@@ -125,12 +162,22 @@ def vrec_scenario(
         f"{workers} x `vrec worker --concurrency {concurrency}` (threads), "
         f"latency {describe(dist, latency)}"
     )
+    if request_budget is not None:
+        setup += f", VREC_REQUEST_BUDGET_BYTES={request_budget}"
+    if decode_budget is not None:
+        setup += f", VREC_DECODE_BUDGET_PIXELS={decode_budget}"
     outcomes = {k: v for k, v in run.counts.items() if v}
-    return Result(name, setup, jobs, limit, figures, run.run_seconds, outcomes)
+    mb = 2**20
+    peak, median = rss.peak / mb, rss.median / mb
+    return Result(
+        name, setup, jobs, limit, figures, run.run_seconds, outcomes, idle / mb, peak, median
+    )
 
 
 def celery_scenario(
+    name: str,
     *,
+    per_worker: float,
     jobs: int,
     workers: int,
     concurrency: int,
@@ -138,20 +185,20 @@ def celery_scenario(
     limit: int,
     dump: str | None = None,
     dist: str = "uniform",
+    photos: str = "realistic",
 ) -> Result:
-    name = "celery"
     credentials = fresh_credentials()
     flush_redis(BASELINE_DB)
     try:
         with (
-            image_folder(jobs) as paths,
+            images(jobs, photos) as paths,
             simulator(credentials, latency_ms=latency, latency=dist, limit=limit) as sim,
         ):
             # Nothing of vrec's storage or limiter: no database, no Redis limiter.
             env = worker_env(credentials, sim, "sqlite:///:memory:")
             del env["VREC_BROKER_URL"], env["VREC_REDIS_URL"]
             env["BENCH_BROKER_URL"] = redis_url(BASELINE_DB)
-            env["BENCH_RATE_LIMIT"] = f"{limit}/s"
+            env["BENCH_RATE_LIMIT"] = f"{per_worker:g}/s"
             cmd = [
                 sys.executable,
                 "-m",
@@ -168,47 +215,60 @@ def celery_scenario(
             ]
             print(f"[{name}] starting {workers} celery worker(s) ...", flush=True)
             with Workers(cmd, workers, env, redis_url(BASELINE_DB), tag=name) as procs:
+                idle = max(procs.rss_bytes())
                 print(f"[{name}] {jobs} tasks ...", flush=True)
                 app = Celery("bench-send", broker=redis_url(BASELINE_DB))
                 broker = redis.Redis.from_url(redis_url(BASELINE_DB))
-                try:
-                    t0 = time.monotonic()
-                    with app.producer_or_acquire() as producer:
-                        for path in paths:
-                            app.send_task(TASK, args=[path], queue="bench_rl", producer=producer)
+                sampler = RssSampler(procs)
+                with sampler:
+                    try:
+                        t0 = time.monotonic()
+                        with app.producer_or_acquire() as producer:
+                            for path in paths:
+                                app.send_task(
+                                    TASK, args=[path], queue="bench_rl", producer=producer
+                                )
 
-                    def done() -> bool:
-                        procs.check_alive()
-                        drained = pending_messages(broker, "bench_rl") == 0  # read first
-                        if sim_stats(sim)["calls"] >= jobs:
-                            return True
-                        if drained:  # every task ran, and some made no call: they failed
-                            raise RuntimeError(f"{name}: tasks failed\n{procs.logs()}")
-                        return False
+                        def done() -> bool:
+                            procs.check_alive()
+                            drained = pending_messages(broker, "bench_rl") == 0  # read first
+                            if sim_stats(sim)["calls"] >= jobs:
+                                return True
+                            if drained:  # every task ran, and some made no call: they failed
+                                raise RuntimeError(f"{name}: tasks failed\n{procs.logs()}")
+                            return False
 
-                    # Each task makes exactly one call (no retries): done at `jobs` arrivals.
-                    wait_for(done, timeout=jobs / limit * 3 + 120, poll=0.2, what=name)
-                    wall = time.monotonic() - t0
-                    time.sleep(max(latency) / 1000 + 0.5)  # let the last answers go out
-                finally:
-                    broker.close()
-                    app.close()
+                        # Each task makes exactly one call (no retries): done at `jobs` arrivals.
+                        wait_for(done, timeout=jobs / limit * 3 + 120, poll=0.2, what=name)
+                        wall = time.monotonic() - t0
+                        time.sleep(max(latency) / 1000 + 0.5)  # let the last answers go out
+                    finally:
+                        broker.close()
+                        app.close()
             stats = sim_stats(sim, arrivals=True)
             if dump:
-                Path(dump, "celery.json").write_text(json.dumps(stats))
+                Path(dump, f"{name}.json").write_text(json.dumps(stats))
             figures = rate_figures(stats)
     finally:
         flush_redis(BASELINE_DB)
     setup = (
         f"{workers} x `celery -A bench.celery_ratelimited worker --pool=threads "
-        f"--concurrency={concurrency}`, rate_limit='{limit}/s', "
+        f"--concurrency={concurrency}`, rate_limit='{per_worker:g}/s' on each, "
         f"latency {describe(dist, latency)}"
     )
-    return Result(name, setup, jobs, limit, figures, wall)
+    mb = 2**20
+    peak, median = sampler.peak / mb, sampler.median / mb
+    return Result(name, setup, jobs, limit, figures, wall, {}, idle / mb, peak, median)
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], photos: str) -> None:
     print()
+    what = (
+        "12 MP JPEG photos of 2-4 MB (3.3 MB on average)"
+        if photos == "realistic"
+        else "200x120 licence pages"
+    )
+    print(f"images: {what}")
     print("All figures are the simulator's (GET /__sim/stats): it admits or refuses each call")
     print("when it arrives (at most `limit` admitted in any trailing second). achieved/s =")
     print("admitted calls per second between the first and the last arrival; steady/s = the")
@@ -227,6 +287,9 @@ def report(results: list[Result]) -> None:
         "steady/s",
         "achieved/limit",
         "wall s",
+        "idle RSS MB",
+        "median RSS MB",
+        "peak RSS MB",
     ]
     rows = []
     for r in results:
@@ -244,9 +307,15 @@ def report(results: list[Result]) -> None:
                 f"{f.middle_rate:.2f}",
                 f"{f.accepted_rate / r.limit:.3f}",
                 f"{r.wall:.1f}",
+                f"{r.idle_rss:.0f}",
+                f"{r.median_rss:.0f}",
+                f"{r.peak_rss:.0f}",
             ]
         )
     print(table(rows, header))
+    print("idle RSS = the largest worker's once ready, before any job; peak = the most any")
+    print("worker process reached during the run; median = the largest worker's, median")
+    print("over the run (sampled every 0.25 s)")
     print()
     for r in results:
         f = r.figures
@@ -255,6 +324,12 @@ def report(results: list[Result]) -> None:
             print("  jobs: " + ", ".join(f"{k} {v}" for k, v in r.outcomes.items()))
         share = f.accepted_rate / r.limit
         print(f"  {verdict(share >= TARGET_SHARE)}  achieved/limit {share:.3f} >= {TARGET_SHARE}")
+        if r.name == "vrec" and photos == "realistic":
+            ok = r.peak_rss < TARGET_RSS_MB
+            print(
+                f"  {verdict(ok)}  worker peak RSS {r.peak_rss:.0f} MB < {TARGET_RSS_MB:.0f} MB "
+                f"(idle {r.idle_rss:.0f} MB, median over the run {r.median_rss:.0f} MB)"
+            )
         if r.name != "single":
             print(f"  {verdict(f.throttled == 0)}  throttled {f.throttled} == 0")
             print(
@@ -271,7 +346,13 @@ def describe(dist: str, latency: tuple[float, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=2000, help="jobs (vrec) / tasks (celery)")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs (vrec) / tasks (celery)")
+    parser.add_argument(
+        "--photos",
+        choices=("realistic", "small"),
+        default="realistic",
+        help="12 MP JPEGs of 2-4 MB, or 200x120 licence pages",
+    )
     parser.add_argument("--workers", type=int, default=4, help="worker processes")
     parser.add_argument(
         "--concurrency", type=int, default=16, help="threads per worker (vrec and celery)"
@@ -291,14 +372,24 @@ def main() -> None:
     )
     parser.add_argument("--margin", help="VREC_LIMITER_MARGIN for the vrec workers (0.03)")
     parser.add_argument(
+        "--request-budget",
+        type=int,
+        help="VREC_REQUEST_BUDGET_BYTES for the vrec workers (32 MiB; 10**12: unbounded)",
+    )
+    parser.add_argument(
+        "--decode-budget", type=int, help="VREC_DECODE_BUDGET_PIXELS for the vrec workers"
+    )
+    parser.add_argument(
         "--dump", metavar="DIR", help="write each scenario's simulator stats (with arrivals) here"
     )
     parser.add_argument(
-        "--scenarios", default="vrec,celery,single", help="comma-separated: vrec,celery,single"
+        "--scenarios",
+        default="vrec,celery,celery-docs,single",
+        help="comma-separated: vrec,celery,celery-docs,single",
     )
     args = parser.parse_args()
     wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(wanted) - {"vrec", "celery", "single"}
+    unknown = set(wanted) - {"vrec", "celery", "celery-docs", "single"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
 
@@ -318,11 +409,19 @@ def main() -> None:
                             margin=args.margin,
                             dump=args.dump,
                             dist=args.latency_dist,
+                            photos=args.photos,
+                            request_budget=args.request_budget,
+                            decode_budget=args.decode_budget,
                         )
                     )
-                elif scenario == "celery":
+                elif scenario in ("celery", "celery-docs"):
+                    # As set by a user per task (each worker's own bucket), or as Celery's
+                    # docs advise for N workers: the limit divided by N.
+                    per_worker = args.limit if scenario == "celery" else args.limit / args.workers
                     results.append(
                         celery_scenario(
+                            scenario,
+                            per_worker=per_worker,
                             jobs=args.jobs,
                             workers=args.workers,
                             concurrency=args.concurrency,
@@ -330,6 +429,7 @@ def main() -> None:
                             limit=args.limit,
                             dump=args.dump,
                             dist=args.latency_dist,
+                            photos=args.photos,
                         )
                     )
                 else:
@@ -343,13 +443,16 @@ def main() -> None:
                             limit=args.limit,
                             margin=args.margin,
                             dump=args.dump,
+                            photos=args.photos,
+                            request_budget=args.request_budget,
+                            decode_budget=args.decode_budget,
                         )
                     )
         except KeyboardInterrupt:
             print("\ninterrupted: workers stopped, databases dropped", file=sys.stderr)
             if not results:
                 raise SystemExit(130) from None
-    report(results)
+    report(results, args.photos)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Connection,
     Integer,
     bindparam,
@@ -65,24 +66,17 @@ class ClaimedJob:
     retries: int  # retryable failures before this claim
 
 
-def _circuit_open(now: datetime) -> Any:
+def _circuit_open(now: Any) -> Any:
     """SQL: the job's provider has an open circuit at ``now``."""
     return exists().where(
         ProviderState.provider == Job.provider, ProviderState.circuit_open_until > now
     )
 
 
-def claim_many(
-    session: Session, job_ids: Sequence[int], *, owner: str, now: datetime, lease_seconds: float
-) -> list[ClaimedJob]:
-    """Take the lease on each of ``job_ids`` that is ours to run, in one statement.
-
-    Skipped: jobs done, running elsewhere or not due yet, and jobs whose provider's
-    circuit is open; those go straight back to pending rather than waiting for the
-    reconciler's queued timeout.
-    """
-    if not job_ids:
-        return []
+def _claim_statements() -> tuple[Any, Any]:
+    """The claim's two statements, built once: constructing them (subqueries, coercions,
+    cache keys) cost more CPU per message than executing them. Parameters: ``b_ids``
+    (expanding), ``b_now``, ``b_owner``, ``b_expires``."""
     # SQLite's RETURNING can't name another table, but it can hold subqueries.
     # The bytes are read from the batch's first item of the image (files with the same
     # content are one image; any of them will do). RETURNING renders the updated table's
@@ -98,19 +92,20 @@ def claim_many(
         .label("source_uri")
     )
     sha = select(Image.sha256).where(Image.id == job_image).scalar_subquery().label("sha256")
-    conn = session.connection()
-    rows = conn.execute(
+    ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
+    now: BindParameter[Any] = bindparam("b_now")
+    claim = (
         update(Job)
         .where(
-            Job.id.in_(job_ids),
+            Job.id.in_(ids),
             Job.status.in_([JobStatus.QUEUED, JobStatus.PENDING]),
             or_(Job.not_before.is_(None), Job.not_before <= now),
             ~_circuit_open(now),
         )
         .values(
             status=JobStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires"),
             updated_at=now,
         )
         .returning(
@@ -124,13 +119,39 @@ def claim_many(
             Job.attempts,
             Job.retries,
         )
-    ).all()
+    )
+    back = (
+        update(Job)
+        .where(Job.id.in_(ids), Job.status == JobStatus.QUEUED, _circuit_open(now))
+        .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
+    )
+    return claim, back
+
+
+_CLAIM, _UNQUEUE_OPEN = _claim_statements()
+
+
+def claim_many(
+    session: Session, job_ids: Sequence[int], *, owner: str, now: datetime, lease_seconds: float
+) -> list[ClaimedJob]:
+    """Take the lease on each of ``job_ids`` that is ours to run, in one statement.
+
+    Skipped: jobs done, running elsewhere or not due yet, and jobs whose provider's
+    circuit is open; those go straight back to pending rather than waiting for the
+    reconciler's queued timeout.
+    """
+    if not job_ids:
+        return []
+    conn = session.connection()
+    params = {
+        "b_ids": list(job_ids),
+        "b_now": now,
+        "b_owner": owner,
+        "b_expires": now + timedelta(seconds=lease_seconds),
+    }
+    rows = conn.execute(_CLAIM, params).all()
     if len(rows) < len(job_ids):
-        conn.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED, _circuit_open(now))
-            .values(status=JobStatus.PENDING, queued_at=None, updated_at=now)
-        )
+        conn.execute(_UNQUEUE_OPEN, {"b_ids": list(job_ids), "b_now": now})
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     claimed = [
         ClaimedJob(
@@ -165,7 +186,7 @@ def start_attempt(
         "billed": None,
         "worker": worker,
     }
-    return int(session.execute(insert(Attempt).returning(Attempt.id), [row]).scalar_one())
+    return int(session.connection().execute(_START_ATTEMPT, row).scalar_one())
 
 
 def finish_many(
@@ -189,12 +210,7 @@ def finish_many(
     conn = session.connection()
     # Locked until commit, so the reconciler cannot take a lease back between this read and
     # the updates below (SQLite: the transaction already holds the write lock).
-    locked = conn.execute(
-        select(Job.id, Job.lease_owner)
-        .where(Job.id.in_([c.job_id for c, _, _ in done]), Job.status == JobStatus.RUNNING)
-        .order_by(Job.id)
-        .with_for_update()
-    )
+    locked = conn.execute(_LOCK_RUNNING, {"b_ids": [c.job_id for c, _, _ in done]})
     owners = {job_id: owner for job_id, owner in locked}
     mine = [(c, r, t) for c, r, t in done if owners.get(c.job_id) == c.owner]
     updates: dict[frozenset[str], list[dict[str, Any]]] = {}
@@ -216,8 +232,19 @@ def finish_many(
     return [written.get(c.job_id) for c, _, _ in done]
 
 
+# Built once, like the claim: a statement's construction is per-message CPU.
+_LOCK_RUNNING = (
+    select(Job.id, Job.lease_owner)
+    .where(Job.id.in_(bindparam("b_ids", expanding=True)), Job.status == JobStatus.RUNNING)
+    .order_by(Job.id)
+    .with_for_update()
+)
 _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
 _UPDATE_ATTEMPT = update(Attempt).where(Attempt.id == bindparam("b_id"))
+_INSERT_ATTEMPT = insert(Attempt)
+_START_ATTEMPT = insert(Attempt).returning(Attempt.id)
+_INSERT_RESULT = insert(Result).returning(Result.id, sort_by_parameter_order=True)
+_INSERT_READING = {table: insert(table) for table in _READING_TABLES.values()}
 
 
 def _write_attempts(
@@ -241,7 +268,7 @@ def _write_attempts(
     if started:
         conn.execute(_UPDATE_ATTEMPT, started)
     if new:
-        conn.execute(insert(Attempt), new)
+        conn.execute(_INSERT_ATTEMPT, new)
 
 
 def _insert_results(
@@ -268,9 +295,7 @@ def _insert_results(
                 "created_at": now,
             }
         )
-    ids = conn.execute(
-        insert(Result).returning(Result.id, sort_by_parameter_order=True), rows
-    ).scalars()
+    ids = conn.execute(_INSERT_RESULT, rows).scalars()
     by_table: dict[type[Any], list[dict[str, Any]]] = {}
     for (claimed, run, _), result_id in zip(answered, ids, strict=True):
         assert run.answer is not None
@@ -284,7 +309,7 @@ def _insert_results(
             table = _READING_TABLES[type(reading)]
             by_table.setdefault(table, []).append({**asdict(reading), **keys})
     for table, readings in by_table.items():
-        conn.execute(insert(table), readings)
+        conn.execute(_INSERT_READING[table], readings)
 
 
 def _job_values(transition: Transition, now: datetime) -> dict[str, Any]:

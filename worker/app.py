@@ -26,7 +26,7 @@ from celery.signals import (
 )
 from kombu.entity import Exchange, Queue
 
-from worker import logs
+from worker import broker, logs
 from worker.config import Settings
 from worker.runtime import current_runtime, get_runtime, shutdown_runtime
 from worker.settings import get_settings
@@ -47,6 +47,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             {"polling_interval": 0.01} if embedded else {"visibility_timeout": 3600}
         ),
         "broker_connection_retry_on_startup": True,
+        # kombu's Redis transport with one bookkeeping client per channel (worker.broker).
+        "broker_transport": broker.transport_for(settings.broker_url),
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     # budget.py): a thread waits for room, never fails; a larger image runs alone. Decoding
     # holds at most ~8 bytes per pixel, so the default bounds decode memory near 720 MB.
     decode_budget_pixels: int = Field(default=PILLOW_PIXEL_CAP, ge=1)
+    # Bytes of prepared requests (fitted, encoded, signed) held at once in one process
+    # (worker/request_budget.py): a job claims its provider's largest request before its
+    # image is prepared, and waits for room before the limiter, never fails. Calls in
+    # flight hold theirs too: one worker alone needs rate x latency x request size.
+    request_budget_bytes: int = Field(default=32 * 2**20, ge=1)
 
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

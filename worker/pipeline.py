@@ -52,6 +52,7 @@ from worker.local_files import read_regular
 from worker.providers.base import Provider, VendorRequest, VendorResponse, fit_of, rate_of
 from worker.ratelimit import Limiter, Slot
 from worker.redaction import Redactor
+from worker.request_budget import Hold, RequestBudget, process_budget, request_claim
 from worker.sources import SourceFacts
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def process_jobs(
     limiter: Limiter,
     settings: Settings,
     journal: CallJournal | None = None,
+    budget: RequestBudget | None = None,
 ) -> list[JobRun]:
     """The synchronous driver a task thread uses for a chunk of jobs, one result each.
 
@@ -160,42 +162,95 @@ def process_jobs(
     one hop. Each hop to the loop competes for the GIL with every other task thread, so
     a chunk costs one, not three per job. ``journal`` (None: calls are not written down
     before they are sent) hears of each call between its slot and its request.
+
+    Each job claims room in ``budget`` (default: this process's, see
+    :mod:`worker.request_budget`) before its image is prepared and gives it back when its
+    call is over, so prepared requests waiting for the limiter are bounded in bytes. A
+    thread refused room while it holds prepared jobs of its chunk sends those first.
     """
-    results: list[JobRun | None] = []
-    ready: list[tuple[int, Provider, Ready]] = []
-    for spec in specs:
-        outcome = _prepare_spec(spec, run, session, settings)
-        if isinstance(outcome, Ready):
-            ready.append((len(results), spec.provider, outcome))
-        results.append(outcome if isinstance(outcome, JobRun) else None)
-    if ready:
-
-        def announcer(index: int) -> Announce | None:
-            if journal is None:
-                return None
-            return functools.partial(journal.calling, index)
-
-        async def calls() -> list[JobRun | BaseException]:
-            return list(
-                await asyncio.gather(
-                    *(
-                        call_job(p, r, limiter, session, settings, announce=announcer(i))
-                        for i, p, r in ready
-                    ),
-                    return_exceptions=True,  # one job's escape must not take the others
-                )
-            )
-
-        for (index, provider, prepared), done in zip(
-            ready, _hop(run, calls, len(ready)), strict=True
-        ):
-            if isinstance(done, BaseException):
-                error = unexpected(done, "calling the vendor", provider.name)
-                results[index] = JobRun(error=error, source=prepared.source)
+    budget = budget or process_budget()
+    results: list[JobRun | None] = [None] * len(specs)
+    batch: list[tuple[int, Provider, Ready, Hold]] = []
+    try:
+        for index, spec in enumerate(specs):
+            claim = request_claim(spec.provider.limits.max_b64_bytes)
+            hold = budget.try_claim(claim) if batch else budget.claim(claim)
+            if hold is None:  # no room while holding some: never wait on ourselves
+                _send(batch, results, run, limiter, session, settings, journal)
+                hold = budget.claim(claim)
+            try:
+                outcome = _prepare_spec(spec, run, session, settings)
+            except BaseException:
+                hold.release()
+                raise
+            if isinstance(outcome, Ready):
+                hold.resize(request_bytes(outcome.request))
+                batch.append((index, spec.provider, outcome, hold))
             else:
-                results[index] = done
+                hold.release()
+                results[index] = outcome
+            del outcome  # the batch alone holds the request, so sending frees it
+        _send(batch, results, run, limiter, session, settings, journal)
+    finally:
+        for *_, held in batch:  # an escape (an interrupt): nothing stays claimed
+            held.release()
     redactor = Redactor.of(settings)
     return [redacted(r, redactor) for r in results if r is not None]
+
+
+def request_bytes(request: VendorRequest) -> int:
+    """The bytes a prepared request holds: its body and multipart values."""
+    parts = request.multipart or ()
+    return len(request.body or b"") + sum(len(value) for _, value, _, _ in parts)
+
+
+def _send(
+    batch: list[tuple[int, Provider, Ready, Hold]],
+    results: list[JobRun | None],
+    run: Callable[[Coroutine[Any, Any, Any]], Any],
+    limiter: Limiter,
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    journal: CallJournal | None,
+) -> None:
+    """The prepared jobs of ``batch`` through the limiter and to their vendor, in one hop to
+    the loop; their results into ``results``, their room given back as each call ends.
+    Empties ``batch``: afterwards no reference to the requests is left here."""
+    if not batch:
+        return
+
+    def announcer(index: int) -> Announce | None:
+        if journal is None:
+            return None
+        return functools.partial(journal.calling, index)
+
+    async def one(index: int, provider: Provider, ready: Ready, hold: Hold) -> JobRun:
+        try:
+            return await call_job(
+                provider, ready, limiter, session, settings, announce=announcer(index)
+            )
+        finally:
+            hold.release()
+
+    work = list(batch)
+    jobs = [(index, provider, ready.source, hold) for index, provider, ready, hold in batch]
+    batch.clear()
+
+    async def calls() -> list[JobRun | BaseException]:
+        pending = [one(*job) for job in work]
+        work.clear()  # the coroutines alone hold the requests: each is freed as it ends
+        # One job's escape must not take the others.
+        return list(await asyncio.gather(*pending, return_exceptions=True))
+
+    done = _hop(run, calls, len(jobs))
+    work.clear()
+    for (index, provider, source, hold), outcome in zip(jobs, done, strict=True):
+        hold.release()  # a call that never ran (the hop failed) gives its room back here
+        if isinstance(outcome, BaseException):
+            error = unexpected(outcome, "calling the vendor", provider.name)
+            results[index] = JobRun(error=error, source=source)
+        else:
+            results[index] = outcome
 
 
 def redacted(run: JobRun, redactor: Redactor) -> JobRun:

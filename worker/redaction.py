@@ -36,8 +36,16 @@ class Redactor:
     @classmethod
     def of(cls, settings: BaseModel) -> Redactor:
         """Every credential of every provider block of ``settings`` (and anything else the
-        settings hold as a ``SecretStr``)."""
-        return cls(_secret_values(settings))
+        settings hold as a ``SecretStr``). Remembered per settings object: a worker asks
+        for every message, and walking the settings cost more than the redaction."""
+        hit = _BY_SETTINGS.get(id(settings))
+        if hit is not None and hit[0] is settings:
+            return hit[1]
+        redactor = cls(_secret_values(settings))
+        if len(_BY_SETTINGS) >= 16:  # tests build many settings; a worker, one
+            _BY_SETTINGS.clear()
+        _BY_SETTINGS[id(settings)] = (settings, redactor)
+        return redactor
 
     def text(self, value: str) -> str:
         if self._pattern is None:
@@ -80,6 +88,10 @@ class Redactor:
         exc.request_id = self.optional(exc.request_id)
         exc.raw = self.json(exc.raw)
         return exc
+
+
+# id(settings) -> (those settings, their redactor); the settings are kept so the id stays theirs.
+_BY_SETTINGS: dict[int, tuple[BaseModel, Redactor]] = {}
 
 
 @functools.cache

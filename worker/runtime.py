@@ -27,7 +27,7 @@ import aiohttp
 
 from models import queue
 from models.db import Database
-from worker import imaging, metrics
+from worker import imaging, metrics, request_budget
 from worker.config import Settings
 from worker.errors import LimiterUnavailable
 from worker.pipeline import limiter_key
@@ -47,6 +47,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         imaging.size_process_budget(settings.decode_budget_pixels)
+        request_budget.size_process_budget(settings.request_budget_bytes)
         # Leases this process takes are "<worker_id>/<task>", so they can be handed back
         # all at once when it stops (the column holds 64 characters).
         self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"
