@@ -28,9 +28,9 @@ process on its own throwaway database: seconds, URLs/s and peak RSS, read by the
 from its own ``/proc/self/status`` (VmHWM: a fresh exec'd process, so the parent's size is
 not in it). Target: < 150 MB at 1M URLs.
 
-Run time with the defaults: about 15 minutes on the 2-core development machine (filling
-1M jobs takes ~3 min; registering 1M URLs ~6 min). ``--small``: 10k and 100k jobs, 100k
-URLs, about 2 minutes.
+Run time with the defaults: about 20 minutes on the 2-core development machine, busy
+(filling 1M jobs took 4.5 min; registering 1M URLs 14 min). ``--small``: 10k and 100k
+jobs, 100k URLs, a few minutes. ``--skip-registration`` leaves the registration part out.
 """
 
 from __future__ import annotations

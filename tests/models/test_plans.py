@@ -6,7 +6,8 @@ The database holds 20,000 finished jobs (:mod:`tests.support.bulk`), enough that
 which reads every job is the cheaper one for the planner whenever it cannot narrow
 ``status`` or ``provider`` down: what a generic plan of a prepared statement does. Plans
 of the statements as vrec runs them are read with ``auto_explain`` (its plans sent to this
-client as notices); the views' with ``EXPLAIN``. Nothing here times anything.
+client as notices; ``LOAD`` needs the superuser the tests connect as); the views' with
+``EXPLAIN``. Nothing here times anything.
 """
 
 from __future__ import annotations
