@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/schedules.py
 	$(BIN)/python bench/backoffice.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -78,6 +78,10 @@ class Job(Base):
         CheckConstraint(_STATUS_CHECK, name="status"),
         Index("ix_jobs_due", "provider", "status", "not_before"),
         Index("ix_jobs_batch_status", "batch_id", "status"),
+        # A status's jobs of a provider in id order: the dispatcher takes the oldest due
+        # ones without sorting them all, and the reconciler finds running and queued jobs
+        # without reading the finished million.
+        Index("ix_jobs_status", "status", "provider", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType
@@ -60,9 +60,18 @@ class PlateReadingRow(_ReadingKeys, Base):
     """One licence plate read in an image (several per image where the vendor finds several)."""
 
     __tablename__ = "plate_readings"
+    # Pattern operators on PostgreSQL, so ``plate_no LIKE '粤B%'`` reaches the index as well
+    # as ``=``: a database whose collation is not "C" cannot use a plain index for LIKE.
+    __table_args__ = (
+        Index(
+            "ix_plate_readings_plate_no",
+            "plate_no",
+            postgresql_ops={"plate_no": "varchar_pattern_ops"},
+        ),
+    )
 
     position: Mapped[int] = mapped_column(Integer)
-    plate_no: Mapped[str | None] = mapped_column(String(32), index=True)
+    plate_no: Mapped[str | None] = mapped_column(String(32))
     color: Mapped[str | None] = mapped_column(String(16))
     color_code: Mapped[int | None] = mapped_column(Integer)
     plate_type: Mapped[int | None] = mapped_column(Integer)

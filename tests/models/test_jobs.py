@@ -116,6 +116,27 @@ def test_registration_across_chunks_keeps_one_image_per_content_and_url(
         assert all(j.finished_at is None and j.last_error_message is None for j in good)
 
 
+def test_the_same_url_in_two_batches_is_two_images_also_in_one_transaction(
+    sessions: sessionmaker[Session],
+) -> None:
+    # A URL's image is known only once fetched: each batch that names it gets its own,
+    # within the batch once however often it is named; two registrations in one
+    # transaction keep theirs apart (the lookup of the batch's URLs ends with it).
+    url = "https://cdn.example/shared.jpg"
+    entries = [source(uri=url), source(uri="https://cdn.example/other.jpg"), source(uri=url)]
+    with transaction(sessions) as s:
+        first = create_batch(s, entries, {P: {}}).id
+        second = create_batch(s, entries[:1], {P: {}}).id
+    with transaction(sessions) as s:
+        images = {
+            batch: set(s.scalars(select(Item.image_id).where(Item.batch_id == batch)))
+            for batch in (first, second)
+        }
+        assert [len(images[first]), len(images[second])] == [2, 1]
+        assert not images[first] & images[second]
+        assert s.scalar(select(func.count()).select_from(Item).where(Item.uri == url)) == 3
+
+
 def test_success_writes_result_readings_attempt_and_status_in_one_go(
     sessions: sessionmaker[Session],
 ) -> None:
