@@ -27,6 +27,7 @@ from tests.worker.ratelimit_support import (
 )
 from worker.errors import LimiterBusy
 from worker.ratelimit import Aimd, LocalLimiter, RedisLimiter, make_limiter
+from worker.ratelimit.base import BEFORE_SLOT_LEAD
 from worker.ratelimit.shared import OffsetBound
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
@@ -199,6 +200,44 @@ def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
             # Had any give-back reserved a slot, this would wait >= 2 intervals.
             slot = await limiter.acquire("k", rate, max_wait=5)
             assert 0.2 < slot.waited < 1.6 * interval
+
+    asyncio.run(main())
+
+
+def test_before_slot_runs_once_in_the_slots_last_moments(backend: Backend) -> None:
+    # What the pipeline writes down before a call (the journal's commit) runs in the wait,
+    # so its time delays no arrival; once, though the caller may have to reserve again.
+    rate = 2.0
+    interval = (1 + backend.margin) / rate
+
+    async def main() -> None:
+        async with backend.open() as limiter:
+            await limiter.acquire("k", rate, max_wait=2)  # the schedule begins
+            ran: list[float] = []
+
+            async def write_down() -> None:
+                ran.append(time.monotonic())
+
+            asked = time.monotonic()
+            await limiter.acquire("k", rate, max_wait=5, before_slot=write_down)
+            assert len(ran) == 1
+            # Not when the slot was reserved (a wake can only come later, never sooner).
+            assert ran[0] - asked > interval - BEFORE_SLOT_LEAD - 0.1
+
+            slow_runs: list[float] = []
+
+            async def slow() -> None:  # outlasts its lead: the caller wakes late
+                slow_runs.append(time.monotonic())
+                await asyncio.sleep(BEFORE_SLOT_LEAD + 0.3)
+
+            await limiter.acquire("k", rate, max_wait=5, before_slot=slow)
+            assert len(slow_runs) == 1
+
+            async def broken() -> None:
+                raise KeyError("journal")
+
+            with pytest.raises(KeyError):
+                await limiter.acquire("k", rate, max_wait=5, before_slot=broken)
 
     asyncio.run(main())
 

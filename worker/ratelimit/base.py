@@ -29,8 +29,20 @@ class Slot:
 class Limiter(Protocol):
     """What the pipeline calls around every vendor request."""
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+    async def acquire(
+        self,
+        key: str,
+        rate: float,
+        *,
+        max_wait: float,
+        before_slot: Callable[[], Awaitable[None]] | None = None,
+    ) -> Slot:
         """Reserve the next slot for ``key`` at ``rate`` calls/s and sleep until it.
+
+        ``before_slot`` (writing the call down) is awaited once, ``BEFORE_SLOT_LEAD``
+        seconds before the first slot reserved (after its confirmation), so its time delays
+        no arrival. If it outlasts that, the caller wakes late and reserves again, as
+        below; if it raises, the exception propagates and the slot goes unused.
 
         A slot more than ``lead`` seconds away is confirmed ``lead`` seconds before it: if
         its schedule is gone (state lost, or replaced by a cut), the caller reserves again.
@@ -142,6 +154,12 @@ def new_generation() -> str:
     return secrets.token_hex(8)
 
 
+# How long before its slot a call's ``before_slot`` begins: a commit's usual time with room
+# to spare. Earlier would widen the window in which a killed worker leaves the row of a
+# call it never sent (marked lost, billing unknown).
+BEFORE_SLOT_LEAD = 0.05
+
+
 async def sleep_until(deadline: float) -> None:
     """Sleep until ``deadline`` on :func:`time.monotonic` (the default loop clock)."""
     delay = deadline - time.monotonic()
@@ -168,6 +186,7 @@ async def take_slot(
     max_wait: float,
     margin: float,
     lead: float,
+    before_slot: Callable[[], Awaitable[None]] | None = None,
 ) -> Slot:
     """The acquire loop of both limiters: reserve (given the budget left), confirm a far
     slot ``lead`` before it, sleep until it, and reserve again if the schedule is gone or
@@ -175,12 +194,17 @@ async def take_slot(
     """
     start = time.monotonic()
     deadline = start + max_wait
+    pending = before_slot
     while True:
         reservation = await reserve(budget_left(deadline, time.monotonic()))
         if reservation.wait > lead:
             await sleep_until(reservation.wake - lead)
             if not await confirm(reservation):
                 continue  # the schedule was lost or cut: this slot is no longer ours
+        if pending is not None:
+            await sleep_until(reservation.wake - BEFORE_SLOT_LEAD)
+            await pending()
+            pending = None
         await sleep_until(reservation.wake)
         # Woken too late (a blocked event loop, a starved thread): sending now could
         # put N + 1 arrivals in one second. Forfeit the slot, take the next free one.

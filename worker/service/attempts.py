@@ -1,7 +1,7 @@
 """The attempts journal: every vendor call written down before its request is sent.
 
-The pipeline calls :meth:`AttemptJournal.calling` between the limiter's slot and the
-request; the row (outcome ``in_flight``) is committed before the call goes out, then
+The pipeline calls :meth:`AttemptJournal.calling` in the last moments of the limiter's
+wait (``before_slot``, so the commit's time delays no request past its slot); the row (outcome ``in_flight``) is committed before the call goes out, then
 completed with the answer by :func:`models.jobs.finish_many`. A worker killed while the
 vendor works leaves the row behind, and the reconciler (or the stopping worker itself)
 marks it ``lost``: the attempts table counts every call the vendor saw.
