@@ -291,9 +291,9 @@ def kills(args: argparse.Namespace) -> Report:
             *context(finished),
         ],
         [
-            "A call is written down (attempts, in_flight) in the last 50 ms before its "
-            "limiter slot, then sent at the slot; a worker killed between the two leaves a "
-            "row the vendor never saw: the ratio's only way to exceed 1.",
+            "A call is written down (attempts, in_flight) when its limiter slot is due, "
+            "then sent; a worker killed in the milliseconds between the two leaves a row "
+            "the vendor never saw: the ratio's only way to exceed 1.",
         ],
     )
 

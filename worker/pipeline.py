@@ -346,9 +346,9 @@ async def call_job(
     *,
     announce: Announce | None = None,
 ) -> JobRun:
-    """Wait for the provider's shared slot, have the call written down (``announce``, in
-    the slot's last moments, so a slow commit delays no arrival), call the vendor once, map
-    the answer."""
+    """Wait for the provider's shared slot, have the call written down (``announce``, as
+    the slot comes due: a slow commit costs the slot, never the limit), call the vendor
+    once, map the answer."""
     request, facts = ready.request, ready.source
     key = limiter_key(provider)
     queued = time.perf_counter()

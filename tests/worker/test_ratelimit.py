@@ -27,7 +27,6 @@ from tests.worker.ratelimit_support import (
 )
 from worker.errors import LimiterBusy
 from worker.ratelimit import Aimd, LocalLimiter, RedisLimiter, make_limiter
-from worker.ratelimit.base import BEFORE_SLOT_LEAD
 from worker.ratelimit.shared import OffsetBound
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
@@ -204,9 +203,12 @@ def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
     asyncio.run(main())
 
 
-def test_before_slot_runs_once_in_the_slots_last_moments(backend: Backend) -> None:
-    # What the pipeline writes down before a call (the journal's commit) runs in the wait,
-    # so its time delays no arrival; once, though the caller may have to reserve again.
+def test_before_slot_runs_once_at_its_slot_and_its_time_counts_as_lateness(
+    backend: Backend,
+) -> None:
+    # What the pipeline writes down before a call (the journal's commit) runs when the slot
+    # is due; a slow one makes the caller take a later slot rather than send late. Once,
+    # though the caller reserves again.
     rate = 2.0
     interval = (1 + backend.margin) / rate
 
@@ -221,17 +223,20 @@ def test_before_slot_runs_once_in_the_slots_last_moments(backend: Backend) -> No
             asked = time.monotonic()
             await limiter.acquire("k", rate, max_wait=5, before_slot=write_down)
             assert len(ran) == 1
-            # Not when the slot was reserved (a wake can only come later, never sooner).
-            assert ran[0] - asked > interval - BEFORE_SLOT_LEAD - 0.1
+            # At the slot, not when it was reserved (a wake can only come later).
+            assert ran[0] - asked > interval - 0.1
 
             slow_runs: list[float] = []
 
-            async def slow() -> None:  # outlasts its lead: the caller wakes late
+            async def slow() -> None:  # far past the jitter budget: the slot is forfeit
                 slow_runs.append(time.monotonic())
-                await asyncio.sleep(BEFORE_SLOT_LEAD + 0.3)
+                await asyncio.sleep(0.3)
 
             await limiter.acquire("k", rate, max_wait=5, before_slot=slow)
             assert len(slow_runs) == 1
+            # The call took the slot after the forfeited one (sent at once, it would have
+            # left 0.3 s after its slot instead).
+            assert time.monotonic() - slow_runs[0] > interval - 0.05
 
             async def broken() -> None:
                 raise KeyError("journal")

@@ -39,10 +39,10 @@ class Limiter(Protocol):
     ) -> Slot:
         """Reserve the next slot for ``key`` at ``rate`` calls/s and sleep until it.
 
-        ``before_slot`` (writing the call down) is awaited once, ``BEFORE_SLOT_LEAD``
-        seconds before the first slot reserved (after its confirmation), so its time delays
-        no arrival. If it outlasts that, the caller wakes late and reserves again, as
-        below; if it raises, the exception propagates and the slot goes unused.
+        ``before_slot`` (writing the call down) is awaited once, when the first slot is due
+        and before its lateness is checked: its time counts as lateness, so a slow one
+        makes the caller reserve again (below) rather than send late into a crowded
+        second. If it raises, the exception propagates and the slot goes unused.
 
         A slot more than ``lead`` seconds away is confirmed ``lead`` seconds before it: if
         its schedule is gone (state lost, or replaced by a cut), the caller reserves again.
@@ -154,12 +154,6 @@ def new_generation() -> str:
     return secrets.token_hex(8)
 
 
-# How long before its slot a call's ``before_slot`` begins: a commit's usual time with room
-# to spare. Earlier would widen the window in which a killed worker leaves the row of a
-# call it never sent (marked lost, billing unknown).
-BEFORE_SLOT_LEAD = 0.05
-
-
 async def sleep_until(deadline: float) -> None:
     """Sleep until ``deadline`` on :func:`time.monotonic` (the default loop clock)."""
     delay = deadline - time.monotonic()
@@ -201,11 +195,12 @@ async def take_slot(
             await sleep_until(reservation.wake - lead)
             if not await confirm(reservation):
                 continue  # the schedule was lost or cut: this slot is no longer ours
+        await sleep_until(reservation.wake)
         if pending is not None:
-            await sleep_until(reservation.wake - BEFORE_SLOT_LEAD)
+            # At the slot, before the lateness check: its time counts as lateness, so a
+            # slow write-down makes the call take a later slot instead of crowding this one.
             await pending()
             pending = None
-        await sleep_until(reservation.wake)
         # Woken too late (a blocked event loop, a starved thread): sending now could
         # put N + 1 arrivals in one second. Forfeit the slot, take the next free one.
         if not late(lateness(reservation), margin):

@@ -28,6 +28,7 @@ its steps, each in the vendor's own envelope and codes:
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Callable, Mapping
@@ -122,7 +123,10 @@ class SimBase:
             return refusal.response
         if not context.spend(call.credential):
             return self.quota_exhausted()
-        seen = scene.look(call.image)
+        # Off the event loop (Pillow lets go of the GIL while decoding): a 12 MP photo takes
+        # tens of ms to look at, and a blocked loop would count the arrivals queued behind
+        # it in a burst, a vendor's limit broken by the simulator's own clock.
+        seen = await asyncio.to_thread(scene.look, call.image)
         if isinstance(seen, scene.Unreadable):
             return self.unreadable(seen)
         refused = self.check_scene(seen)
