@@ -291,9 +291,9 @@ def kills(args: argparse.Namespace) -> Report:
             *context(finished),
         ],
         [
-            "A call is written down (attempts, in_flight) when its limiter slot is due, "
-            "then sent; a worker killed in the milliseconds between the two leaves a row "
-            "the vendor never saw: the ratio's only way to exceed 1.",
+            "A call is written down (attempts, in_flight) between its limiter slot and its "
+            "request; one killed in the millisecond between the two would be a row the "
+            "vendor never saw: the ratio's only way to exceed 1.",
         ],
     )
 

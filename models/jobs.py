@@ -29,7 +29,6 @@ from sqlalchemy import (
     Connection,
     Integer,
     bindparam,
-    delete,
     exists,
     insert,
     literal_column,
@@ -243,7 +242,6 @@ _LOCK_RUNNING = (
 _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
 _UPDATE_ATTEMPT = update(Attempt).where(Attempt.id == bindparam("b_id"))
 _INSERT_ATTEMPT = insert(Attempt)
-_DELETE_ATTEMPT = delete(Attempt).where(Attempt.id == bindparam("b_id"))
 _START_ATTEMPT = insert(Attempt).returning(Attempt.id)
 _INSERT_RESULT = insert(Result).returning(Result.id, sort_by_parameter_order=True)
 _INSERT_READING = {table: insert(table) for table in _READING_TABLES.values()}
@@ -256,13 +254,10 @@ def _write_attempts(
     attempt_ids: Mapping[int, int],
 ) -> None:
     """Every call's row (``runs``: claim, run, the call's number): started ones completed,
-    the others inserted. A row written down for a call that was then not made (the limiter
-    gave the job back after the journal) is removed: the vendor never saw it."""
-    started, new, unsent = [], [], []
+    the others inserted."""
+    started, new = [], []
     for claimed, run, number in runs:
         if run.call is None:
-            if claimed.job_id in attempt_ids:
-                unsent.append({"b_id": attempt_ids[claimed.job_id]})
             continue
         row = _attempt_row(claimed, run, number, worker)
         if claimed.job_id in attempt_ids:
@@ -274,8 +269,6 @@ def _write_attempts(
         conn.execute(_UPDATE_ATTEMPT, started)
     if new:
         conn.execute(_INSERT_ATTEMPT, new)
-    if unsent:
-        conn.execute(_DELETE_ATTEMPT, unsent)
 
 
 def _insert_results(

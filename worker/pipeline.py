@@ -75,15 +75,6 @@ class CallJournal(Protocol):
 Announce = Callable[[datetime], Awaitable[None]]
 
 
-class _NotRecorded(Exception):
-    """The journal's failure, carried out of the limiter's wait (where it runs) apart from
-    the limiter's own."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(type(cause).__name__)
-        self.cause = cause
-
-
 def unexpected(exc: BaseException, stage: str, provider: str) -> Transient:
     """A failure nobody foresaw at ``stage`` ("reading the source"...): retried, then failed,
     with its name. The exception's type only: its text may carry a path or a secret."""
@@ -346,37 +337,16 @@ async def call_job(
     *,
     announce: Announce | None = None,
 ) -> JobRun:
-    """Wait for the provider's shared slot, have the call written down (``announce``, as
-    the slot comes due: a slow commit costs the slot, never the limit), call the vendor
-    once, map the answer."""
+    """Wait for the provider's shared slot, have the call written down (``announce``),
+    call the vendor once, map the answer."""
     request, facts = ready.request, ready.source
     key = limiter_key(provider)
     queued = time.perf_counter()
-
-    async def write_down() -> None:
-        assert announce is not None
-        try:
-            await announce(datetime.now(UTC))
-        except Exception as exc:
-            raise _NotRecorded(exc) from exc
-
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:
             slot = await limiter.acquire(
-                key,
-                rate_of(provider),
-                max_wait=settings.limiter_max_wait_seconds,
-                before_slot=None if announce is None else write_down,
+                key, rate_of(provider), max_wait=settings.limiter_max_wait_seconds
             )
-        except _NotRecorded as failed:
-            if isinstance(failed.cause, CallNotRecorded):  # a billed call could go unseen
-                log.warning("%s", failed.cause)
-                return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
-            # Not written down, so not sent.
-            error = unexpected(failed.cause, "recording the call", provider.name)
-            return JobRun(error=error, source=facts)
-        # From here a call written down but not made leaves no call on its run; the
-        # journal's row is then removed with the job's outcome (models.jobs).
         except LimiterBusy as busy:
             return JobRun(give_back=busy.wait, source=facts)
         except LimiterUnavailable as exc:
@@ -388,8 +358,18 @@ async def call_job(
             error = unexpected(exc, "waiting for the rate limiter", provider.name)
             return JobRun(error=error, source=facts)
         started = datetime.now(UTC)
-        t0 = time.perf_counter()  # the call's duration is the vendor's alone
+        t0 = time.perf_counter()
         metrics.limiter_waited(provider.name, t0 - queued)
+        if announce is not None:
+            try:
+                await announce(started)
+            except CallNotRecorded as exc:  # unrecorded, a billed call could go unseen
+                log.warning("%s", exc)
+                return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
+            except Exception as exc:  # not written down, so not sent
+                error = unexpected(exc, "recording the call", provider.name)
+                return JobRun(error=error, source=facts)
+            t0 = time.perf_counter()  # the call's duration is the vendor's alone
 
         def facts_of(
             status: int | None, code: str | None, rid: str | None, billed: bool

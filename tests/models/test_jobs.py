@@ -216,24 +216,6 @@ def test_a_call_is_written_down_before_it_is_sent_and_completed_in_place(
         assert tuple(calls) == (1, 1, 0)
 
 
-def test_a_call_written_down_and_then_not_made_leaves_no_row(
-    sessions: sessionmaker[Session],
-) -> None:
-    # The journal writes in the limiter's wait; a job the limiter then gives back (its
-    # next slot too far after a late wake) made no call, so its row goes with its outcome.
-    job_id = _batch(sessions, 1)[0]
-    claimed = _claim(sessions, job_id)
-    attempt_id = _start(sessions, claimed)
-    with transaction(sessions) as s:
-        run = JobRun(give_back=2.0)
-        assert finish_one(s, claimed, run, now=NOW, worker="w", attempt_id=attempt_id)
-    with transaction(sessions) as s:
-        assert s.scalar(select(func.count()).select_from(Attempt)) == 0
-        assert s.get_one(Job, job_id).status == "pending"
-        calls = s.execute(text("SELECT calls, lost_calls FROM v_batch_calls")).one()
-        assert tuple(calls) == (0, 0)
-
-
 def test_calls_of_a_lease_taken_back_are_lost_and_counted_among_the_jobs_calls(
     sessions: sessionmaker[Session],
 ) -> None:

@@ -7,7 +7,7 @@ the process's real runtime; only the faulty part is a stub."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,16 +63,9 @@ class FaultyLimiter:
             if self.calls - 1 in self.fail_on:
                 raise self.exc
 
-    async def acquire(
-        self,
-        key: str,
-        rate: float,
-        *,
-        max_wait: float,
-        before_slot: Callable[[], Awaitable[None]] | None = None,
-    ) -> Slot:
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
         self._maybe_fail("acquire")
-        return await self.inner.acquire(key, rate, max_wait=max_wait, before_slot=before_slot)
+        return await self.inner.acquire(key, rate, max_wait=max_wait)
 
     async def penalize(self, key: str, slot: Slot, *, retry_after: float | None = None) -> bool:
         self._maybe_fail("penalize")

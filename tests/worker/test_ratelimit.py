@@ -203,50 +203,6 @@ def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
     asyncio.run(main())
 
 
-def test_before_slot_runs_once_at_its_slot_and_its_time_counts_as_lateness(
-    backend: Backend,
-) -> None:
-    # What the pipeline writes down before a call (the journal's commit) runs when the slot
-    # is due; a slow one makes the caller take a later slot rather than send late. Once,
-    # though the caller reserves again.
-    rate = 2.0
-    interval = (1 + backend.margin) / rate
-
-    async def main() -> None:
-        async with backend.open() as limiter:
-            await limiter.acquire("k", rate, max_wait=2)  # the schedule begins
-            ran: list[float] = []
-
-            async def write_down() -> None:
-                ran.append(time.monotonic())
-
-            asked = time.monotonic()
-            await limiter.acquire("k", rate, max_wait=5, before_slot=write_down)
-            assert len(ran) == 1
-            # At the slot, not when it was reserved (a wake can only come later).
-            assert ran[0] - asked > interval - 0.1
-
-            slow_runs: list[float] = []
-
-            async def slow() -> None:  # far past the jitter budget: the slot is forfeit
-                slow_runs.append(time.monotonic())
-                await asyncio.sleep(0.3)
-
-            await limiter.acquire("k", rate, max_wait=5, before_slot=slow)
-            assert len(slow_runs) == 1
-            # The call took the slot after the forfeited one (sent at once, it would have
-            # left 0.3 s after its slot instead).
-            assert time.monotonic() - slow_runs[0] > interval - 0.05
-
-            async def broken() -> None:
-                raise KeyError("journal")
-
-            with pytest.raises(KeyError):
-                await limiter.acquire("k", rate, max_wait=5, before_slot=broken)
-
-    asyncio.run(main())
-
-
 def test_many_concurrent_callers_on_one_client_all_get_a_slot(backend: Backend) -> None:
     # One worker process keeps hundreds of calls waiting at once (threads x chunk). The
     # Redis client must queue them for a connection, not fail them: redis-py's asyncio

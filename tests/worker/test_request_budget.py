@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +42,8 @@ class Watched:
     seen: list[tuple[int, int, int]] = field(default_factory=list)  # (inside, holders, bytes)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def acquire(
-        self,
-        key: str,
-        rate: float,
-        *,
-        max_wait: float,
-        before_slot: Callable[[], Awaitable[None]] | None = None,
-    ) -> Slot:
-        return await self.inner.acquire(key, rate, max_wait=max_wait, before_slot=before_slot)
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+        return await self.inner.acquire(key, rate, max_wait=max_wait)
 
     async def penalize(self, key: str, slot: Slot, *, retry_after: float | None = None) -> bool:
         return await self.inner.penalize(key, slot, retry_after=retry_after)

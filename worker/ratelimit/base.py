@@ -29,20 +29,8 @@ class Slot:
 class Limiter(Protocol):
     """What the pipeline calls around every vendor request."""
 
-    async def acquire(
-        self,
-        key: str,
-        rate: float,
-        *,
-        max_wait: float,
-        before_slot: Callable[[], Awaitable[None]] | None = None,
-    ) -> Slot:
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
         """Reserve the next slot for ``key`` at ``rate`` calls/s and sleep until it.
-
-        ``before_slot`` (writing the call down) is awaited once, when the first slot is due
-        and before its lateness is checked: its time counts as lateness, so a slow one
-        makes the caller reserve again (below) rather than send late into a crowded
-        second. If it raises, the exception propagates and the slot goes unused.
 
         A slot more than ``lead`` seconds away is confirmed ``lead`` seconds before it: if
         its schedule is gone (state lost, or replaced by a cut), the caller reserves again.
@@ -180,7 +168,6 @@ async def take_slot(
     max_wait: float,
     margin: float,
     lead: float,
-    before_slot: Callable[[], Awaitable[None]] | None = None,
 ) -> Slot:
     """The acquire loop of both limiters: reserve (given the budget left), confirm a far
     slot ``lead`` before it, sleep until it, and reserve again if the schedule is gone or
@@ -188,7 +175,6 @@ async def take_slot(
     """
     start = time.monotonic()
     deadline = start + max_wait
-    pending = before_slot
     while True:
         reservation = await reserve(budget_left(deadline, time.monotonic()))
         if reservation.wait > lead:
@@ -196,11 +182,6 @@ async def take_slot(
             if not await confirm(reservation):
                 continue  # the schedule was lost or cut: this slot is no longer ours
         await sleep_until(reservation.wake)
-        if pending is not None:
-            # At the slot, before the lateness check: its time counts as lateness, so a
-            # slow write-down makes the call take a later slot instead of crowding this one.
-            await pending()
-            pending = None
         # Woken too late (a blocked event loop, a starved thread): sending now could
         # put N + 1 arrivals in one second. Forfeit the slot, take the next free one.
         if not late(lateness(reservation), margin):

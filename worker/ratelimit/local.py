@@ -6,7 +6,6 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -65,14 +64,7 @@ class LocalLimiter:
             state = self._states[key] = _State(new_generation(), now + self.lead)
         return state
 
-    async def acquire(
-        self,
-        key: str,
-        rate: float,
-        *,
-        max_wait: float,
-        before_slot: Callable[[], Awaitable[None]] | None = None,
-    ) -> Slot:
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
         check_args(rate, max_wait)
         return await take_slot(
             partial(self._reserve, key, rate),
@@ -81,7 +73,6 @@ class LocalLimiter:
             max_wait=max_wait,
             margin=self.margin,
             lead=self.lead,
-            before_slot=before_slot,
         )
 
     async def _reserve(self, key: str, rate: float, budget: float) -> Reservation:

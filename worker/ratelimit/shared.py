@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -203,14 +202,7 @@ class RedisLimiter:
             *args,
         )
 
-    async def acquire(
-        self,
-        key: str,
-        rate: float,
-        *,
-        max_wait: float,
-        before_slot: Callable[[], Awaitable[None]] | None = None,
-    ) -> Slot:
+    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
         check_args(rate, max_wait)
         return await take_slot(
             partial(self._reserve, key, rate),
@@ -219,7 +211,6 @@ class RedisLimiter:
             max_wait=max_wait,
             margin=self.margin,
             lead=self.lead,
-            before_slot=before_slot,
         )
 
     async def _reserve(self, key: str, rate: float, budget: float) -> Reservation:

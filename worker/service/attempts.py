@@ -1,9 +1,8 @@
 """The attempts journal: every vendor call written down before its request is sent.
 
-The pipeline calls :meth:`AttemptJournal.calling` when the call's limiter slot is due
-(``before_slot``: the commit's time counts as the slot's lateness); the row (outcome
-``in_flight``) is committed before the call goes out, then completed with the answer by
-:func:`models.jobs.finish_many`. A worker killed while the
+The pipeline calls :meth:`AttemptJournal.calling` between the limiter's slot and the
+request; the row (outcome ``in_flight``) is committed before the call goes out, then
+completed with the answer by :func:`models.jobs.finish_many`. A worker killed while the
 vendor works leaves the row behind, and the reconciler (or the stopping worker itself)
 marks it ``lost``: the attempts table counts every call the vendor saw.
 
