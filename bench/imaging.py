@@ -49,6 +49,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import verdict
+from bench.peak import vm
 from worker.config import FitMode
 from worker.image_limits import ImageLimits
 from worker.imaging import fit_size
@@ -146,14 +147,6 @@ def path_function(which: str) -> Path_:
     }[which]()
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's over exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
 def child(path: str, group: str, which: str, repeat: int, out: str) -> None:
     """One measurement in this fresh process; prints one JSON line, writes the output."""
     data = Path(path).read_bytes()
@@ -170,7 +163,7 @@ def child(path: str, group: str, which: str, repeat: int, out: str) -> None:
     with Image.open(io.BytesIO(result)) as im:
         w, h = im.size
     figures = {"wall": statistics.median(walls) * 1000, "cpu": statistics.median(cpus) * 1000}
-    figures |= {"rss": peak_rss_mb(), "w": w, "h": h, "b64": len(b64)}
+    figures |= {"rss": vm("VmHWM") / 2**20, "w": w, "h": h, "b64": len(b64)}
     print(json.dumps(figures))
 
 

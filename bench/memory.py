@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, child_env, simulator, verdict
+from bench.peak import vm
 from worker.imaging.budget import BYTES_PER_CLAIMED_PIXEL
 from worker.settings import build_settings, settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
@@ -51,14 +52,6 @@ SIDE = 9000  # 81 MP, under Pillow's 89.5 MP cap like the issue's 88 MP files
 TARGET_MB = 1024
 BUDGET = build_settings().decode_budget_pixels
 SLACK_MB = 16  # what a decode holds besides pixels (Python objects, codec state)
-
-
-def vm(key: str) -> int:
-    """This process's VmRSS or VmHWM, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {key} in /proc/self/status (Linux only)")
 
 
 def bilevel(i: int) -> Image.Image:

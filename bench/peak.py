@@ -16,17 +16,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def vm_hwm() -> int:
-    """This process's peak RSS in bytes."""
+def vm(key: str) -> int:
+    """This process's ``VmHWM`` (peak RSS) or ``VmRSS``, in bytes."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+    raise RuntimeError(f"no {key} in /proc/self/status (Linux only)")
 
 
 def main() -> None:
     out = Path(sys.argv[1])
-    atexit.register(lambda: out.write_text(str(vm_hwm())))
+    atexit.register(lambda: out.write_text(str(vm("VmHWM"))))
     from worker.cli import app
 
     app(args=sys.argv[2:], prog_name="vrec")
