@@ -7,8 +7,9 @@ many finished jobs by ``generate_series`` (:mod:`tests.support.bulk`: batches of
 one image, item, call and answer each, plate and licence readings) plus the same followed
 batch of 1,000 jobs (600 pending, 200 queued, 200 running) at every size. So the two
 sizes differ only by the history, and a figure that grows is a query reading it. Then,
-each on one engine as a vrec process holds it, 20 rounds (the first 5 before psycopg
-server-prepares a statement are shown apart; the figure is the median of rounds 6-20):
+each on one engine as a vrec process holds it, 20 rounds (the first 5 are shown apart:
+psycopg would server-prepare a statement at its 5th execution, had models/db not turned
+that off; the figure is the median of rounds 6-20):
 
 - ``dispatch tick``: :func:`worker.dispatch.dispatch_once` over every provider (circuits,
   the due probe, in-flight counts, marking the 600 due jobs queued; the sender only
@@ -61,7 +62,7 @@ from worker.dispatch import dispatch_once, reconcile_once
 from worker.service.status import summary
 
 ROUNDS = 20
-PREPARED_AFTER = 5  # psycopg's prepare_threshold
+PREPARED_AFTER = 5  # psycopg's default prepare_threshold
 REGISTER_CHILD = """
 import json, sys, time
 sys.path.insert(0, {repo!r})
@@ -86,7 +87,7 @@ print(json.dumps({{"batch": batch, "seconds": seconds, "hwm_kb": hwm_kb(), "star
 
 
 def _timed(fn: Callable[[int], object]) -> tuple[list[float], list[float]]:
-    """ms of each round before psycopg prepares (1-5), and after (6-20)."""
+    """ms of each round before psycopg would prepare (1-5), and after (6-20)."""
     times = []
     for i in range(ROUNDS):
         started = time.perf_counter()
@@ -220,7 +221,7 @@ def main() -> None:
             ]
         )
     print()
-    print(f"ms per call, median of rounds 6-20 (after psycopg prepares), {small:,} vs {large:,}")
+    print(f"ms per call, median of rounds 6-20 (past psycopg's 5th), {small:,} vs {large:,}")
     header = ["query", f"{small:,}", f"{large:,}", "ratio", f"max {large:,}"]
     print(table(rows, [*header, f"rounds 1-5 at {large:,}"]))
     ratio = _med(hi["dispatch"]) / _med(lo["dispatch"])

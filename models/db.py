@@ -13,6 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 # Execution option of connections that only read (``conn.execution_options(read_only=True)``).
 READ_ONLY = "read_only"
 
+# psycopg server-prepares a statement at its fifth execution, and PostgreSQL may then
+# switch to a generic plan, one for any parameters: for "pending jobs of provider $1" that
+# is a scan of every job, as the typical provider and status have most of them (the
+# dispatcher's probe went from 1 ms to 1.2 s at a million jobs). Never preparing plans
+# each statement for its own parameters (~0.1 ms a time). Setting ``plan_cache_mode =
+# force_custom_plan`` instead would also re-plan every foreign-key check of every row
+# inserted (PostgreSQL's own cached plans): twice the time to insert a million rows.
+NEVER_PREPARED: dict[str, Any] = {"prepare_threshold": None}
+
 
 def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write locks.
@@ -28,10 +37,9 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         kwargs.update(pool_size=pool_size, max_overflow=max(4, pool_size // 4))
     if sa_url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        engine = create_engine(sa_url, **kwargs)
-        if engine.dialect.name == "postgresql":
-            event.listen(engine, "connect", _custom_plans)
-        return engine
+        if sa_url.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {**NEVER_PREPARED, **kwargs.get("connect_args", {})}
+        return create_engine(sa_url, **kwargs)
 
     engine = create_engine(sa_url, connect_args={"timeout": 60}, **kwargs)
 
@@ -54,25 +62,6 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
-
-
-def _custom_plans(dbapi_connection: Any, _record: Any) -> None:
-    """Plan every statement for its own parameters (``plan_cache_mode``), on each new
-    PostgreSQL connection.
-
-    psycopg server-prepares a statement after five executions, and PostgreSQL then may
-    switch to a generic plan, one for any parameters: for "pending jobs of provider $1"
-    that is a sequential scan over every job, as the typical provider and status have
-    most of them (the dispatcher's probe went from 1 ms to 1.2 s at a million jobs). A
-    custom plan costs a planning pass per execution (~0.1 ms), never a scan.
-    """
-    autocommit = dbapi_connection.autocommit
-    dbapi_connection.autocommit = True  # a SET outside any transaction sticks
-    try:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_custom_plan")
-    finally:
-        dbapi_connection.autocommit = autocommit
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

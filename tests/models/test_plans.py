@@ -1,6 +1,7 @@
 """Query plans on PostgreSQL with many finished jobs: the dispatcher's, reconciler's and
 follower's statements and the README's view lookups reach an index, never a sequential
-scan over the jobs or the readings, also once psycopg has server-prepared them.
+scan over the jobs or the readings, also past the fifth execution, where psycopg would
+server-prepare a statement and PostgreSQL could switch it to a generic plan.
 
 The database holds 20,000 finished jobs (:mod:`tests.support.bulk`), enough that a plan
 which reads every job is the cheaper one for the planner whenever it cannot narrow
@@ -77,7 +78,7 @@ def _seq_scans(plan: str) -> set[str]:
     return {t for t in BIG_TABLES if f"Seq Scan on {t}" in plan}
 
 
-def test_the_dispatch_reconcile_and_follow_statements_stay_on_indexes_once_prepared(
+def test_the_dispatch_reconcile_and_follow_statements_stay_on_indexes_when_repeated(
     filled: tuple[Engine, int],
 ) -> None:
     engine, followed = filled
@@ -85,7 +86,7 @@ def test_the_dispatch_reconcile_and_follow_statements_stay_on_indexes_once_prepa
     with engine.connect() as conn:
         plans = Plans(conn)
         session = Session(bind=conn)
-        for _ in range(8):  # psycopg server-prepares a statement at its 5th execution
+        for _ in range(8):  # psycopg would server-prepare a statement at its 5th execution
             due = queue.providers_due(session, now, names())
             assert due == ["tianapi_plate"]
             for provider in names():
@@ -94,14 +95,10 @@ def test_the_dispatch_reconcile_and_follow_statements_stay_on_indexes_once_prepa
             counts = reports.counts_by_provider(session, followed)
             assert counts["tianapi_plate"]["pending"] == 600
             reports.open_circuits(session, now)
-            session.commit()  # a rollback would make psycopg forget what it prepared
-        # The probe was run as a prepared statement, and never with a generic plan.
-        prepared = conn.exec_driver_sql(
-            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-        ).all()
-        probes = [p for p in prepared if "EXISTS" in p.statement and "not_before" in p.statement]
-        assert probes, prepared
-        assert all(p.generic_plans == 0 and p.custom_plans >= 3 for p in probes), probes
+            session.commit()
+        # Nothing vrec ran was server-prepared, so nothing can have a generic plan.
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").all()
+        assert prepared == [], prepared
         session.close()
 
     probe = plans.of("EXISTS")
@@ -114,7 +111,7 @@ def test_the_dispatch_reconcile_and_follow_statements_stay_on_indexes_once_prepa
     }
     for what, seen in statements.items():
         assert seen, what
-        for plan in seen[-3:]:  # executions 6 to 8: prepared, where a generic plan would be
+        for plan in seen[-3:]:  # executions 6 to 8: where a generic plan would be
             assert not _seq_scans(plan), f"{what}:\n{plan}"
             assert "Index" in plan, f"{what}:\n{plan}"
 
