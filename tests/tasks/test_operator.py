@@ -93,6 +93,24 @@ def test_settings_that_do_not_parse_and_typos(monkeypatch: pytest.MonkeyPatch) -
     assert debug.exception is not None
 
 
+def test_an_option_celerys_worker_does_not_take(tmp_path: Path) -> None:
+    env = {**os.environ, "VREC_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "worker", "--concurency", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "error: No such option '--concurency'. Did you mean '--concurrency'? "
+        "(`celery worker --help` lists what passes through)"
+    ], done.stderr
+
+
 def test_a_secret_setting_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VREC_TENCENT_VEHICLE_LICENSE__RATE", "-1")
     monkeypatch.setenv("VREC_TENCENT_VEHICLE_LICENSE__SECRET_KEY", "do-not-echo-me")

@@ -4,18 +4,23 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
+import click
 import typer
 
 from worker import logs
 from worker.cli.common import App, err, fail
 from worker.settings import get_settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -79,7 +84,26 @@ def worker(
             fail(f"cannot serve metrics on {metrics_addr}:{port}: {exc.strerror or exc}")
         # On stdout, with Celery's banner: stderr carries log records only (JSON ones too).
         typer.echo(f"metrics on http://{metrics_addr}:{bound}/metrics")
-    celery.worker_main([*argv, *ctx.args])
+    _celery_worker(celery, [*argv[1:], *ctx.args])
+
+
+def _celery_worker(celery: Celery, args: list[str]) -> None:
+    """Celery's own ``worker`` command, run without its umbrella CLI (what ``worker_main``
+    goes through): ``celery.bin.celery`` imports every subcommand, the amqp shell's
+    prompt_toolkit among them, ~8 MB that each worker would hold for nothing."""
+    from celery.bin.base import CLIContext
+    from celery.bin.worker import worker as command
+
+    try:
+        with contextlib.suppress(click.exceptions.Exit):  # the worker's own exit, as Celery's
+            command.main(
+                args=args,
+                prog_name="vrec worker",
+                obj=CLIContext(app=celery, no_color=None, workdir=None),
+                standalone_mode=False,
+            )
+    except click.UsageError as exc:  # an option Celery's worker does not take
+        fail(f"{exc.format_message()} (`celery worker --help` lists what passes through)")
 
 
 def node_name() -> str:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from models import migrate
 from models.db import Database
 from models.queries import first_line
 from worker.config import Settings
@@ -47,6 +46,8 @@ def open_database(settings: Settings, *, migrate_embedded: bool = True) -> Itera
     raises :class:`SchemaNotReady` naming the fix. A database that does not answer is
     :class:`Unreachable`.
     """
+    from models import migrate  # Alembic: ~7 MB a worker need not hold until a task opens one
+
     url = settings.database_url
     with Database(url) as db:
         try:
@@ -59,6 +60,8 @@ def open_database(settings: Settings, *, migrate_embedded: bool = True) -> Itera
 
 
 def check_schema(db: Database) -> None:
+    from models import migrate
+
     with db.engine.connect() as conn:
         state = migrate.schema_state(conn)
     if state is migrate.SchemaState.MISSING:
