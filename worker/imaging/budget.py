@@ -16,15 +16,12 @@ memory per process therefore stays under ``8 x max(budget, largest single claim)
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import platform
-import threading
-from collections import deque
-from collections.abc import Iterator
 from functools import cache
 
 from worker.config import PILLOW_PIXEL_CAP
+from worker.counted_budget import CountedBudget
 
 BYTES_PER_CLAIMED_PIXEL = 8
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -34,54 +31,15 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 LARGE_ALLOCATION = 1 * 2**20
 
 
-class DecodeBudget:
-    """A FIFO counting budget of pixels; thread-safe."""
+class DecodeBudget(CountedBudget):
+    """A FIFO counting budget of pixels (:mod:`worker.counted_budget`): ``with
+    budget.claim(pixels):`` holds them for the block."""
 
-    def __init__(self, pixels: int) -> None:
-        if pixels < 1:
-            raise ValueError(f"a decode budget needs at least one pixel, not {pixels}")
-        self.pixels = pixels
-        self._in_use = 0
-        self._holders = 0
-        self._queue: deque[object] = deque()
-        self._changed = threading.Condition()
-        self.peak_in_use = 0  # the most pixels claimed at once (for tests and benchmarks)
-        self.peak_holders = 0  # the most claims in progress at once
-
-    @contextlib.contextmanager
-    def claim(self, pixels: int) -> Iterator[None]:
-        """Hold ``pixels`` of the budget for the block; wait (never fail) for room."""
-        ticket = object()
-        with self._changed:
-            self._queue.append(ticket)
-            self._changed.wait_for(lambda: self._queue[0] is ticket and self._fits(pixels))
-            self._queue.popleft()
-            self._in_use += pixels
-            self._holders += 1
-            self.peak_in_use = max(self.peak_in_use, self._in_use)
-            self.peak_holders = max(self.peak_holders, self._holders)
-            self._changed.notify_all()  # the next in line may fit as well
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._in_use -= pixels
-                self._holders -= 1
-                self._changed.notify_all()
-
-    def _fits(self, pixels: int) -> bool:
-        return self._holders == 0 or self._in_use + pixels <= self.pixels
+    unit = "pixel"
 
     @property
-    def in_use(self) -> int:
-        with self._changed:
-            return self._in_use
-
-    @property
-    def waiting(self) -> int:
-        """Claims waiting for room now."""
-        with self._changed:
-            return len(self._queue)
+    def pixels(self) -> int:
+        return self.limit
 
 
 _SIZE = {"pixels": PILLOW_PIXEL_CAP}
