@@ -97,6 +97,9 @@ class FaultyJournal:
             raise KeyError(index)
         self.written.append(index)
 
+    async def withdraw(self, index: int) -> None:
+        self.written.remove(index)
+
 
 # -- the harness ---------------------------------------------------------------------------
 
