@@ -291,9 +291,10 @@ def kills(args: argparse.Namespace) -> Report:
             *context(finished),
         ],
         [
-            "A call is written down (attempts, in_flight) between its limiter slot and its "
-            "request; one killed in the millisecond between the two would be a row the "
-            "vendor never saw: the ratio's only way to exceed 1.",
+            "A call is written down (attempts, in_flight) as its limiter slot comes due, "
+            "then sent (a slot lost to a slow write has its row withdrawn before the next "
+            "is reserved); a worker killed in the milliseconds between row and request "
+            "leaves a row the vendor never saw: the ratio's only way to exceed 1.",
         ],
     )
 

@@ -8,7 +8,9 @@ job); nothing here decides a job's next state.
 
 Every vendor call is written down before it is sent (:func:`start_attempt`, outcome
 ``in_flight``) and completed by :func:`finish_many`, even when the lease was lost
-meanwhile: the attempts table counts the calls the vendor saw, whatever was killed.
+meanwhile: the attempts table counts the calls the vendor saw, whatever was killed. A row
+whose call was then not made is removed (:func:`withdraw_attempt`, or with its job's
+outcome), since the vendor never saw it.
 
 These run for every Celery message in every worker thread, so they are plain Core
 statements, a fixed number per message whatever its job count: one UPDATE ... RETURNING to
@@ -29,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     bindparam,
+    delete,
     exists,
     insert,
     literal_column,
@@ -189,6 +192,12 @@ def start_attempt(
     return int(session.connection().execute(_START_ATTEMPT, row).scalar_one())
 
 
+def withdraw_attempt(session: Session, attempt_id: int) -> None:
+    """Remove the row :func:`start_attempt` wrote for a call that will not be made (its
+    limiter slot was forfeited after the write); the caller commits."""
+    session.connection().execute(_DELETE_ATTEMPT, {"b_id": attempt_id})
+
+
 def finish_many(
     session: Session,
     done: Sequence[tuple[ClaimedJob, JobRun, Transition]],
@@ -243,6 +252,7 @@ _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
 _UPDATE_ATTEMPT = update(Attempt).where(Attempt.id == bindparam("b_id"))
 _INSERT_ATTEMPT = insert(Attempt)
 _START_ATTEMPT = insert(Attempt).returning(Attempt.id)
+_DELETE_ATTEMPT = delete(Attempt).where(Attempt.id == bindparam("b_id"))
 _INSERT_RESULT = insert(Result).returning(Result.id, sort_by_parameter_order=True)
 _INSERT_READING = {table: insert(table) for table in _READING_TABLES.values()}
 
@@ -254,10 +264,13 @@ def _write_attempts(
     attempt_ids: Mapping[int, int],
 ) -> None:
     """Every call's row (``runs``: claim, run, the call's number): started ones completed,
-    the others inserted."""
-    started, new = [], []
+    the others inserted. A row written down for a call then not made (its withdrawal
+    failed, and the job ended without a call) is removed: the vendor never saw it."""
+    started, new, unsent = [], [], []
     for claimed, run, number in runs:
         if run.call is None:
+            if claimed.job_id in attempt_ids:
+                unsent.append({"b_id": attempt_ids[claimed.job_id]})
             continue
         row = _attempt_row(claimed, run, number, worker)
         if claimed.job_id in attempt_ids:
@@ -269,6 +282,8 @@ def _write_attempts(
         conn.execute(_UPDATE_ATTEMPT, started)
     if new:
         conn.execute(_INSERT_ATTEMPT, new)
+    if unsent:
+        conn.execute(_DELETE_ATTEMPT, unsent)
 
 
 def _insert_results(

@@ -7,9 +7,11 @@
 
 Every text a vendor gave passes :mod:`worker.redaction` before the runs are returned.
 
-Between the limiter's slot and the request, the caller's :class:`CallJournal` writes the
-call down (the attempts table, as ``in_flight``): a worker killed while the vendor works
-leaves a row saying so, and a call that could not be written down is not sent.
+As the limiter's slot comes due, before its lateness check, the caller's
+:class:`CallJournal` writes the call down (the attempts table, as ``in_flight``): a worker
+killed while the vendor works leaves a row saying so, and a call that could not be written
+down is not sent. The commit's time counts as the slot's lateness, so a slow one costs the
+slot (its row withdrawn before the next is reserved), never the vendor's limit.
 
 Nothing a job meets escapes :func:`process_jobs`, since an escape would strand the whole
 chunk ``running`` until its leases expire: an unexpected exception at any stage (reading or
@@ -22,10 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -50,7 +51,7 @@ from worker.ingest import facts_of, is_url
 from worker.jobrun import CallFacts, JobRun
 from worker.local_files import read_regular
 from worker.providers.base import Provider, VendorRequest, VendorResponse, fit_of, rate_of
-from worker.ratelimit import Limiter, Slot
+from worker.ratelimit import AtSlot, Limiter, Slot
 from worker.redaction import Redactor
 from worker.request_budget import Hold, RequestBudget, process_budget, request_claim
 from worker.sources import SourceFacts
@@ -71,8 +72,51 @@ class CallJournal(Protocol):
         """
         ...
 
+    async def withdraw(self, index: int) -> None:
+        """Remove the record :meth:`calling` wrote for the job at ``index``: its slot was
+        forfeited and the call is not made now (the next slot writes it again).
 
-Announce = Callable[[datetime], Awaitable[None]]
+        Returns once the removal is durable; raises :class:`~worker.errors.CallNotRecorded`
+        if it could not be made, and then the record stands until the job's outcome is
+        written (a job that made no call: its record goes with it).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class JournalPlace:
+    """A job's place in its chunk's :class:`CallJournal`."""
+
+    journal: CallJournal
+    index: int
+
+
+class _NotRecorded(Exception):
+    """The journal's failure, carried out of the limiter's wait (where the journal runs)
+    apart from the limiter's own; ``stage`` says what it was doing."""
+
+    def __init__(self, cause: Exception, stage: str) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause, self.stage = cause, stage
+
+
+def _journal_at_slot(place: JournalPlace) -> AtSlot:
+    """The limiter's hooks that write the call down as its slot comes due, and withdraw it
+    if the slot is then forfeited."""
+
+    async def due() -> None:
+        try:
+            await place.journal.calling(place.index, datetime.now(UTC))
+        except Exception as exc:
+            raise _NotRecorded(exc, "recording the call") from exc
+
+    async def undo() -> None:
+        try:
+            await place.journal.withdraw(place.index)
+        except Exception as exc:
+            raise _NotRecorded(exc, "withdrawing the call's record") from exc
+
+    return AtSlot(due, undo)
 
 
 def unexpected(exc: BaseException, stage: str, provider: str) -> Transient:
@@ -161,7 +205,7 @@ def process_jobs(
     gets only I/O: URL fetches, then every job's limiter wait and vendor call gathered in
     one hop. Each hop to the loop competes for the GIL with every other task thread, so
     a chunk costs one, not three per job. ``journal`` (None: calls are not written down
-    before they are sent) hears of each call between its slot and its request.
+    before they are sent) hears of each call as its slot comes due.
 
     Each job claims room in ``budget`` (default: this process's, see
     :mod:`worker.request_budget`) before its image is prepared and gives it back when its
@@ -219,16 +263,10 @@ def _send(
     if not batch:
         return
 
-    def announcer(index: int) -> Announce | None:
-        if journal is None:
-            return None
-        return functools.partial(journal.calling, index)
-
     async def one(index: int, provider: Provider, ready: Ready, hold: Hold) -> JobRun:
+        place = None if journal is None else JournalPlace(journal, index)
         try:
-            return await call_job(
-                provider, ready, limiter, session, settings, announce=announcer(index)
-            )
+            return await call_job(provider, ready, limiter, session, settings, journal=place)
         finally:
             hold.release()
 
@@ -335,18 +373,27 @@ async def call_job(
     session: aiohttp.ClientSession,
     settings: Settings,
     *,
-    announce: Announce | None = None,
+    journal: JournalPlace | None = None,
 ) -> JobRun:
-    """Wait for the provider's shared slot, have the call written down (``announce``),
-    call the vendor once, map the answer."""
+    """Wait for the provider's shared slot, have the call written down in ``journal`` as
+    the slot comes due, call the vendor once, map the answer."""
     request, facts = ready.request, ready.source
     key = limiter_key(provider)
     queued = time.perf_counter()
     async with limiter.in_flight(key, provider.settings.max_in_flight):
         try:
             slot = await limiter.acquire(
-                key, rate_of(provider), max_wait=settings.limiter_max_wait_seconds
+                key,
+                rate_of(provider),
+                max_wait=settings.limiter_max_wait_seconds,
+                at_slot=None if journal is None else _journal_at_slot(journal),
             )
+        except _NotRecorded as failed:  # not sent; a row still standing goes with the outcome
+            if isinstance(failed.cause, CallNotRecorded):  # a billed call could go unseen
+                log.warning("%s", failed.cause)
+                return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
+            error = unexpected(failed.cause, failed.stage, provider.name)
+            return JobRun(error=error, source=facts)
         except LimiterBusy as busy:
             return JobRun(give_back=busy.wait, source=facts)
         except LimiterUnavailable as exc:
@@ -358,18 +405,8 @@ async def call_job(
             error = unexpected(exc, "waiting for the rate limiter", provider.name)
             return JobRun(error=error, source=facts)
         started = datetime.now(UTC)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # the call's duration is the vendor's alone
         metrics.limiter_waited(provider.name, t0 - queued)
-        if announce is not None:
-            try:
-                await announce(started)
-            except CallNotRecorded as exc:  # unrecorded, a billed call could go unseen
-                log.warning("%s", exc)
-                return JobRun(give_back=JOURNAL_DOWN_RETRY_SECONDS, source=facts)
-            except Exception as exc:  # not written down, so not sent
-                error = unexpected(exc, "recording the call", provider.name)
-                return JobRun(error=error, source=facts)
-            t0 = time.perf_counter()  # the call's duration is the vendor's alone
 
         def facts_of(
             status: int | None, code: str | None, rid: str | None, billed: bool

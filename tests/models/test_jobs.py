@@ -216,6 +216,29 @@ def test_a_call_is_written_down_before_it_is_sent_and_completed_in_place(
         assert tuple(calls) == (1, 1, 0)
 
 
+def test_a_call_written_down_and_then_not_made_leaves_no_row(
+    sessions: sessionmaker[Session],
+) -> None:
+    withdrawn_job, given_back_job = _batch(sessions, 2)
+    # Its slot forfeited after the write: the row is withdrawn before the next slot.
+    withdrawn = _claim(sessions, withdrawn_job)
+    attempt_id = _start(sessions, withdrawn)
+    with transaction(sessions) as s:
+        jobs.withdraw_attempt(s, attempt_id)
+    # Its withdrawal failed and the job ended without a call (given back): the row goes
+    # with the job's outcome.
+    given_back = _claim(sessions, given_back_job)
+    attempt_id = _start(sessions, given_back)
+    with transaction(sessions) as s:
+        run = JobRun(give_back=5.0)
+        assert finish_one(s, given_back, run, now=NOW, worker="w", attempt_id=attempt_id)
+    with transaction(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Attempt)) == 0
+        assert s.get_one(Job, given_back_job).status == "pending"
+        calls = s.execute(text("SELECT calls, lost_calls FROM v_batch_calls")).one()
+        assert tuple(calls) == (0, 0)
+
+
 def test_calls_of_a_lease_taken_back_are_lost_and_counted_among_the_jobs_calls(
     sessions: sessionmaker[Session],
 ) -> None:

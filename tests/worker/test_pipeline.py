@@ -207,6 +207,9 @@ class _Journal:
             raise CallNotRecorded(P, "OperationalError: the database is gone")
         self.written.append((index, self._calls_seen()))
 
+    async def withdraw(self, index: int) -> None:
+        self.written = [(i, seen) for i, seen in self.written if i != index]
+
 
 def _journaled(
     settings: Settings, paths: list[Path], *, refuse: bool

@@ -25,7 +25,7 @@ from worker.providers.tencent_vehicle_license import (
     TencentVehicleLicense,
     TencentVehicleLicenseSettings,
 )
-from worker.ratelimit import Limiter, Slot
+from worker.ratelimit import AtSlot, Limiter, Slot
 from worker.runtime import Runtime
 from worker.simulator.environment import point_at
 from worker.simulator.samples import licence_page
@@ -63,9 +63,11 @@ class FaultyLimiter:
             if self.calls - 1 in self.fail_on:
                 raise self.exc
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+    async def acquire(
+        self, key: str, rate: float, *, max_wait: float, at_slot: AtSlot | None = None
+    ) -> Slot:
         self._maybe_fail("acquire")
-        return await self.inner.acquire(key, rate, max_wait=max_wait)
+        return await self.inner.acquire(key, rate, max_wait=max_wait, at_slot=at_slot)
 
     async def penalize(self, key: str, slot: Slot, *, retry_after: float | None = None) -> bool:
         self._maybe_fail("penalize")
@@ -94,6 +96,9 @@ class FaultyJournal:
         if self.asked == 2:
             raise KeyError(index)
         self.written.append(index)
+
+    async def withdraw(self, index: int) -> None:
+        self.written.remove(index)
 
 
 # -- the harness ---------------------------------------------------------------------------

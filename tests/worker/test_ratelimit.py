@@ -26,7 +26,7 @@ from tests.worker.ratelimit_support import (
     penalize,
 )
 from worker.errors import LimiterBusy
-from worker.ratelimit import Aimd, LocalLimiter, RedisLimiter, make_limiter
+from worker.ratelimit import Aimd, AtSlot, LocalLimiter, RedisLimiter, make_limiter
 from worker.ratelimit.shared import OffsetBound
 from worker.settings import settings_from_env
 from worker.simulator.environment import base_urls, made_up_credentials
@@ -199,6 +199,67 @@ def test_a_caller_that_would_wait_too_long_gives_back_without_reserving(
             # Had any give-back reserved a slot, this would wait >= 2 intervals.
             slot = await limiter.acquire("k", rate, max_wait=5)
             assert 0.2 < slot.waited < 1.6 * interval
+
+    asyncio.run(main())
+
+
+def test_at_slot_runs_as_the_slot_comes_due_and_is_undone_when_it_costs_the_slot(
+    backend: Backend,
+) -> None:
+    # What the pipeline writes down before a call (its attempt row) runs as the slot comes
+    # due; a slow write makes the call late, so the slot is forfeited and the write undone
+    # before the caller reserves again: nothing of it stands while the caller waits.
+    rate = 2.0
+    interval = (1 + backend.margin) / rate
+    events: list[tuple[str, float]] = []
+
+    def done() -> list[str]:
+        names = [name for name, _ in events]
+        events.clear()
+        return names
+
+    async def due() -> None:
+        events.append(("due", time.monotonic()))
+
+    async def slow_due() -> None:  # far past the jitter budget
+        events.append(("due", time.monotonic()))
+        await asyncio.sleep(0.3)
+
+    async def slow_once() -> None:
+        if not events:
+            await slow_due()
+        else:
+            await due()
+
+    async def undo() -> None:
+        events.append(("undo", time.monotonic()))
+
+    async def broken() -> None:
+        raise KeyError("journal")
+
+    async def main() -> None:
+        async with backend.open() as limiter:
+            await limiter.acquire("k", rate, max_wait=2)  # the schedule begins
+            asked = time.monotonic()
+            await limiter.acquire("k", rate, max_wait=5, at_slot=AtSlot(due, undo))
+            assert events[0][1] - asked > interval - 0.1  # at the slot, not when reserved
+            assert done() == ["due"]
+
+            await limiter.acquire("k", rate, max_wait=5, at_slot=AtSlot(slow_once, undo))
+            # At the next slot, not at once after the undo (sent then, it would have
+            # left 0.3 s after its own slot).
+            assert events[2][1] - events[0][1] > interval - 0.05
+            assert done() == ["due", "undo", "due"]
+
+            # The next slot is beyond the budget once this one is lost: given back, with
+            # its write undone.
+            with pytest.raises(LimiterBusy):
+                await limiter.acquire("k", rate, max_wait=0.7, at_slot=AtSlot(slow_due, undo))
+            assert done() == ["due", "undo"]
+
+            with pytest.raises(KeyError):  # a write that failed has nothing to undo
+                await limiter.acquire("k", rate, max_wait=5, at_slot=AtSlot(broken, undo))
+            assert done() == []
 
     asyncio.run(main())
 

@@ -19,7 +19,7 @@ from worker.jobrun import JobRun
 from worker.pipeline import JobSpec, process_jobs
 from worker.providers.registry import get_provider
 from worker.providers.tencent_vehicle_license import TencentVehicleLicense
-from worker.ratelimit import Limiter, Slot
+from worker.ratelimit import AtSlot, Limiter, Slot
 from worker.request_budget import RequestBudget, request_claim
 from worker.runtime import Runtime
 from worker.simulator.environment import point_at
@@ -42,8 +42,10 @@ class Watched:
     seen: list[tuple[int, int, int]] = field(default_factory=list)  # (inside, holders, bytes)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
-        return await self.inner.acquire(key, rate, max_wait=max_wait)
+    async def acquire(
+        self, key: str, rate: float, *, max_wait: float, at_slot: AtSlot | None = None
+    ) -> Slot:
+        return await self.inner.acquire(key, rate, max_wait=max_wait, at_slot=at_slot)
 
     async def penalize(self, key: str, slot: Slot, *, retry_after: float | None = None) -> bool:
         return await self.inner.penalize(key, slot, retry_after=retry_after)

@@ -44,6 +44,13 @@ least ``1 + margin / 2`` seconds apart there, and the other half of the budget i
 what follows the check (the request's way to the vendor). A forfeited slot is lost, which
 costs throughput only while the machine is overloaded, never the limit.
 
+What a caller must do between its slot and its request goes before the check: the
+pipeline's attempt row (:class:`~worker.ratelimit.base.AtSlot`) is committed as the slot
+comes due, so a slow commit makes the call late and forfeits the slot; committed after
+the check, the commit's time would delay the request past its slot, unchecked. The row of
+a forfeited slot is withdrawn before the caller reserves again, so a worker killed while
+it waits leaves no row for a call never made.
+
 What "late" is measured against: :class:`LocalLimiter` knows its slot on the caller's
 clock exactly. :class:`RedisLimiter` learns the wait on Redis's clock when the script
 runs and sleeps until ``reply + wait`` (never early). Its lateness is the sleep's overrun
@@ -165,11 +172,11 @@ What survives what
 
 from __future__ import annotations
 
-from worker.ratelimit.base import Aimd, Limiter, Slot
+from worker.ratelimit.base import Aimd, AtSlot, Limiter, Slot
 from worker.ratelimit.local import LocalLimiter
 from worker.ratelimit.shared import RedisLimiter
 
-__all__ = ["Aimd", "Limiter", "LocalLimiter", "RedisLimiter", "Slot", "make_limiter"]
+__all__ = ["Aimd", "AtSlot", "Limiter", "LocalLimiter", "RedisLimiter", "Slot", "make_limiter"]
 
 
 def make_limiter(redis_url: str | None, *, margin: float) -> Limiter:

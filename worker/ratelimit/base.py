@@ -26,18 +26,43 @@ class Slot:
     at: float  # the slot, in seconds on the limiter's clock (Redis TIME, or monotonic)
 
 
+@dataclass(frozen=True)
+class AtSlot:
+    """What a caller does as its slot comes due, and how that is undone (the pipeline:
+    the call's attempt row, written, then withdrawn).
+
+    ``due`` is awaited when a reserved slot comes due (after its confirmation, if the
+    caller did not wake late) and before the last lateness check, so its time counts as
+    lateness: a slow ``due`` makes the caller forfeit the slot rather than send late into a
+    crowded second. After the ``due`` of a forfeited slot, ``undo`` is awaited before
+    reserving again, and the next slot runs ``due`` anew. So nothing of ``due`` stands
+    while a caller waits: when ``acquire`` returns, exactly one ``due`` stands (its
+    slot's); when it raises (LimiterBusy, LimiterUnavailable), none does. A ``due`` that
+    raises must leave nothing standing; its exception propagates and the slot goes unused.
+    An ``undo`` that raises leaves its ``due`` standing; its exception propagates. A
+    caller cancelled inside either may leave that ``due`` standing.
+    """
+
+    due: Callable[[], Awaitable[None]]
+    undo: Callable[[], Awaitable[None]]
+
+
 class Limiter(Protocol):
     """What the pipeline calls around every vendor request."""
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+    async def acquire(
+        self, key: str, rate: float, *, max_wait: float, at_slot: AtSlot | None = None
+    ) -> Slot:
         """Reserve the next slot for ``key`` at ``rate`` calls/s and sleep until it.
 
         A slot more than ``lead`` seconds away is confirmed ``lead`` seconds before it: if
         its schedule is gone (state lost, or replaced by a cut), the caller reserves again.
-        A caller that wakes more than ``margin / 2`` seconds after its slot forfeits it and
-        reserves again (see :func:`late`). Raises :class:`~worker.errors.LimiterBusy` (key,
-        wait) *without reserving* if the next slot is more than ``max_wait`` seconds after
-        the call began (a total budget for every attempt).
+        ``at_slot.due`` (writing the call down) then runs, and a caller more than
+        ``margin / 2`` seconds past its slot after it (woken late, or held up by ``due``)
+        forfeits the slot, undoes ``due`` and reserves again (see :func:`late` and
+        :class:`AtSlot`). Raises :class:`~worker.errors.LimiterBusy` (key, wait) *without
+        reserving* if the next slot is more than ``max_wait`` seconds after the call began
+        (a total budget for every attempt).
         """
         ...
 
@@ -168,10 +193,13 @@ async def take_slot(
     max_wait: float,
     margin: float,
     lead: float,
+    at_slot: AtSlot | None = None,
 ) -> Slot:
     """The acquire loop of both limiters: reserve (given the budget left), confirm a far
-    slot ``lead`` before it, sleep until it, and reserve again if the schedule is gone or
-    the caller woke late. ``reserve`` raises LimiterBusy (nothing reserved) past the budget.
+    slot ``lead`` before it, sleep until it, run ``at_slot.due``, and reserve again if the
+    schedule is gone or the caller is late (woken late, or after ``due``: then
+    ``at_slot.undo`` first). ``reserve`` raises LimiterBusy (nothing reserved) past the
+    budget.
     """
     start = time.monotonic()
     deadline = start + max_wait
@@ -182,8 +210,13 @@ async def take_slot(
             if not await confirm(reservation):
                 continue  # the schedule was lost or cut: this slot is no longer ours
         await sleep_until(reservation.wake)
-        # Woken too late (a blocked event loop, a starved thread): sending now could
+        # Late (a blocked event loop, a starved thread, a slow ``due``): sending now could
         # put N + 1 arrivals in one second. Forfeit the slot, take the next free one.
-        if not late(lateness(reservation), margin):
-            waited = time.monotonic() - start
-            return Slot(waited, reservation.generation, reservation.at)
+        if late(lateness(reservation), margin):
+            continue  # woken late: nothing done yet, nothing to undo
+        if at_slot is not None:
+            await at_slot.due()
+            if late(lateness(reservation), margin):
+                await at_slot.undo()
+                continue
+        return Slot(time.monotonic() - start, reservation.generation, reservation.at)

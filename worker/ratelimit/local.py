@@ -13,6 +13,7 @@ from worker.errors import LimiterBusy
 from worker.ratelimit.base import (
     LEAD_SECONDS,
     Aimd,
+    AtSlot,
     Reservation,
     Slot,
     check_args,
@@ -64,7 +65,9 @@ class LocalLimiter:
             state = self._states[key] = _State(new_generation(), now + self.lead)
         return state
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+    async def acquire(
+        self, key: str, rate: float, *, max_wait: float, at_slot: AtSlot | None = None
+    ) -> Slot:
         check_args(rate, max_wait)
         return await take_slot(
             partial(self._reserve, key, rate),
@@ -73,6 +76,7 @@ class LocalLimiter:
             max_wait=max_wait,
             margin=self.margin,
             lead=self.lead,
+            at_slot=at_slot,
         )
 
     async def _reserve(self, key: str, rate: float, budget: float) -> Reservation:

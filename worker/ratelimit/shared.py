@@ -15,6 +15,7 @@ from worker.errors import LimiterBusy, LimiterUnavailable
 from worker.ratelimit.base import (
     LEAD_SECONDS,
     Aimd,
+    AtSlot,
     Reservation,
     Slot,
     check_args,
@@ -202,7 +203,9 @@ class RedisLimiter:
             *args,
         )
 
-    async def acquire(self, key: str, rate: float, *, max_wait: float) -> Slot:
+    async def acquire(
+        self, key: str, rate: float, *, max_wait: float, at_slot: AtSlot | None = None
+    ) -> Slot:
         check_args(rate, max_wait)
         return await take_slot(
             partial(self._reserve, key, rate),
@@ -211,6 +214,7 @@ class RedisLimiter:
             max_wait=max_wait,
             margin=self.margin,
             lead=self.lead,
+            at_slot=at_slot,
         )
 
     async def _reserve(self, key: str, rate: float, budget: float) -> Reservation:

@@ -1,19 +1,23 @@
 """The attempts journal: every vendor call written down before its request is sent.
 
-The pipeline calls :meth:`AttemptJournal.calling` between the limiter's slot and the
-request; the row (outcome ``in_flight``) is committed before the call goes out, then
-completed with the answer by :func:`models.jobs.finish_many`. A worker killed while the
-vendor works leaves the row behind, and the reconciler (or the stopping worker itself)
-marks it ``lost``: the attempts table counts every call the vendor saw.
+The pipeline calls :meth:`AttemptJournal.calling` as the call's limiter slot comes due
+(before the slot's lateness check, so the commit's time counts as lateness); the row
+(outcome ``in_flight``) is committed before the call goes out, then completed with the
+answer by :func:`models.jobs.finish_many`. A worker killed while the vendor works leaves
+the row behind, and the reconciler (or the stopping worker itself) marks it ``lost``: the
+attempts table counts every call the vendor saw. A slot forfeited after the write (the
+commit made the call late) has its row withdrawn (:meth:`AttemptJournal.withdraw`)
+before the next one is reserved, so a worker killed in that wait leaves no row.
 
-SQLAlchemy's errors of that write are translated here into
+SQLAlchemy's errors of either write are translated here into
 :class:`~worker.errors.CallNotRecorded`, and the call is not made.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,7 +28,8 @@ from worker.errors import CallNotRecorded
 
 
 class AttemptJournal:
-    """A chunk's calls, written down one by one as each is about to be sent.
+    """A chunk's calls, written down one by one as each is about to be sent (and withdrawn
+    if its slot is then forfeited).
 
     ``ids`` maps each job that called to its attempt row, for :func:`finish_many`.
     """
@@ -40,13 +45,30 @@ class AttemptJournal:
         # Off the event loop: a commit takes milliseconds, and other callers' slots are due.
         self.ids[claimed.job_id] = await asyncio.to_thread(self._write, claimed, started_at)
 
+    async def withdraw(self, index: int) -> None:
+        claimed = self._claimed[index]
+        # The id stays until the delete is committed: a row left standing goes with the
+        # job's outcome (finish_many removes the row of a job that made no call).
+        await asyncio.to_thread(self._withdraw, claimed, self.ids[claimed.job_id])
+        del self.ids[claimed.job_id]
+
     def _write(self, claimed: jobs.ClaimedJob, started_at: datetime) -> int:
-        try:
-            with self._db.transaction() as session:
-                return jobs.start_attempt(
-                    session, claimed, started_at=started_at, worker=self._worker
-                )
-        except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).splitlines() or [""]
-            reason = f"{type(exc).__name__}: {detail[0][:200]}"
-            raise CallNotRecorded(claimed.provider, reason) from exc
+        with _translated(claimed, ""), self._db.transaction() as session:
+            return jobs.start_attempt(session, claimed, started_at=started_at, worker=self._worker)
+
+    def _withdraw(self, claimed: jobs.ClaimedJob, attempt_id: int) -> None:
+        with (
+            _translated(claimed, "withdrawing a forfeited slot's row: "),
+            self._db.transaction() as session,
+        ):
+            jobs.withdraw_attempt(session, attempt_id)
+
+
+@contextlib.contextmanager
+def _translated(claimed: jobs.ClaimedJob, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines() or [""]
+        reason = f"{doing}{type(exc).__name__}: {detail[0][:200]}"
+        raise CallNotRecorded(claimed.provider, reason) from exc
