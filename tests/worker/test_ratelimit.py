@@ -264,6 +264,27 @@ def test_at_slot_runs_as_the_slot_comes_due_and_is_undone_when_it_costs_the_slot
     asyncio.run(main())
 
 
+def test_a_slow_due_stands_for_a_next_slot_at_hand(backend: Backend) -> None:
+    # At a high rate the slot after a forfeited one is immediate: the write stands for it
+    # (one write, no withdrawal), where a real wait would have it undone and written again.
+    events: list[str] = []
+
+    async def slow_due() -> None:
+        events.append("due")
+        await asyncio.sleep(0.1)  # far past the jitter budget
+
+    async def undo() -> None:
+        events.append("undo")
+
+    async def main() -> None:
+        async with backend.open() as limiter:
+            await limiter.acquire("k", 1000.0, max_wait=2)
+            await limiter.acquire("k", 1000.0, max_wait=2, at_slot=AtSlot(slow_due, undo))
+            assert events == ["due"]
+
+    asyncio.run(main())
+
+
 def test_many_concurrent_callers_on_one_client_all_get_a_slot(backend: Backend) -> None:
     # One worker process keeps hundreds of calls waiting at once (threads x chunk). The
     # Redis client must queue them for a connection, not fail them: redis-py's asyncio

@@ -34,10 +34,12 @@ class AtSlot:
     ``due`` is awaited when a reserved slot comes due (after its confirmation, if the
     caller did not wake late) and before the last lateness check, so its time counts as
     lateness: a slow ``due`` makes the caller forfeit the slot rather than send late into a
-    crowded second. After the ``due`` of a forfeited slot, ``undo`` is awaited before
-    reserving again, and the next slot runs ``due`` anew. So nothing of ``due`` stands
-    while a caller waits: when ``acquire`` returns, exactly one ``due`` stands (its
-    slot's); when it raises (LimiterBusy, LimiterUnavailable), none does. A ``due`` that
+    crowded second. The caller then reserves again; if that slot is more than ``margin``
+    away, ``undo`` is awaited before the wait and the slot runs ``due`` anew, else the
+    ``due`` stands for it (at a high rate the next slot is at hand: a slow write costs a
+    reservation, not a withdrawal and a new write). So nothing of ``due`` stands while a
+    caller waits longer than ``margin``: when ``acquire`` returns, exactly one ``due``
+    stands; when it raises (LimiterBusy, LimiterUnavailable), none does. A ``due`` that
     raises must leave nothing standing; its exception propagates and the slot goes unused.
     An ``undo`` that raises leaves its ``due`` standing; its exception propagates. A
     caller cancelled inside either may leave that ``due`` standing.
@@ -59,8 +61,8 @@ class Limiter(Protocol):
         its schedule is gone (state lost, or replaced by a cut), the caller reserves again.
         ``at_slot.due`` (writing the call down) then runs, and a caller more than
         ``margin / 2`` seconds past its slot after it (woken late, or held up by ``due``)
-        forfeits the slot, undoes ``due`` and reserves again (see :func:`late` and
-        :class:`AtSlot`). Raises :class:`~worker.errors.LimiterBusy` (key, wait) *without
+        forfeits the slot and reserves again, undoing ``due`` unless the next slot is at
+        hand (see :func:`late` and :class:`AtSlot`). Raises :class:`~worker.errors.LimiterBusy` (key, wait) *without
         reserving* if the next slot is more than ``max_wait`` seconds after the call began
         (a total budget for every attempt).
         """
@@ -197,14 +199,23 @@ async def take_slot(
 ) -> Slot:
     """The acquire loop of both limiters: reserve (given the budget left), confirm a far
     slot ``lead`` before it, sleep until it, run ``at_slot.due``, and reserve again if the
-    schedule is gone or the caller is late (woken late, or after ``due``: then
-    ``at_slot.undo`` first). ``reserve`` raises LimiterBusy (nothing reserved) past the
-    budget.
+    schedule is gone or the caller is late (woken late, or after ``due``; a ``due`` is
+    undone before a wait longer than ``margin`` and when reserving raises, see
+    :class:`AtSlot`). ``reserve`` raises LimiterBusy (nothing reserved) past the budget.
     """
     start = time.monotonic()
     deadline = start + max_wait
+    standing = False  # a ``due`` of a forfeited slot, kept while the next one is at hand
     while True:
-        reservation = await reserve(budget_left(deadline, time.monotonic()))
+        try:
+            reservation = await reserve(budget_left(deadline, time.monotonic()))
+        except BaseException:
+            if standing and at_slot is not None:
+                await at_slot.undo()
+            raise
+        if standing and at_slot is not None and reservation.wait > margin:
+            await at_slot.undo()  # a real wait ahead: nothing of ``due`` stands during it
+            standing = False
         if reservation.wait > lead:
             await sleep_until(reservation.wake - lead)
             if not await confirm(reservation):
@@ -213,10 +224,10 @@ async def take_slot(
         # Late (a blocked event loop, a starved thread, a slow ``due``): sending now could
         # put N + 1 arrivals in one second. Forfeit the slot, take the next free one.
         if late(lateness(reservation), margin):
-            continue  # woken late: nothing done yet, nothing to undo
-        if at_slot is not None:
+            continue
+        if at_slot is not None and not standing:
             await at_slot.due()
+            standing = True
             if late(lateness(reservation), margin):
-                await at_slot.undo()
                 continue
         return Slot(time.monotonic() - start, reservation.generation, reservation.at)
