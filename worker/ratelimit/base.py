@@ -62,8 +62,8 @@ class Limiter(Protocol):
         ``at_slot.due`` (writing the call down) then runs, and a caller more than
         ``margin / 2`` seconds past its slot after it (woken late, or held up by ``due``)
         forfeits the slot and reserves again, undoing ``due`` unless the next slot is at
-        hand (see :func:`late` and :class:`AtSlot`). Raises :class:`~worker.errors.LimiterBusy` (key, wait) *without
-        reserving* if the next slot is more than ``max_wait`` seconds after the call began
+        hand (see :func:`late` and :class:`AtSlot`). Raises
+        :class:`~worker.errors.LimiterBusy` (key, wait) *without reserving* if the next slot is more than ``max_wait`` seconds after the call began
         (a total budget for every attempt).
         """
         ...
