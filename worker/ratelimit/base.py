@@ -63,8 +63,9 @@ class Limiter(Protocol):
         ``margin / 2`` seconds past its slot after it (woken late, or held up by ``due``)
         forfeits the slot and reserves again, undoing ``due`` unless the next slot is at
         hand (see :func:`late` and :class:`AtSlot`). Raises
-        :class:`~worker.errors.LimiterBusy` (key, wait) *without reserving* if the next slot is more than ``max_wait`` seconds after the call began
-        (a total budget for every attempt).
+        :class:`~worker.errors.LimiterBusy` (key, wait) *without reserving* if the next
+        slot is more than ``max_wait`` seconds after the call began (a total budget for
+        every attempt).
         """
         ...
 
