@@ -7,7 +7,8 @@ answer by :func:`models.jobs.finish_many`. A worker killed while the vendor work
 the row behind, and the reconciler (or the stopping worker itself) marks it ``lost``: the
 attempts table counts every call the vendor saw. A slot forfeited after the write (the
 commit made the call late) has its row withdrawn (:meth:`AttemptJournal.withdraw`)
-before the next one is reserved, so a worker killed in that wait leaves no row.
+before any wait longer than the limiter's margin, so a worker killed in that wait leaves
+no row (a next slot within the margin keeps the row: see ``AtSlot``).
 
 SQLAlchemy's errors of either write are translated here into
 :class:`~worker.errors.CallNotRecorded`, and the call is not made.
