@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 # Execution option of connections that only read (``conn.execution_options(read_only=True)``).
@@ -22,9 +24,26 @@ READ_ONLY = "read_only"
 # inserted (PostgreSQL's own cached plans): twice the time to insert a million rows.
 NEVER_PREPARED: dict[str, Any] = {"prepare_threshold": None}
 
+# A pooled server connection is pinged before use only when it sat idle this long. A worker
+# at 150 jobs/s checks a connection out three times per job, each within milliseconds of
+# its last use, and SQLAlchemy's ``pool_pre_ping`` would add a round trip (and a server
+# wake-up) to every one. A server restarted within this second of a connection's last use
+# still fails that connection's next statement, as a restart fails the statements then
+# running: SQLAlchemy then invalidates the whole pool, and the job is retried.
+PING_AFTER_IDLE_SECONDS = 1.0
 
-def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int | None = None,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    **kwargs: Any,
+) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and write locks.
+
+    A server database's pooled connections are pinged when checked out after
+    ``ping_after_idle`` seconds unused (a dead one is replaced, the caller never sees it).
 
     SQLite transactions begin IMMEDIATE: a deferred transaction that reads and then writes
     fails at once with SQLITE_BUSY when another thread wrote in between, whatever the busy
@@ -36,10 +55,11 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
     if pool_size is not None and not in_memory:  # one connection per thread: no pool to size
         kwargs.update(pool_size=pool_size, max_overflow=max(4, pool_size // 4))
     if sa_url.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
         if sa_url.get_backend_name() == "postgresql":
             kwargs["connect_args"] = {**NEVER_PREPARED, **kwargs.get("connect_args", {})}
-        return create_engine(sa_url, **kwargs)
+        engine = create_engine(sa_url, **kwargs)
+        _ping_when_idle(engine, ping_after_idle)
+        return engine
 
     engine = create_engine(sa_url, connect_args={"timeout": 60}, **kwargs)
 
@@ -62,6 +82,25 @@ def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Eng
         conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for idle connections only: raising
+    DisconnectionError at checkout makes the pool replace the connection and try again."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"idle connection failed its ping: {exc}") from exc
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

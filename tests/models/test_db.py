@@ -1,9 +1,15 @@
-"""make_engine: one pool per worker process, sized to its task threads where there is one."""
+"""make_engine: one pool per worker process, sized to its task threads where there is one;
+server connections pinged only after sitting idle."""
 
 from __future__ import annotations
 
+import time
+import uuid
+from typing import Any
+
 import pytest
-from sqlalchemy import QueuePool, text
+from sqlalchemy import Engine, QueuePool, text
+from sqlalchemy.exc import OperationalError
 
 from models.db import make_engine
 
@@ -29,3 +35,57 @@ def test_an_in_memory_database_takes_a_pool_size_it_has_no_use_for(url: str) -> 
             assert conn.scalar(text("SELECT 1")) == 1
     finally:
         engine.dispose()
+
+
+def _kill_backends_of(engine: Engine, admin: Engine) -> int:
+    """Terminate the server processes behind ``engine``'s pooled connections (as a server
+    restart would); how many."""
+    with engine.connect() as conn:
+        name = conn.scalar(text("SELECT current_setting('application_name')"))
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        ).all()
+    return len(killed)
+
+
+def _engine(url: str, **kwargs: Any) -> Engine:
+    return make_engine(
+        url, connect_args={"application_name": f"vrec-ping-{uuid.uuid4().hex}"}, **kwargs
+    )
+
+
+def test_a_connection_killed_while_idle_is_replaced_unseen(postgres_url: str) -> None:
+    engine = _engine(postgres_url, ping_after_idle=0.2)
+    admin = make_engine(postgres_url)
+    try:
+        assert _kill_backends_of(engine, admin) == 1
+        time.sleep(0.3)  # idle past the threshold: pinged, found dead, replaced
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT 1")) == 1
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_a_connection_just_used_is_not_pinged_and_one_failure_renews_the_pool(
+    postgres_url: str,
+) -> None:
+    # The price of pinging only idle connections: a restart right after a connection's use
+    # fails its next statement, as it fails the statements running at the time.
+    engine = _engine(postgres_url, ping_after_idle=60)
+    admin = make_engine(postgres_url)
+    try:
+        assert _kill_backends_of(engine, admin) == 1
+        with pytest.raises(OperationalError) as raised, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT 1")) == 1
+    finally:
+        engine.dispose()
+        admin.dispose()
