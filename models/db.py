@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -123,12 +123,31 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = make_sessions(self.engine)
+        # The same pool; SQLite keeps its IMMEDIATE transaction (it has no round trips to save).
+        self._autocommitting = (
+            None
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One session, one transaction: commit on success, roll back on any error."""
         with transaction(self.sessions) as session:
             yield session
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection whose every statement commits as it runs, for writes that are one
+        statement each (a claim, an attempt row): on a server database no BEGIN and COMMIT,
+        two round trips of the three a one-statement transaction costs. SQLite runs them in
+        one transaction, committed on success."""
+        if self._autocommitting is None:
+            with self.engine.begin() as conn:
+                yield conn
+        else:
+            with self._autocommitting.connect() as conn:
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

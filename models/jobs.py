@@ -135,17 +135,17 @@ _CLAIM, _UNQUEUE_OPEN = _claim_statements()
 
 
 def claim_many(
-    session: Session, job_ids: Sequence[int], *, owner: str, now: datetime, lease_seconds: float
+    conn: Connection, job_ids: Sequence[int], *, owner: str, now: datetime, lease_seconds: float
 ) -> list[ClaimedJob]:
     """Take the lease on each of ``job_ids`` that is ours to run, in one statement.
 
     Skipped: jobs done, running elsewhere or not due yet, and jobs whose provider's
     circuit is open; those go straight back to pending rather than waiting for the
-    reconciler's queued timeout.
+    reconciler's queued timeout. The two statements need not commit together (each is
+    whole on its own), so ``conn`` may autocommit (:meth:`models.db.Database.autocommit`).
     """
     if not job_ids:
         return []
-    conn = session.connection()
     params = {
         "b_ids": list(job_ids),
         "b_now": now,
@@ -175,7 +175,7 @@ def claim_many(
 
 
 def start_attempt(
-    session: Session, claimed: ClaimedJob, *, started_at: datetime, worker: str | None
+    conn: Connection, claimed: ClaimedJob, *, started_at: datetime, worker: str | None
 ) -> int:
     """Write down the call ``claimed`` is about to make (outcome ``in_flight``, billing
     unknown, numbered the job's next call); its id. The caller commits before sending."""
@@ -189,13 +189,13 @@ def start_attempt(
         "billed": None,
         "worker": worker,
     }
-    return int(session.connection().execute(_START_ATTEMPT, row).scalar_one())
+    return int(conn.execute(_START_ATTEMPT, row).scalar_one())
 
 
-def withdraw_attempt(session: Session, attempt_id: int) -> None:
+def withdraw_attempt(conn: Connection, attempt_id: int) -> None:
     """Remove the row :func:`start_attempt` wrote for a call that will not be made (its
     limiter slot was forfeited after the write); the caller commits."""
-    session.connection().execute(_DELETE_ATTEMPT, {"b_id": attempt_id})
+    conn.execute(_DELETE_ATTEMPT, {"b_id": attempt_id})
 
 
 def finish_many(

@@ -23,7 +23,7 @@ PROVIDERS = ("aliyun_plate", "juhe_plate")
 def _finish(db: Database, ids: list[int], at: datetime) -> dict[int, str]:
     """Run ``ids`` at ``at``, each reading a plate; job -> its provider."""
     with db.transaction() as s:
-        claimed = jobs.claim_many(s, ids, owner="t", now=at, lease_seconds=60)
+        claimed = jobs.claim_many(s.connection(), ids, owner="t", now=at, lease_seconds=60)
     with db.transaction() as s:
         runs = [(c, plate_answer(f"粤B{c.job_id:05d}", at)) for c in claimed]
         finish_chunk(s, runs, now=at)

@@ -1,5 +1,5 @@
 """make_engine: one pool per worker process, sized to its task threads where there is one;
-server connections pinged only after sitting idle."""
+server connections pinged only after sitting idle; Database.autocommit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, QueuePool, text
 from sqlalchemy.exc import OperationalError
 
-from models.db import make_engine
+from models.db import Database, make_engine
 
 
 def test_the_pool_is_sized_for_file_and_server_databases(db_url: str) -> None:
@@ -89,3 +89,42 @@ def test_a_connection_just_used_is_not_pinged_and_one_failure_renews_the_pool(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def _count(url: str) -> int:
+    other = make_engine(url)  # its own pool: what another process would see
+    try:
+        with other.connect() as conn:
+            return int(conn.scalar(text("SELECT count(*) FROM autocommit_probe")))
+    finally:
+        other.dispose()
+
+
+def test_autocommit_commits_each_statement_and_gives_back_a_transactional_connection(
+    db_url: str,
+) -> None:
+    server = not db_url.startswith("sqlite")
+    with Database(db_url, pool_size=1) as db:
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE autocommit_probe (v INTEGER)"))
+        try:
+            with db.autocommit() as conn:
+                conn.execute(text("INSERT INTO autocommit_probe VALUES (1)"))
+                if server:  # committed as it ran: no COMMIT to come
+                    assert _count(db_url) == 1
+                used = conn.connection.dbapi_connection
+            assert _count(db_url) == 1
+            # The same pooled connection, transactional again: a failed transaction
+            # leaves nothing behind.
+            def fail_after_a_write() -> None:
+                with db.transaction() as session:
+                    assert session.connection().connection.dbapi_connection is used
+                    session.execute(text("INSERT INTO autocommit_probe VALUES (2)"))
+                    raise RuntimeError("rolled back")
+
+            with pytest.raises(RuntimeError, match="rolled back"):
+                fail_after_a_write()
+            assert _count(db_url) == 1
+        finally:
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP TABLE autocommit_probe"))

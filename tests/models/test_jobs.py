@@ -190,7 +190,7 @@ def test_second_claim_and_stale_finish_do_nothing(sessions: sessionmaker[Session
 
 def _start(sessions: sessionmaker[Session], claimed: jobs.ClaimedJob) -> int:
     with transaction(sessions) as s:
-        return jobs.start_attempt(s, claimed, started_at=NOW, worker="w")
+        return jobs.start_attempt(s.connection(), claimed, started_at=NOW, worker="w")
 
 
 def test_a_call_is_written_down_before_it_is_sent_and_completed_in_place(
@@ -224,7 +224,7 @@ def test_a_call_written_down_and_then_not_made_leaves_no_row(
     withdrawn = _claim(sessions, withdrawn_job)
     attempt_id = _start(sessions, withdrawn)
     with transaction(sessions) as s:
-        jobs.withdraw_attempt(s, attempt_id)
+        jobs.withdraw_attempt(s.connection(), attempt_id)
     # Its withdrawal failed and the job ended without a call (given back): the row goes
     # with the job's outcome.
     given_back = _claim(sessions, given_back_job)
@@ -383,7 +383,7 @@ def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> 
         queue.mark_queued(s, P, 4, NOW)
     _claim(sessions, ids[1])  # already running elsewhere
     with transaction(sessions) as s:
-        claimed = jobs.claim_many(s, ids, owner="w", now=NOW, lease_seconds=60)
+        claimed = jobs.claim_many(s.connection(), ids, owner="w", now=NOW, lease_seconds=60)
     assert [c.job_id for c in claimed] == [ids[0], ids[2], ids[3]]
     assert {c.source_uri for c in claimed} == {"/img/0.jpg", "/img/2.jpg", "/img/3.jpg"}
     assert claimed[0].options == {"card_side": "FRONT"}
@@ -393,7 +393,7 @@ def test_claim_many_takes_only_what_is_ours(sessions: sessionmaker[Session]) -> 
         queue.mark_queued(s, P, 2, NOW)
         jobs.open_circuit(s, CircuitOpening(P, NOW, NOW + timedelta(seconds=60), None, "arrears"))
     with transaction(sessions) as s:
-        assert jobs.claim_many(s, more, owner="w", now=NOW, lease_seconds=60) == []
+        assert jobs.claim_many(s.connection(), more, owner="w", now=NOW, lease_seconds=60) == []
         assert {s.get_one(Job, i).status for i in more} == {"pending"}  # back, not stuck
 
 
@@ -403,7 +403,7 @@ def test_finish_many_stores_a_mixed_chunk_and_only_the_call_of_a_lost_lease(
     ids = _batch(sessions, 6)
     with transaction(sessions) as s:
         queue.mark_queued(s, P, 6, NOW)
-        claimed = jobs.claim_many(s, ids, owner="w", now=NOW, lease_seconds=60)
+        claimed = jobs.claim_many(s.connection(), ids, owner="w", now=NOW, lease_seconds=60)
     with transaction(sessions) as s:  # job 4's lease is taken back and given to another worker
         s.get_one(Job, ids[4]).lease_owner = "thief"
 

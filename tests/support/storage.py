@@ -48,7 +48,9 @@ def source(
 def claim_one(
     session: Session, job_id: int, *, owner: str, now: datetime, lease_seconds: float
 ) -> jobs.ClaimedJob | None:
-    claimed = jobs.claim_many(session, [job_id], owner=owner, now=now, lease_seconds=lease_seconds)
+    claimed = jobs.claim_many(
+        session.connection(), [job_id], owner=owner, now=now, lease_seconds=lease_seconds
+    )
     return claimed[0] if claimed else None
 
 
@@ -120,7 +122,9 @@ def answer_batch(
         ids = list(
             session.scalars(select(Job.id).where(Job.batch_id == batch_id, Job.status == "pending"))
         )
-        claimed = jobs.claim_many(session, ids, owner="test", now=now, lease_seconds=60)
+        claimed = jobs.claim_many(
+            session.connection(), ids, owner="test", now=now, lease_seconds=60
+        )
     with db.transaction() as session:
         written = finish_chunk(
             session, [(c, run_for(c)) for c in claimed], settings=settings, now=now

@@ -54,15 +54,15 @@ class AttemptJournal:
         del self.ids[claimed.job_id]
 
     def _write(self, claimed: jobs.ClaimedJob, started_at: datetime) -> int:
-        with _translated(claimed, ""), self._db.transaction() as session:
-            return jobs.start_attempt(session, claimed, started_at=started_at, worker=self._worker)
+        with _translated(claimed, ""), self._db.autocommit() as conn:
+            return jobs.start_attempt(conn, claimed, started_at=started_at, worker=self._worker)
 
     def _withdraw(self, claimed: jobs.ClaimedJob, attempt_id: int) -> None:
         with (
             _translated(claimed, "withdrawing a forfeited slot's row: "),
-            self._db.transaction() as session,
+            self._db.autocommit() as conn,
         ):
-            jobs.withdraw_attempt(session, attempt_id)
+            jobs.withdraw_attempt(conn, attempt_id)
 
 
 @contextlib.contextmanager

@@ -30,9 +30,9 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
     job id: ids already done, or held by another worker, are skipped."""
     rt = get_runtime()
     owner = rt.lease_owner()
-    with rt.db.transaction() as session:
+    with rt.db.autocommit() as conn:
         claimed = jobs.claim_many(
-            session,
+            conn,
             job_ids,
             owner=owner,
             now=datetime.now(UTC),
