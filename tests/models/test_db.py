@@ -114,6 +114,7 @@ def test_autocommit_commits_each_statement_and_gives_back_a_transactional_connec
                     assert _count(db_url) == 1
                 used = conn.connection.dbapi_connection
             assert _count(db_url) == 1
+
             # The same pooled connection, transactional again: a failed transaction
             # leaves nothing behind.
             def fail_after_a_write() -> None:
