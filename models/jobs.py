@@ -217,18 +217,8 @@ def finish_many(
     if not done:
         return []
     conn = session.connection()
-    # Locked until commit, so the reconciler cannot take a lease back between this read and
-    # the updates below (SQLite: the transaction already holds the write lock).
-    locked = conn.execute(_LOCK_RUNNING, {"b_ids": [c.job_id for c, _, _ in done]})
-    owners = {job_id: owner for job_id, owner in locked}
-    mine = [(c, r, t) for c, r, t in done if owners.get(c.job_id) == c.owner]
-    updates: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for claimed, _, transition in mine:
-        values = _job_values(transition, now)
-        updates.setdefault(frozenset(values), []).append({"b_id": claimed.job_id, **values})
-    for rows in updates.values():  # one executemany per shape; usually one shape per chunk
-        conn.execute(_UPDATE_JOB, rows)
-    held = {c.job_id for c, _, _ in mine}
+    held = _write_transitions(conn, [(c, t) for c, _, t in done], now)
+    mine = [(c, r, t) for c, r, t in done if c.job_id in held]
     numbered = [(c, r, t.attempts if c.job_id in held else c.attempts + 1) for c, r, t in done]
     _write_attempts(conn, numbered, worker, attempt_ids or {})
     _insert_results(conn, [(c, r, t) for c, r, t in mine if r.answer is not None], now)
@@ -241,6 +231,32 @@ def finish_many(
     return [written.get(c.job_id) for c, _, _ in done]
 
 
+def _write_transitions(
+    conn: Connection, done: Sequence[tuple[ClaimedJob, Transition]], now: datetime
+) -> set[int]:
+    """Give each job whose lease is still its claim's its transition; those jobs' ids."""
+    if len(done) == 1:  # one job per message, the usual case: one statement, not two
+        claimed, transition = done[0]
+        params = {"b_id": claimed.job_id, "b_owner": claimed.owner}
+        row = conn.execute(_UPDATE_HELD_JOB, {**params, **_job_values(transition, now)}).first()
+        return {claimed.job_id} if row is not None else set()
+    # Locked until commit, so the reconciler cannot take a lease back between this read and
+    # the updates below (SQLite: the transaction already holds the write lock).
+    locked = conn.execute(_LOCK_RUNNING, {"b_ids": [c.job_id for c, _ in done]})
+    owners = {job_id: owner for job_id, owner in locked}
+    updates: dict[frozenset[str], list[dict[str, Any]]] = {}
+    held = set()
+    for claimed, transition in done:
+        if owners.get(claimed.job_id) != claimed.owner:
+            continue
+        held.add(claimed.job_id)
+        values = _job_values(transition, now)
+        updates.setdefault(frozenset(values), []).append({"b_id": claimed.job_id, **values})
+    for rows in updates.values():  # one executemany per shape; usually one shape per chunk
+        conn.execute(_UPDATE_JOB, rows)
+    return held
+
+
 # Built once, like the claim: a statement's construction is per-message CPU.
 _LOCK_RUNNING = (
     select(Job.id, Job.lease_owner)
@@ -249,6 +265,15 @@ _LOCK_RUNNING = (
     .with_for_update()
 )
 _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
+_UPDATE_HELD_JOB = (
+    update(Job)
+    .where(
+        Job.id == bindparam("b_id"),
+        Job.status == JobStatus.RUNNING,
+        Job.lease_owner == bindparam("b_owner"),
+    )
+    .returning(Job.id)
+)
 _UPDATE_ATTEMPT = update(Attempt).where(Attempt.id == bindparam("b_id"))
 _INSERT_ATTEMPT = insert(Attempt)
 _START_ATTEMPT = insert(Attempt).returning(Attempt.id)

@@ -449,6 +449,26 @@ def test_finish_many_stores_a_mixed_chunk_and_only_the_call_of_a_lost_lease(
         assert sorted(s.scalars(select(Attempt.job_id))) == [*ids[:3], ids[4]]
 
 
+def test_finish_many_of_one_job_writes_it_only_while_its_lease_holds(
+    sessions: sessionmaker[Session],
+) -> None:
+    # A chunk of one (what every provider at vendor rates gets) checks the lease in the
+    # job's UPDATE itself, where larger chunks lock their rows first.
+    held, lost = (_claim(sessions, i) for i in _batch(sessions, 2))
+    with transaction(sessions) as s:
+        s.get_one(Job, lost.job_id).lease_owner = "thief"
+    run = JobRun(answer=VendorAnswer(Outcome.NO_RESULT, {}), call=_call())
+    for claimed, expected in ((held, ["no_result"]), (lost, [None])):
+        with transaction(sessions) as s:
+            assert finish_chunk(s, [(claimed, run)], now=NOW, worker="w") == expected
+    with transaction(sessions) as s:
+        got = {j.id: (j.status, j.attempts, j.lease_owner) for j in s.scalars(select(Job))}
+        assert got == {held.job_id: ("no_result", 1, None), lost.job_id: ("running", 0, "thief")}
+        assert sorted(s.scalars(select(Result.job_id))) == [held.job_id]
+        # The lost lease's call is recorded all the same: the vendor saw it.
+        assert sorted(s.scalars(select(Attempt.job_id))) == [held.job_id, lost.job_id]
+
+
 def test_reconcile_skips_a_lapsed_job_that_a_worker_is_finishing(postgres_url: str) -> None:
     # PostgreSQL only: SQLite has no row locks (its write transactions take turns).
     truncate(postgres_url)
