@@ -178,7 +178,8 @@ def start_attempt(
     conn: Connection, claimed: ClaimedJob, *, started_at: datetime, worker: str | None
 ) -> int:
     """Write down the call ``claimed`` is about to make (outcome ``in_flight``, billing
-    unknown, numbered the job's next call); its id. The caller commits before sending."""
+    unknown, numbered the job's next call); its id. It must be committed (``conn``
+    autocommitting, or the caller's commit) before the call is sent."""
     row = {
         "job_id": claimed.job_id,
         "number": claimed.attempts + 1,
@@ -194,7 +195,7 @@ def start_attempt(
 
 def withdraw_attempt(conn: Connection, attempt_id: int) -> None:
     """Remove the row :func:`start_attempt` wrote for a call that will not be made (its
-    limiter slot was forfeited after the write); the caller commits."""
+    limiter slot was forfeited after the write); committed as :func:`start_attempt`'s."""
     conn.execute(_DELETE_ATTEMPT, {"b_id": attempt_id})
 
 
