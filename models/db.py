@@ -29,7 +29,8 @@ NEVER_PREPARED: dict[str, Any] = {"prepare_threshold": None}
 # its last use, and SQLAlchemy's ``pool_pre_ping`` would add a round trip (and a server
 # wake-up) to every one. A server restarted within this second of a connection's last use
 # still fails that connection's next statement, as a restart fails the statements then
-# running: SQLAlchemy then invalidates the whole pool, and the job is retried.
+# running: SQLAlchemy then invalidates the whole pool, and the jobs go back as after any
+# database error (a call not recorded at once, a failed claim or finish by the reconciler).
 PING_AFTER_IDLE_SECONDS = 1.0
 
 

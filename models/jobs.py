@@ -238,8 +238,8 @@ def _write_transitions(
     """Give each job whose lease is still its claim's its transition; those jobs' ids."""
     if len(done) == 1:  # one job per message, the usual case: one statement, not two
         claimed, transition = done[0]
-        params = {"b_id": claimed.job_id, "b_owner": claimed.owner}
-        row = conn.execute(_UPDATE_HELD_JOB, {**params, **_job_values(transition, now)}).first()
+        params = {"b_id": claimed.job_id, "b_owner": claimed.owner, **_job_values(transition, now)}
+        row = conn.execute(_UPDATE_HELD_JOB, params).first()
         return {claimed.job_id} if row is not None else set()
     # Locked until commit, so the reconciler cannot take a lease back between this read and
     # the updates below (SQLite: the transaction already holds the write lock).
