@@ -1,4 +1,4 @@
-"""Claiming a job with a lease and finishing it in one transaction.
+"""Claiming a job with a lease and finishing it atomically (one transaction or one statement).
 
 Every step is idempotent by job id: a claim only succeeds on a job that is queued (or
 due and pending) and whose provider's circuit is closed, and finishing only writes when
@@ -7,16 +7,18 @@ results. Finishing writes what :mod:`worker.policy` decided (a :class:`Transitio
 job); nothing here decides a job's next state.
 
 Every vendor call is written down before it is sent (:func:`start_attempt`, outcome
-``in_flight``) and completed by :func:`finish_many`, even when the lease was lost
+``in_flight``) and completed by :func:`finish`, even when the lease was lost
 meanwhile: the attempts table counts the calls the vendor saw, whatever was killed. A row
 whose call was then not made is removed (:func:`withdraw_attempt`, or with its job's
 outcome), since the vendor never saw it.
 
 These run for every Celery message in every worker thread, so they are plain Core
 statements, a fixed number per message whatever its job count: one UPDATE ... RETURNING to
-claim; to finish, one locking SELECT, one executemany UPDATE and one INSERT per table. The
-ORM's unit of work cost more CPU than the vendor call around them, and five statements
-per job were still the largest share of a worker's time against a fast vendor.
+claim; to finish, one locking SELECT, one executemany UPDATE and one INSERT per table
+(:func:`finish_many`), or for a message of one job on PostgreSQL, one statement
+(:func:`finish`, :mod:`models.single_finish`). The ORM's unit of work cost more CPU than
+the vendor call around them, and the finish's round trips were still the largest share
+of a worker's time against a fast vendor.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from models import single_finish
 from models.core import Attempt, Image, Item, Job, ProviderState, Result
+from models.db import Database
 from models.readings import CarModelCandidateRow, PlateReadingRow, VehicleLicense
 from worker.errors import Outcome
 from worker.jobrun import JobRun
@@ -199,6 +203,82 @@ def withdraw_attempt(conn: Connection, attempt_id: int) -> None:
     conn.execute(_DELETE_ATTEMPT, {"b_id": attempt_id})
 
 
+def finish(
+    db: Database,
+    done: Sequence[tuple[ClaimedJob, JobRun, Transition]],
+    *,
+    now: datetime,
+    worker: str | None = None,
+    attempt_ids: Mapping[int, int] | None = None,
+) -> list[str | None]:
+    """Write a chunk's finish as :func:`finish_many` does; per job its new status, None
+    where the lease was lost.
+
+    A chunk of one job (every message at vendor rates) on PostgreSQL is written by one
+    statement under autocommit (:mod:`models.single_finish`) when it needs nothing else:
+    no circuit to open, no source facts to record, a call journaled by
+    :func:`start_attempt` or no call at all, readings of one kind. Anything else, and
+    SQLite, goes through :func:`finish_many` in a transaction.
+    """
+    attempt_ids = attempt_ids or {}
+    alone = _alone(db, done, now, worker, attempt_ids)
+    if alone is not None:
+        with db.autocommit() as conn:
+            held = single_finish.finish_alone(conn, **alone)
+        return [str(done[0][2].status) if held else None]
+    with db.transaction() as session:
+        return finish_many(session, done, now=now, worker=worker, attempt_ids=attempt_ids)
+
+
+def _alone(
+    db: Database,
+    done: Sequence[tuple[ClaimedJob, JobRun, Transition]],
+    now: datetime,
+    worker: str | None,
+    attempt_ids: Mapping[int, int],
+) -> dict[str, Any] | None:
+    """:func:`single_finish.finish_alone`'s arguments for ``done``, or None where the
+    general path is needed."""
+    if len(done) != 1 or db.engine.dialect.name != "postgresql":
+        return None
+    claimed, run, transition = done[0]
+    attempt_id = attempt_ids.get(claimed.job_id)
+    if transition.circuit is not None or (run.source is not None and claimed.sha256 is None):
+        return None
+    if (run.call is None) != (attempt_id is None):  # a row to remove, or none to complete
+        return None
+    readings = run.answer.readings if run.answer is not None else []
+    kinds = {type(r) for r in readings}
+    if len(kinds) > 1:
+        return None
+    attempt = None
+    if attempt_id is not None:
+        row = _attempt_row(claimed, run, transition.attempts, worker)
+        del row["number"], row["job_id"]  # as written when the call started
+        attempt = (attempt_id, row)
+    result = None
+    if run.answer is not None:
+        result = {
+            "attempt": transition.attempts,
+            "image_id": claimed.image_id,
+            "provider": claimed.provider,
+            "outcome": run.answer.outcome.value,
+            "raw": run.answer.raw,
+            "warnings": list(run.answer.warnings),
+            "created_at": now,
+        }
+    return {
+        "job_id": claimed.job_id,
+        "owner": claimed.owner,
+        "job": _job_values(transition, now),
+        "attempt": attempt,
+        "result": result,
+        "readings": (_READING_TABLES[kinds.pop()], [asdict(r) for r in readings])
+        if kinds
+        else None,
+    }
+
+
 def finish_many(
     session: Session,
     done: Sequence[tuple[ClaimedJob, JobRun, Transition]],
@@ -266,15 +346,7 @@ _LOCK_RUNNING = (
     .with_for_update()
 )
 _UPDATE_JOB = update(Job).where(Job.id == bindparam("b_id"))
-_UPDATE_HELD_JOB = (
-    update(Job)
-    .where(
-        Job.id == bindparam("b_id"),
-        Job.status == JobStatus.RUNNING,
-        Job.lease_owner == bindparam("b_owner"),
-    )
-    .returning(Job.id)
-)
+_UPDATE_HELD_JOB = update(Job).where(*single_finish.lease_held()).returning(Job.id)
 _UPDATE_ATTEMPT = update(Attempt).where(Attempt.id == bindparam("b_id"))
 _INSERT_ATTEMPT = insert(Attempt)
 _START_ATTEMPT = insert(Attempt).returning(Attempt.id)

@@ -84,7 +84,7 @@ def reconcile(session: Session, now: datetime, *, queued_timeout: float) -> int:
     """Return lost work to ``pending``: expired leases, and queued jobs whose message
     never arrived. A late duplicate message then finds the job claimed or done."""
     lapsed = (Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
-    # A job whose row is locked is being finished right now (models.jobs.finish_many): skip
+    # A job whose row is locked is being finished right now (models.jobs.finish): skip
     # it rather than wait for, or deadlock with, that worker. (SQLite has no row locks;
     # its transactions take turns.)
     free = select(Job.id).where(*lapsed).with_for_update(skip_locked=True)
@@ -151,7 +151,7 @@ def lose_calls(conn: Connection, job_ids: list[int]) -> int:
     numbered after them and the attempt cap counts them; how many.
 
     A worker that was only slow, not dead, still completes its row when it finishes
-    (:func:`models.jobs.finish_many`): the vendor's answer replaces the guess.
+    (:func:`models.jobs.finish`): the vendor's answer replaces the guess.
     """
     if not job_ids:
         return 0

@@ -3,7 +3,7 @@
 The pipeline calls :meth:`AttemptJournal.calling` as the call's limiter slot comes due
 (before the slot's lateness check, so the commit's time counts as lateness); the row
 (outcome ``in_flight``) is committed before the call goes out, then completed with the
-answer by :func:`models.jobs.finish_many`. A worker killed while the vendor works leaves
+answer by :func:`models.jobs.finish`. A worker killed while the vendor works leaves
 the row behind, and the reconciler (or the stopping worker itself) marks it ``lost``: the
 attempts table counts every call the vendor saw. A slot forfeited after the write (the
 commit made the call late) has its row withdrawn (:meth:`AttemptJournal.withdraw`)
@@ -32,7 +32,7 @@ class AttemptJournal:
     """A chunk's calls, written down one by one as each is about to be sent (and withdrawn
     if its slot is then forfeited).
 
-    ``ids`` maps each job that called to its attempt row, for :func:`finish_many`.
+    ``ids`` maps each job that called to its attempt row, for :func:`models.jobs.finish`.
     """
 
     def __init__(self, db: Database, claimed: Sequence[jobs.ClaimedJob], worker: str) -> None:
@@ -49,7 +49,7 @@ class AttemptJournal:
     async def withdraw(self, index: int) -> None:
         claimed = self._claimed[index]
         # The id stays until the delete is committed: a row left standing goes with the
-        # job's outcome (finish_many removes the row of a job that made no call).
+        # job's outcome (finishing removes the row of a job that made no call).
         await asyncio.to_thread(self._withdraw, claimed, self.ids[claimed.job_id])
         del self.ids[claimed.job_id]
 

@@ -58,10 +58,7 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
         (c, r, policy.next_state(r, _before(c, rt.provider(c.provider)), rt.settings, now))
         for c, r in zip(claimed, runs, strict=True)
     ]
-    with rt.db.transaction() as session:
-        statuses = jobs.finish_many(
-            session, done, now=now, worker=rt.worker_id, attempt_ids=journal.ids
-        )
+    statuses = jobs.finish(rt.db, done, now=now, worker=rt.worker_id, attempt_ids=journal.ids)
     telemetry.report_runs(done, statuses)
     return dict(Counter(str(s) for s in statuses))
 
