@@ -174,7 +174,12 @@ def follow(
         if time.monotonic() - last_reconcile > RECONCILE_EVERY:
             reconcile_once(db, settings)
             last_reconcile = time.monotonic()
+        asked = time.monotonic()
         progress = summary(db, batch_id, detail=False)
+        # The pause scales with the progress queries alone: a dispatch that took seconds
+        # (thousands of messages sent at once) must not put the follower to sleep for four
+        # times as long, with the window left to run dry and the batch's end unnoticed.
+        querying = time.monotonic() - asked
         if on_progress:
             now = time.monotonic()
             on_progress(_progress(progress, settings, rates, now - started, now))
@@ -182,7 +187,7 @@ def follow(
             return _final(db, batch_id, time.monotonic() - started)
         if timeout is not None and time.monotonic() - started > timeout:
             raise TimeoutError(f"batch {batch_id} not finished after {timeout:.0f}s")
-        time.sleep(pause(poll, time.monotonic() - lap))
+        time.sleep(pause(poll, querying))
 
 
 def _final(db: Database, batch_id: int, followed: float, *, paused: bool = False) -> Summary:
