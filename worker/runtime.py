@@ -27,6 +27,7 @@ import aiohttp
 
 from models import queue
 from models.db import Database
+from models.loop_attempts import LoopAttempts
 from worker import imaging, metrics, request_budget
 from worker.config import Settings
 from worker.errors import LimiterUnavailable
@@ -52,6 +53,12 @@ class Runtime:
         # all at once when it stops (the column holds 64 characters).
         self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}"
         self.db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        # The journal's rows, written on the loop where the driver allows (PostgreSQL).
+        self.attempt_rows = (
+            LoopAttempts(settings.database_url)
+            if self.db.engine.dialect.name == "postgresql"
+            else None
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="vrec-event-loop", daemon=True
@@ -133,6 +140,8 @@ class Runtime:
         try:
             self.run(self.http.close())
             self.run(self.limiter.aclose())
+            if self.attempt_rows is not None:
+                self.run(self.attempt_rows.aclose())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)

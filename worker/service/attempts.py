@@ -10,8 +10,10 @@ commit made the call late) has its row withdrawn (:meth:`AttemptJournal.withdraw
 before any wait longer than the limiter's margin, so a worker killed in that wait leaves
 no row (a next slot within the margin keeps the row: see ``AtSlot``).
 
-SQLAlchemy's errors of either write are translated here into
-:class:`~worker.errors.CallNotRecorded`, and the call is not made.
+On PostgreSQL the rows are written from the loop itself (:mod:`models.loop_attempts`,
+given as ``rows``: no thread hop inside the slot's lateness budget); elsewhere through
+SQLAlchemy on an executor thread. Either driver's errors of either write are translated
+here into :class:`~worker.errors.CallNotRecorded`, and the call is not made.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import jobs
 from models.db import Database
+from models.loop_attempts import LoopAttempts
 from worker.errors import CallNotRecorded
 
 
@@ -35,22 +39,44 @@ class AttemptJournal:
     ``ids`` maps each job that called to its attempt row, for :func:`models.jobs.finish`.
     """
 
-    def __init__(self, db: Database, claimed: Sequence[jobs.ClaimedJob], worker: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        claimed: Sequence[jobs.ClaimedJob],
+        worker: str,
+        rows: LoopAttempts | None = None,
+    ) -> None:
         self._db = db
         self._claimed = claimed
         self._worker = worker
+        self._rows = rows
         self.ids: dict[int, int] = {}
 
     async def calling(self, index: int, started_at: datetime) -> None:
         claimed = self._claimed[index]
-        # Off the event loop: a commit takes milliseconds, and other callers' slots are due.
-        self.ids[claimed.job_id] = await asyncio.to_thread(self._write, claimed, started_at)
+        if self._rows is None:
+            # Off the event loop: a blocking commit would hold up other callers' slots.
+            self.ids[claimed.job_id] = await asyncio.to_thread(self._write, claimed, started_at)
+            return
+        with _translated(claimed, ""):
+            self.ids[claimed.job_id] = await self._rows.start(
+                job_id=claimed.job_id,
+                number=claimed.attempts + 1,
+                provider=claimed.provider,
+                started_at=started_at,
+                worker=self._worker,
+            )
 
     async def withdraw(self, index: int) -> None:
         claimed = self._claimed[index]
         # The id stays until the delete is committed: a row left standing goes with the
         # job's outcome (finishing removes the row of a job that made no call).
-        await asyncio.to_thread(self._withdraw, claimed, self.ids[claimed.job_id])
+        attempt_id = self.ids[claimed.job_id]
+        if self._rows is None:
+            await asyncio.to_thread(self._withdraw, claimed, attempt_id)
+        else:
+            with _translated(claimed, "withdrawing a forfeited slot's row: "):
+                await self._rows.withdraw(attempt_id)
         del self.ids[claimed.job_id]
 
     def _write(self, claimed: jobs.ClaimedJob, started_at: datetime) -> int:
@@ -69,7 +95,7 @@ class AttemptJournal:
 def _translated(claimed: jobs.ClaimedJob, doing: str) -> Iterator[None]:
     try:
         yield
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, psycopg.Error) as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines() or [""]
         reason = f"{doing}{type(exc).__name__}: {detail[0][:200]}"
         raise CallNotRecorded(claimed.provider, reason) from exc

@@ -44,7 +44,7 @@ def run_jobs(job_ids: list[int]) -> dict[str, int]:
         pipeline.JobSpec(rt.provider(c.provider), c.source_uri, c.options, c.sha256)
         for c in claimed
     ]
-    journal = AttemptJournal(rt.db, claimed, rt.worker_id)
+    journal = AttemptJournal(rt.db, claimed, rt.worker_id, rt.attempt_rows)
     runs = pipeline.process_jobs(
         specs,
         run=rt.run,

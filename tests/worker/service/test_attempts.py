@@ -1,5 +1,6 @@
-"""The attempts journal in the limiter's wait, on SQLite and PostgreSQL, with the real
-limiter and the simulator: a slot lost to a slow commit leaves no row while its call
+"""The attempts journal in the limiter's wait, on SQLite and PostgreSQL (rows written on
+an executor thread, and on PostgreSQL also from the loop itself, as workers do), with the
+real limiter and the simulator: a slot lost to a slow commit leaves no row while its call
 waits for the next slot, and the call made then has exactly one."""
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import time
 from datetime import UTC, datetime
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from models import Attempt, Job, jobs
 from models.batches import create_batch
 from models.db import Database
-from tests.support.services import EXACT_SIMULATOR
+from models.loop_attempts import LoopAttempts
+from tests.support.services import EXACT_SIMULATOR, truncate
 from tests.support.storage import claim_one, source
+from worker.errors import CallNotRecorded
 from worker.pipeline import JournalPlace, Ready, call_job, prepare_job
 from worker.providers.registry import get_provider
 from worker.ratelimit import LocalLimiter
@@ -46,8 +51,18 @@ def _rows(db: Database) -> int:
 
 
 def test_a_slot_lost_to_a_slow_commit_leaves_no_row_while_its_call_waits(db: Database) -> None:
+    _slot_lost_to_a_slow_commit(db, rows=None)
+
+
+def test_the_same_holds_with_rows_written_from_the_loop(postgres_url: str) -> None:
+    truncate(postgres_url)
+    with Database(postgres_url) as db:
+        _slot_lost_to_a_slow_commit(db, rows=LoopAttempts(postgres_url))
+
+
+def _slot_lost_to_a_slow_commit(db: Database, rows: LoopAttempts | None) -> None:
     claimed = _claimed_job(db)
-    journal = AttemptJournal(db, [claimed], "w")
+    journal = AttemptJournal(db, [claimed], "w", rows)
     # Another transaction holds the job's row (SQLite: the write lock) while the first slot
     # comes due, so the journal's insert waits far past the slot's jitter budget.
     held, release = threading.Event(), threading.Event()
@@ -93,6 +108,8 @@ def test_a_slot_lost_to_a_slow_commit_leaves_no_row_while_its_call_waits(db: Dat
                 waiting = (await asyncio.to_thread(_rows, db), stats.calls, len(journal.ids))
                 run = await asyncio.wait_for(call, 20)
                 assert run.call is not None, run
+                if rows is not None:
+                    await rows.aclose()
                 return waiting
 
         assert asyncio.run(main()) == (0, 0, 0)
@@ -104,3 +121,17 @@ def test_a_slot_lost_to_a_slow_commit_leaves_no_row_while_its_call_waits(db: Dat
             claimed.job_id,
             "in_flight",
         )
+
+
+def test_a_row_the_loop_cannot_write_is_a_call_not_recorded(postgres_url: str) -> None:
+    truncate(postgres_url)
+    with Database(postgres_url) as db:
+        claimed = _claimed_job(db)
+        gone = make_url(postgres_url).set(database="vrec_no_such_database").render_as_string(False)
+        journal = AttemptJournal(db, [claimed], "w", LoopAttempts(gone))
+        with pytest.raises(CallNotRecorded) as raised:
+            asyncio.run(journal.calling(0, NOW))
+        assert raised.value.provider == P
+        assert "vrec_no_such_database" in str(raised.value)
+        assert journal.ids == {}
+        assert _rows(db) == 0
