@@ -5,9 +5,10 @@ sends the call, and the write's time counts against the slot's lateness budget. 
 SQLAlchemy that write is a hop to an executor thread and back, two thread switches on top
 of the round trip, which under load took 3 ms typically and 10-30 ms at the tail;
 psycopg's async connection does the round trip on the loop itself. One connection in
-autocommit serves the whole process, a write at a time (an INSERT is a fraction of a
-millisecond), and is reopened after an error. The rows are those
-:func:`models.jobs.start_attempt` writes (a test holds them to it); SQLite keeps that path.
+autocommit per concurrent write (up to :data:`CONNECTIONS`, opened as needed and kept)
+serves the whole process; one that fails is closed, and the next write opens another.
+The rows are those :func:`models.jobs.start_attempt` writes (a test holds them to it);
+SQLite keeps that path.
 
 psycopg's errors come out as they are; the journal translates them
 (:class:`~worker.errors.CallNotRecorded`), as it does SQLAlchemy's.
@@ -40,7 +41,10 @@ _INSERT = (
     f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) RETURNING id"
 )
 _DELETE = f"DELETE FROM {Attempt.__tablename__} WHERE id = %s"
-APPLICATION_NAME = "vrec attempts"  # what pg_stat_activity shows for the connection
+APPLICATION_NAME = "vrec attempts"  # what pg_stat_activity shows for the connections
+# Writes at once: a chunk's calls come due together at high rates, and one connection
+# would take their rows in turn.
+CONNECTIONS = 4
 
 
 def conninfo(database_url: str) -> str:
@@ -52,12 +56,13 @@ def conninfo(database_url: str) -> str:
 class LoopAttempts:
     """Writes and withdraws attempt rows on the running event loop (PostgreSQL only).
 
-    Use it from one loop; the connection opens on first use."""
+    Use it from one loop; connections open on first use."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, connections: int = CONNECTIONS) -> None:
         self._conninfo = conninfo(database_url)
-        self._conn: psycopg.AsyncConnection[tuple[int]] | None = None
-        self._lock: asyncio.Lock | None = None
+        self._connections = connections
+        self._idle: list[psycopg.AsyncConnection[tuple[int]]] = []
+        self._slots: asyncio.Semaphore | None = None
 
     async def start(
         self,
@@ -79,25 +84,30 @@ class LoopAttempts:
         await self._execute(_DELETE, (attempt_id,))
 
     async def _execute(self, sql: str, params: tuple[object, ...]) -> tuple[int] | None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._connections)
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else None
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(
+                if conn is None or conn.closed:
+                    conn = await psycopg.AsyncConnection.connect(
                         self._conninfo, autocommit=True, application_name=APPLICATION_NAME
                     )
-                cursor = await self._conn.execute(sql, params)
-                return await cursor.fetchone() if cursor.description else None
+                cursor = await conn.execute(sql, params)
+                fetched = await cursor.fetchone() if cursor.description else None
             except psycopg.Error:
-                await self._drop()  # a broken connection would fail every later write
+                if conn is not None:  # a broken connection would fail every later write
+                    await _close(conn)
                 raise
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):  # closing a broken connection
-                await conn.close()
+            self._idle.append(conn)
+            return fetched
 
     async def aclose(self) -> None:
-        await self._drop()
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection[tuple[int]]) -> None:
+    with contextlib.suppress(psycopg.Error):  # closing a broken connection
+        await conn.close()
