@@ -184,7 +184,16 @@ def start_attempt(
     """Write down the call ``claimed`` is about to make (outcome ``in_flight``, billing
     unknown, numbered the job's next call); its id. It must be committed (``conn``
     autocommitting, or the caller's commit) before the call is sent."""
-    row = {
+    return int(
+        conn.execute(_START_ATTEMPT, in_flight_row(claimed, started_at, worker)).scalar_one()
+    )
+
+
+def in_flight_row(claimed: ClaimedJob, started_at: datetime, worker: str | None) -> dict[str, Any]:
+    """The attempts row of the call ``claimed`` is about to make: outcome ``in_flight``,
+    billing unknown, numbered the job's next call (:func:`start_attempt` and
+    :class:`models.loop_attempts.LoopAttempts` write it)."""
+    return {
         "job_id": claimed.job_id,
         "number": claimed.attempts + 1,
         "provider": claimed.provider,
@@ -194,7 +203,6 @@ def start_attempt(
         "billed": None,
         "worker": worker,
     }
-    return int(conn.execute(_START_ATTEMPT, row).scalar_one())
 
 
 def withdraw_attempt(conn: Connection, attempt_id: int) -> None:
@@ -258,15 +266,8 @@ def _alone(
         attempt = (attempt_id, row)
     result = None
     if run.answer is not None:
-        result = {
-            "attempt": transition.attempts,
-            "image_id": claimed.image_id,
-            "provider": claimed.provider,
-            "outcome": run.answer.outcome.value,
-            "raw": run.answer.raw,
-            "warnings": list(run.answer.warnings),
-            "created_at": now,
-        }
+        result = _result_row(claimed, run, transition, now)
+        del result["job_id"]  # the statement takes it from the job's own UPDATE
     return {
         "job_id": claimed.job_id,
         "owner": claimed.owner,
@@ -393,21 +394,7 @@ def _insert_results(
     its result's id."""
     if not answered:
         return
-    rows = []
-    for claimed, run, transition in answered:
-        assert run.answer is not None
-        rows.append(
-            {
-                "job_id": claimed.job_id,
-                "attempt": transition.attempts,
-                "image_id": claimed.image_id,
-                "provider": claimed.provider,
-                "outcome": run.answer.outcome.value,
-                "raw": run.answer.raw,
-                "warnings": list(run.answer.warnings),
-                "created_at": now,
-            }
-        )
+    rows = [_result_row(claimed, run, transition, now) for claimed, run, transition in answered]
     ids = conn.execute(_INSERT_RESULT, rows).scalars()
     by_table: dict[type[Any], list[dict[str, Any]]] = {}
     for (claimed, run, _), result_id in zip(answered, ids, strict=True):
@@ -423,6 +410,23 @@ def _insert_results(
             by_table.setdefault(table, []).append({**asdict(reading), **keys})
     for table, readings in by_table.items():
         conn.execute(_INSERT_READING[table], readings)
+
+
+def _result_row(
+    claimed: ClaimedJob, run: JobRun, transition: Transition, now: datetime
+) -> dict[str, Any]:
+    """The results row of an answered run (numbered by the job's call it answers)."""
+    assert run.answer is not None
+    return {
+        "job_id": claimed.job_id,
+        "attempt": transition.attempts,
+        "image_id": claimed.image_id,
+        "provider": claimed.provider,
+        "outcome": run.answer.outcome.value,
+        "raw": run.answer.raw,
+        "warnings": list(run.answer.warnings),
+        "created_at": now,
+    }
 
 
 def _job_values(transition: Transition, now: datetime) -> dict[str, Any]:

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from collections.abc import Mapping
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from models.core import Attempt
-from worker.lifecycle import IN_FLIGHT
 
+# The columns of :func:`models.jobs.in_flight_row`, in the order the INSERT binds them.
 _COLUMNS = (
     "job_id",
     "number",
@@ -64,18 +65,10 @@ class LoopAttempts:
         self._idle: list[psycopg.AsyncConnection[tuple[int]]] = []
         self._slots: asyncio.Semaphore | None = None
 
-    async def start(
-        self,
-        *,
-        job_id: int,
-        number: int,
-        provider: str,
-        started_at: datetime,
-        worker: str | None,
-    ) -> int:
-        """Write down (committed) the call about to be made; the row's id."""
-        row = (job_id, number, provider, started_at, 0.0, IN_FLIGHT, None, worker)
-        fetched = await self._execute(_INSERT, row)
+    async def start(self, row: Mapping[str, Any]) -> int:
+        """Write down (committed) the call about to be made (``row``: its
+        :func:`models.jobs.in_flight_row`); the row's id."""
+        fetched = await self._execute(_INSERT, tuple(row[c] for c in _COLUMNS))
         assert fetched is not None
         return fetched[0]
 

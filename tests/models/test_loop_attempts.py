@@ -49,13 +49,7 @@ def _row(db: Database, attempt_id: int) -> dict[str, Any]:
 
 
 def _start(rows: LoopAttempts, claimed: jobs.ClaimedJob) -> Awaitable[int]:
-    return rows.start(
-        job_id=claimed.job_id,
-        number=claimed.attempts + 1,
-        provider=claimed.provider,
-        started_at=NOW,
-        worker="w",
-    )
+    return rows.start(jobs.in_flight_row(claimed, NOW, "w"))
 
 
 def test_rows_from_the_loop_are_the_rows_start_attempt_writes(db: Database) -> None:

@@ -59,13 +59,8 @@ class AttemptJournal:
             self.ids[claimed.job_id] = await asyncio.to_thread(self._write, claimed, started_at)
             return
         with _translated(claimed, ""):
-            self.ids[claimed.job_id] = await self._rows.start(
-                job_id=claimed.job_id,
-                number=claimed.attempts + 1,
-                provider=claimed.provider,
-                started_at=started_at,
-                worker=self._worker,
-            )
+            row = jobs.in_flight_row(claimed, started_at, self._worker)
+            self.ids[claimed.job_id] = await self._rows.start(row)
 
     async def withdraw(self, index: int) -> None:
         claimed = self._claimed[index]
